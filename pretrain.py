@@ -1,0 +1,236 @@
+"""Pretrain a V2S source model (V2Sa or V2Su) on one-second speech commands.
+
+Data: a Google Speech Commands folder (``--gsc-dir``), the offline synthetic eSpeak NG corpus (``--synthetic``),
+or both mixed (the recipe of the shipped weights). Real clips are split by speaker, synthetic ones by voice.
+
+Out: ``<out>.weights.h5`` (the model's weights), ``<out>.json`` (model card) and ``<out>_confusion.png``;
+checkpoints in ``<out>_ckpt/`` so that ``--resume`` continues a killed run where it stopped.
+
+    python pretrain.py --synthetic --gsc-dir ../shared/gsc --out weight/v2sa      # shipped recipe
+    python pretrain.py --synthetic --out weight/v2sa_synthetic                     # no recordings needed
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--gsc-dir", default=None,
+                      help="Speech Commands folder (<word>/<speaker>_nohash_<n>.wav or .flac; _silence_ and "
+                           "_background_noise_ give class 0). Split by speaker unless it has GSC's own lists.")
+    data.add_argument("--synthetic", action="store_true",
+                      help="Use the synthetic eSpeak NG corpus (generated on first use, then cached).")
+    data.add_argument("--variants", type=int, default=0,
+                      help="Synthetic voice variants to use (0 = all 104; each is spoken in 8 English accents).")
+    data.add_argument("--clips-per-voice", type=int, default=1,
+                      help="Synthetic clips of each word per voice (accent x variant).")
+    data.add_argument("--corpus-seed", type=int, default=0, help="Seed of the synthetic corpus.")
+    data.add_argument("--cache-dir", default=None,
+                      help="Where the synthetic corpus is cached (default: ./data or $V2S_CACHE).")
+    data.add_argument("--real-val-percent", type=int, default=20,
+                      help="Percent of real speakers held out for validation (by speaker-id hash).")
+    data.add_argument("--real-repeat", type=int, default=3,
+                      help="How often each real training clip is shown per epoch (real clips are few).")
+    data.add_argument("--max-per-class", type=int, default=None,
+                      help="Keep at most this many real clips per class (quick trials).")
+    aug = p.add_argument_group("augmentation (training only)")
+    aug.add_argument("--time-shift", type=float, default=0.1,
+                     help="Largest random shift of a clip in seconds (zero-filled).")
+    aug.add_argument("--noise-mix", type=float, default=0.5,
+                     help="Probability of mixing a real background-noise clip into a training clip.")
+    aug.add_argument("--time-mask", type=int, default=12,
+                     help="SpecAugment: widest masked band of spectrogram frames (0 = off).")
+    aug.add_argument("--freq-mask", type=int, default=8,
+                     help="SpecAugment: widest masked band of mel bins (0 = off).")
+    train = p.add_argument_group("training")
+    train.add_argument("--arch", choices=("V2Sa", "V2Su"), default="V2Sa",
+                       help="V2Sa: attention RNN (~0.2M params); V2Su: with a U-Net block (~0.3M).")
+    train.add_argument("--epochs", type=int, default=30, help="Largest number of epochs.")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to lr/20).")
+    train.add_argument("--patience", type=int, default=6,
+                       help="Early stopping: epochs without a lower validation loss before stopping.")
+    train.add_argument("--seed", type=int, default=0, help="Seed of initialisation, shuffling and augmentation.")
+    train.add_argument("--out", default="weight/v2sa",
+                       help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png.")
+    train.add_argument("--resume", action="store_true", help="Continue from the checkpoints in <out>_ckpt/.")
+    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output.")
+    return p
+
+
+def load_data(args):
+    """Returns dict split -> SpeechSet (train / val / test; 'real_val' and 'real_test' when real data is given)."""
+    from speech_commands import SpeechSet, load_gsc_folder, speaker_split
+
+    parts = {"train": [], "val": [], "test": []}
+    sets = {}
+    if args.synthetic:
+        from synthetic_speech import DEFAULT_CACHE, CorpusConfig, load_or_generate
+
+        config = CorpusConfig(seed=args.corpus_seed, variants=args.variants, clips_per_voice=args.clips_per_voice)
+        syn, split = load_or_generate(config, cache_dir=args.cache_dir or DEFAULT_CACHE)
+        for name in parts:
+            parts[name].append(syn.subset(split == name))
+        sets["synthetic_test"] = syn.subset(split == "test")
+    if args.gsc_dir:
+        real, split = load_gsc_folder(args.gsc_dir, max_per_class=args.max_per_class, seed=args.seed)
+        if split is None:
+            split = speaker_split(real.speakers, val_percent=args.real_val_percent)
+        parts["train"] += [real.subset(split == "train")] * args.real_repeat
+        parts["val"].append(real.subset(split == "val"))
+        sets["real_val"] = real.subset(split == "val")
+        sets["real_train_noise"] = real.subset((split == "train") & (real.y == 0))
+        if (split == "test").any():
+            parts["test"].append(real.subset(split == "test"))
+            sets["real_test"] = real.subset(split == "test")
+    if not parts["train"]:
+        raise SystemExit("pretrain.py: give --synthetic, --gsc-dir PATH, or both.")
+    for name, chunks in parts.items():
+        if chunks:
+            sets[name] = SpeechSet.concat(chunks)
+    return sets
+
+
+def augment_batch(rng, x, max_shift, noise_bank, noise_prob):
+    """Random zero-filled time shift, random gain and (sometimes) a real background-noise clip mixed in."""
+    out = np.zeros_like(x)
+    shifts = rng.integers(-max_shift, max_shift + 1, len(x)) if max_shift else np.zeros(len(x), int)
+    for i, s in enumerate(shifts):
+        if s >= 0:
+            out[i, s:] = x[i, :x.shape[1] - s]
+        else:
+            out[i, :s] = x[i, -s:]
+    out *= rng.uniform(0.5, 1.5, (len(x), 1)).astype(np.float32)
+    if noise_bank is not None and len(noise_bank):
+        mix = rng.random(len(x)) < noise_prob
+        noise = noise_bank[rng.integers(0, len(noise_bank), mix.sum())]
+        out[mix] += noise * rng.uniform(0.05, 1.0, (mix.sum(), 1)).astype(np.float32)
+    return np.clip(out, -1, 1)
+
+
+def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0):
+    """A Keras ``PyDataset`` that reshuffles and augments ``data`` every epoch."""
+    import keras
+
+    class AugmentedClips(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = np.random.default_rng([seed, 0]).permutation(len(data))
+
+        def __len__(self):
+            return int(np.ceil(len(data) / batch_size))
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            rng = np.random.default_rng([seed, self.epoch, i])
+            return augment_batch(rng, data.x[idx], max_shift, noise_bank, noise_prob), data.y[idx]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(data))
+
+    return AugmentedClips()
+
+
+def cosine_schedule(lr, epochs):
+    """Per-epoch cosine decay from ``lr`` to ``lr / 20``: a pure function of the epoch, so resuming is exact."""
+    def schedule(epoch, _current=None):
+        return float(lr / 20 + (lr - lr / 20) * 0.5 * (1 + np.cos(np.pi * min(epoch, epochs) / epochs)))
+
+    return schedule
+
+
+def train(args):
+    """Train as ``args`` says; returns (model, data sets, seconds of training)."""
+    import keras
+
+    from source_model import build_source_model
+    from utils import ResumableCheckpoint, resume_state, set_seed
+
+    set_seed(args.seed)
+    sets = load_data(args)
+    model = build_source_model(args.arch, time_mask=args.time_mask, freq_mask=args.freq_mask, seed=args.seed)
+    ckpt_dir = f"{args.out}_ckpt"
+    state = resume_state(ckpt_dir) if args.resume else None
+    if state is None and os.path.isdir(ckpt_dir) and not args.resume:
+        import shutil
+
+        shutil.rmtree(ckpt_dir)
+    if state:
+        model = keras.saving.load_model(os.path.join(ckpt_dir, "last.keras"))
+        print(f"Resuming from {ckpt_dir} after epoch {state['epoch']}.")
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    noise = sets.get("real_train_noise")
+    batches = make_batches(sets["train"], args.batch_size, args.seed, int(args.time_shift * 16000),
+                           noise.x if noise is not None else None, args.noise_mix)
+    checkpoint = ResumableCheckpoint(ckpt_dir, monitor="val_loss", patience=args.patience)
+    start = time.time()
+    initial_epoch = state["epoch"] if state else 0
+    if initial_epoch < args.epochs and not (state and state["wait"] >= args.patience):
+        model.fit(batches, validation_data=(sets["val"].x, sets["val"].y), epochs=args.epochs,
+                  initial_epoch=initial_epoch, batch_size=args.batch_size, verbose=args.verbose,
+                  callbacks=[keras.callbacks.LearningRateScheduler(cosine_schedule(args.lr, args.epochs)),
+                             checkpoint])
+    checkpoint.set_model(model)
+    checkpoint.restore_best()
+    return model, sets, checkpoint.state, time.time() - start
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from source_model import count_trainable
+    from source_evaluation import evaluate, plot_confusion
+    from speech_commands import CLASSES
+    from utils import atomic_write, write_json
+
+    model, sets, state, seconds = train(args)
+    atomic_write(f"{args.out}.weights.h5", model.save_weights)
+    results = {}
+    for name in ("train", "val", "test", "synthetic_test", "real_val", "real_test"):
+        if name in sets and len(sets[name]):
+            results[name] = evaluate(model, sets[name])
+            print(f"--- {name}: accuracy {results[name]['accuracy']:.4f} on {len(sets[name])} clips")
+    main_eval = "real_val" if "real_val" in results else "val"
+    plot_confusion(results[main_eval]["confusion"], f"{args.out}_confusion.png",
+                   title=f"{args.arch} on {main_eval} ({len(sets[main_eval])} clips), "
+                         f"accuracy {results[main_eval]['accuracy']:.3f}")
+    sources = (["synthetic eSpeak NG corpus"] if args.synthetic else []) + \
+              ([f"GSC-layout folder {args.gsc_dir}"] if args.gsc_dir else [])
+    card = {
+        "architecture": args.arch,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": count_trainable(model),
+        "data_sources": sources,
+        "synthetic_corpus": {"seed": args.corpus_seed, "variants": args.variants or "all",
+                             "clips_per_voice": args.clips_per_voice} if args.synthetic else None,
+        "clips": {name: len(s) for name, s in sets.items()},
+        "command": "python pretrain.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "accuracy": {name: r["accuracy"] for name, r in results.items()},
+        "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+        "best_val_loss": state["best"], "history": state["history"],
+        "training_seconds_this_invocation": round(seconds, 1),
+        "class_order": list(CLASSES),
+        "input": "float32 waveform (batch, 16000), 16 kHz, about [-1, 1]",
+        "voices": ("The synthetic voices are eSpeak NG formant-synthesis voices, not recordings of people. "
+                   "Accuracy on synthetic voices says little about real speech; see the real-speech figures.")
+        if args.synthetic else None,
+        "notes": ("The 'train' accuracy counts every repeat of a real clip; 'real_val' speakers are disjoint from "
+                  "training speakers but were also used for early stopping."),
+    }
+    write_json(f"{args.out}.json", card)
+    print(f"Wrote {args.out}.weights.h5, {args.out}.json, {args.out}_confusion.png")
+
+
+if __name__ == "__main__":
+    main()

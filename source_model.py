@@ -1,0 +1,183 @@
+"""Source acoustic models of V2S: the attention RNN "V2Sa" and its U-Net variant "V2Su".
+
+In:  raw one-second waveforms, shape (batch, 16000), float32 in about [-1, 1], 16 kHz.
+Out: class probabilities over the 36 speech-command outputs, shape (batch, 36), in the order of
+     ``speech_commands.CLASSES``.
+
+The layers CAM and the analysis code look up by name:
+``mel_stft`` (kapre mel spectrogram, (batch, 125, 80, 1)), ``mel_norm`` (per-utterance normalisation),
+``conv2d_1`` and ``conv2d_2`` (the two small conv layers), ``attSoftmax`` (attention weights, (batch, 125)),
+``logits`` (pre-softmax scores, (batch, 36)) and ``output`` (softmax).
+"""
+
+import os
+
+import keras
+from keras import layers as L
+from keras import ops
+
+from speech_commands import CLASSES, SAMPLE_RATE
+
+NUM_SOURCE_CLASSES = len(CLASSES)
+ARCHITECTURES = ("V2Sa", "V2Su")
+NAMED_LAYERS = ("mel_stft", "mel_norm", "conv2d_1", "conv2d_2", "attSoftmax", "logits", "output")
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class UtteranceNormalization(L.Layer):
+    """Normalise each example to zero mean and unit variance over all its axes but the batch axis.
+
+    Shape: any (batch, ...) -> same shape. Stateless; the reference code's ``Normalization2D(int_axis=0)``.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, x):
+        axes = tuple(range(1, len(x.shape)))
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        std = ops.std(x, axis=axes, keepdims=True)
+        return (x - mean) / (std + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class SpecAugment(L.Layer):
+    """SpecAugment-style masking of one random time band and one random frequency band, in training only.
+
+    Shape: (batch, time, freq, channels) -> same. ``time_mask`` / ``freq_mask`` are the largest band widths in
+    bins; 0 disables that mask. At inference (``training=False``) this layer is the identity, so a frozen source
+    model never masks the reprogrammed input.
+    """
+
+    def __init__(self, time_mask=0, freq_mask=0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_mask = int(time_mask)
+        self.freq_mask = int(freq_mask)
+        self.seed = seed
+        self._rng = keras.random.SeedGenerator(seed)
+
+    def _band(self, batch, length, width, x_dtype):
+        """A (batch, length) mask that is 0 on one random band of up to ``width`` bins per example, else 1."""
+        size = keras.random.randint((batch, 1), 0, width + 1, seed=self._rng)
+        start = keras.random.randint((batch, 1), 0, length, seed=self._rng)
+        pos = ops.arange(length)[None, :]
+        inside = ops.logical_and(pos >= start, pos < start + size)
+        return ops.cast(ops.logical_not(inside), x_dtype)
+
+    def call(self, x, training=False):
+        if not training or (self.time_mask == 0 and self.freq_mask == 0):
+            return x
+        batch = ops.shape(x)[0]
+        if self.time_mask:
+            x = x * self._band(batch, x.shape[1], self.time_mask, x.dtype)[:, :, None, None]
+        if self.freq_mask:
+            x = x * self._band(batch, x.shape[2], self.freq_mask, x.dtype)[:, None, :, None]
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "time_mask": self.time_mask, "freq_mask": self.freq_mask,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class LastStep(L.Layer):
+    """The last time step of a sequence: (batch, time, features) -> (batch, features)."""
+
+    def call(self, x):
+        return x[:, -1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+def mel_layer(input_length=SAMPLE_RATE):
+    """The frozen kapre front end of the reference code: (batch, 16000, 1) -> (batch, 125, 80, 1) decibels."""
+    from kapre.composed import get_melspectrogram_layer
+
+    mel = get_melspectrogram_layer(
+        input_shape=(input_length, 1), n_fft=1024, hop_length=128, pad_end=True, sample_rate=SAMPLE_RATE,
+        n_mels=80, mel_f_min=40.0, mel_f_max=SAMPLE_RATE / 2, return_decibel=True, input_data_format="channels_last",
+        output_data_format="channels_last", name="mel_stft")
+    mel.trainable = False
+    return mel
+
+
+def _unet_block(x):
+    """U-Net style encoder-decoder over (time, mel); pools along frequency only so 125 frames stay 125."""
+    def conv(t, filters, name):
+        t = L.Conv2D(filters, (3, 3), padding="same", activation="relu", name=f"{name}_a")(t)
+        return L.Conv2D(filters, (3, 3), padding="same", activation="relu", name=f"{name}_b")(t)
+
+    e1 = conv(x, 16, "unet_enc1")
+    e2 = conv(L.MaxPooling2D((1, 2), name="unet_pool1")(e1), 32, "unet_enc2")
+    b = conv(L.MaxPooling2D((1, 2), name="unet_pool2")(e2), 64, "unet_mid")
+    u2 = L.Conv2DTranspose(32, (1, 2), strides=(1, 2), padding="same", name="unet_up2")(b)
+    d2 = conv(L.Concatenate(name="unet_cat2")([u2, e2]), 32, "unet_dec2")
+    u1 = L.Conv2DTranspose(16, (1, 2), strides=(1, 2), padding="same", name="unet_up1")(d2)
+    d1 = conv(L.Concatenate(name="unet_cat1")([u1, e1]), 16, "unet_dec1")
+    return L.Conv2D(1, (1, 1), name="unet_out")(d1)
+
+
+def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0, freq_mask=0, seed=None):
+    """Build the attention-RNN source model (``arch="V2Sa"``) or its U-Net variant (``"V2Su"``).
+
+    ``time_mask`` / ``freq_mask`` > 0 add SpecAugment masking used only while training (pretraining); the
+    weights are the same either way, so masked and unmasked builds load each other's weights.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown source architecture {arch!r}; expected one of {ARCHITECTURES}.")
+    inputs = keras.Input((SAMPLE_RATE,), name="input")
+    x = L.Reshape((SAMPLE_RATE, 1), name="add_channel")(inputs)
+    x = mel_layer()(x)
+    x = UtteranceNormalization(name="mel_norm")(x)
+    x = SpecAugment(time_mask, freq_mask, seed=seed, name="spec_augment")(x)
+    if arch == "V2Su":
+        x = _unet_block(x)
+    x = L.Conv2D(10, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
+    x = L.BatchNormalization(name="bn_1")(x)
+    x = L.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_2")(x)
+    x = L.BatchNormalization(name="bn_2")(x)
+    x = L.Reshape((-1, x.shape[2]), name="squeeze_last_dim")(x)
+    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_1")(x)
+    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_2")(x)
+    # Dot-product attention with the last time step as the query (de Andrade et al. 2018).
+    last = LastStep(name="last_step")(x)
+    query = L.Dense(128, name="query")(last)
+    scores = L.Dot(axes=[1, 2], name="att_scores")([query, x])
+    weights = L.Softmax(name="attSoftmax")(scores)
+    context = L.Dot(axes=[1, 1], name="att_vector")([weights, x])
+    x = L.Dense(64, activation="relu", name="dense_1")(context)
+    x = L.Dense(32, name="dense_2")(x)
+    logits = L.Dense(num_classes, name="logits")(x)
+    outputs = L.Softmax(name="output")(logits)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def load_source_weights(model, path):
+    """Load ``.weights.h5`` (or a whole ``.keras`` model's weights) into ``model``.
+
+    Raises ValueError naming the file and the mismatch when the weights belong to another architecture.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Source-model weights not found: {path}")
+    try:
+        if path.endswith(".keras"):
+            other = keras.saving.load_model(path, compile=False)
+            model.set_weights(other.get_weights())
+        else:
+            model.load_weights(path)
+    except (ValueError, KeyError, OSError) as err:
+        shapes = [tuple(w.shape) for w in model.weights]
+        raise ValueError(
+            f"Weights in {path} do not fit the {model.name} architecture ({len(shapes)} weight tensors, "
+            f"{model.count_params():,} parameters): {str(err).splitlines()[0][:300]}") from None
+    return model
+
+
+def count_trainable(model):
+    """Number of trainable parameters (the mel front end is frozen, so it does not count)."""
+    return int(sum(ops.size(w) for w in model.trainable_weights))

@@ -1,0 +1,44 @@
+"""Shared fixtures: quiet TensorFlow, the ../shared folder when present, and tiny audio folders."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+
+
+def shared_path(*parts):
+    """Path inside ../shared, or skip the test when that folder is absent (e.g. on a user's machine)."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs {path}")
+    return path
+
+
+def write_clip(path, audio, rate=16000, fmt=None):
+    import soundfile as sf
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, audio, rate, format=fmt)
+
+
+def tone(freq, seconds=1.0, rate=16000, amp=0.5, phase=0.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+@pytest.fixture
+def tone_gsc(tmp_path):
+    """A GSC-layout folder where each word is a tone of its own pitch, spoken by 10 'speakers'."""
+    root = tmp_path / "gsc"
+    rng = np.random.default_rng(0)
+    for word, freq in (("yes", 300.0), ("no", 1200.0), ("up", 3000.0)):
+        for spk in range(10):
+            for n in range(2):
+                audio = tone(freq * rng.uniform(0.95, 1.05), seconds=rng.uniform(0.3, 0.8))
+                write_clip(str(root / word / f"spk{spk:04x}_nohash_{n}.wav"), audio)
+    return str(root)

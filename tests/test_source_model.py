@@ -1,0 +1,92 @@
+"""Source models: shapes, named layers, parameter counts, weight round trips and mismatched weights."""
+
+import numpy as np
+import pytest
+
+import keras
+
+from source_model import (NAMED_LAYERS, SpecAugment, UtteranceNormalization, build_source_model,
+                          count_trainable, load_source_weights)
+
+
+@pytest.fixture(scope="module")
+def v2sa():
+    return build_source_model("V2Sa")
+
+
+def test_v2sa_output_is_a_distribution_over_36_classes(v2sa):
+    x = np.random.default_rng(0).standard_normal((3, 16000)).astype("float32") * 0.1
+    p = v2sa.predict(x, verbose=0)
+    assert p.shape == (3, 36)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_named_layers_exist_with_expected_shapes(v2sa):
+    for name in NAMED_LAYERS:
+        v2sa.get_layer(name)
+    assert tuple(v2sa.get_layer("mel_stft").output.shape) == (None, 125, 80, 1)
+    assert tuple(v2sa.get_layer("attSoftmax").output.shape) == (None, 125)
+    assert tuple(v2sa.get_layer("logits").output.shape) == (None, 36)
+
+
+def test_parameter_counts_match_the_paper(v2sa):
+    assert 150_000 < v2sa.count_params() < 250_000  # paper: about 0.2M
+    v2su = build_source_model("V2Su")
+    assert 250_000 < v2su.count_params() < 400_000  # paper: about 0.3M
+    for layer in NAMED_LAYERS:
+        v2su.get_layer(layer)
+
+
+def test_mel_front_end_is_frozen(v2sa):
+    assert not v2sa.get_layer("mel_stft").trainable
+    assert count_trainable(v2sa) < v2sa.count_params() or not v2sa.get_layer("mel_stft").weights
+
+
+def test_unknown_architecture_is_rejected():
+    with pytest.raises(ValueError, match="V2Sa"):
+        build_source_model("ResNet")
+
+
+def test_weights_round_trip_gives_identical_predictions(tmp_path, v2sa):
+    path = str(tmp_path / "w.weights.h5")
+    v2sa.save_weights(path)
+    other = load_source_weights(build_source_model("V2Sa"), path)
+    x = np.random.default_rng(1).standard_normal((2, 16000)).astype("float32") * 0.1
+    np.testing.assert_array_equal(v2sa.predict(x, verbose=0), other.predict(x, verbose=0))
+
+
+def test_whole_model_survives_keras_save_and_load(tmp_path):
+    model = build_source_model("V2Sa", time_mask=5, freq_mask=5, seed=1)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    x = np.random.default_rng(2).standard_normal((2, 16000)).astype("float32") * 0.1
+    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
+    assert again.get_layer("spec_augment").get_config()["time_mask"] == 5
+
+
+def test_weights_of_another_architecture_give_a_clear_error(tmp_path):
+    path = str(tmp_path / "v2su.weights.h5")
+    build_source_model("V2Su").save_weights(path)
+    with pytest.raises(ValueError, match="v2su.weights.h5.*V2Sa"):
+        load_source_weights(build_source_model("V2Sa"), path)
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.weights.h5"):
+        load_source_weights(build_source_model("V2Sa"), str(tmp_path / "nothing.weights.h5"))
+
+
+def test_utterance_normalization_gives_zero_mean_unit_std():
+    x = np.random.default_rng(3).normal(5.0, 3.0, (4, 10, 8, 1)).astype("float32")
+    y = np.asarray(UtteranceNormalization()(x))
+    np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+
+
+def test_spec_augment_masks_only_in_training():
+    layer = SpecAugment(time_mask=20, freq_mask=20, seed=0)
+    x = np.ones((8, 125, 80, 1), "float32")
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    masked = np.asarray(layer(x, training=True))
+    assert masked.min() == 0.0 and masked.mean() < 1.0

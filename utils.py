@@ -1,0 +1,107 @@
+"""Shared helpers: seeding, atomic file writes, and a resumable checkpoint / early-stopping callback."""
+
+import json
+import os
+import random
+import tempfile
+
+import keras
+import numpy as np
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and Keras (TensorFlow) random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` and move the result onto ``path`` in one step, so readers never see half a file.
+
+    The temporary file keeps ``path``'s extension because Keras picks the format from it.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base, ext = os.path.splitext(path)
+    if base.endswith(".weights"):  # keep the double extension Keras insists on
+        ext = ".weights" + ext
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=ext)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=_jsonable)
+            fh.write("\n")
+
+    atomic_write(path, write)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def read_json(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Checkpoint every epoch so a killed run resumes where it stopped, and stop early on a monitored metric.
+
+    Writes into ``folder`` (each file atomically):
+      ``last.keras``          the whole model with its optimizer state, after the latest finished epoch;
+      ``best.weights.h5``     the weights of the epoch with the lowest ``monitor`` value so far;
+      ``state.json``          finished epochs, best value and epoch, epochs without improvement, history.
+    ``resume_state(folder)`` reads it back; pass its ``epoch`` as ``initial_epoch`` to ``fit``.
+    """
+
+    def __init__(self, folder, monitor="val_loss", patience=None):
+        super().__init__()
+        self.folder = folder
+        self.monitor = monitor
+        self.patience = patience
+        self.state = resume_state(folder) or {"epoch": 0, "best": None, "best_epoch": None, "wait": 0,
+                                              "history": {}}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if "learning_rate" not in logs:
+            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.state["history"].setdefault(key, []).append(float(value))
+        value = logs.get(self.monitor)
+        if value is not None and (self.state["best"] is None or value < self.state["best"]):
+            self.state.update(best=float(value), best_epoch=epoch, wait=0)
+            atomic_write(os.path.join(self.folder, "best.weights.h5"), self.model.save_weights)
+        else:
+            self.state["wait"] += 1
+        self.state["epoch"] = epoch + 1
+        atomic_write(os.path.join(self.folder, "last.keras"), self.model.save)
+        write_json(os.path.join(self.folder, "state.json"), self.state)
+        if self.patience is not None and self.state["wait"] >= self.patience:
+            self.model.stop_training = True
+
+    def restore_best(self):
+        """Load the best epoch's weights into the model (no-op when no epoch finished)."""
+        path = os.path.join(self.folder, "best.weights.h5")
+        if os.path.isfile(path):
+            self.model.load_weights(path)
+
+
+def resume_state(folder):
+    """The state a ``ResumableCheckpoint`` left in ``folder``, or None when there is none."""
+    path = os.path.join(folder, "state.json")
+    return read_json(path) if os.path.isfile(path) else None
