@@ -58,6 +58,9 @@ def build_parser():
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to lr/20).")
     train.add_argument("--patience", type=int, default=6,
                        help="Early stopping: epochs without a lower validation loss before stopping.")
+    train.add_argument("--bn-momentum", type=float, default=0.99,
+                       help="Batch-norm moving-average momentum; lower it (e.g. 0.8) for runs of a few hundred "
+                            "steps, whose moving statistics would otherwise lag far behind.")
     train.add_argument("--seed", type=int, default=0, help="Seed of initialisation, shuffling and augmentation.")
     train.add_argument("--out", default="weight/v2sa",
                        help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png.")
@@ -158,7 +161,8 @@ def train(args):
 
     set_seed(args.seed)
     sets = load_data(args)
-    model = build_source_model(args.arch, time_mask=args.time_mask, freq_mask=args.freq_mask, seed=args.seed)
+    model = build_source_model(args.arch, time_mask=args.time_mask, freq_mask=args.freq_mask, seed=args.seed,
+                               bn_momentum=args.bn_momentum)
     ckpt_dir = f"{args.out}_ckpt"
     state = resume_state(ckpt_dir) if args.resume else None
     if state is None and os.path.isdir(ckpt_dir) and not args.resume:

@@ -122,11 +122,15 @@ def _unet_block(x):
     return L.Conv2D(1, (1, 1), name="unet_out")(d1)
 
 
-def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0, freq_mask=0, seed=None):
+def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0, freq_mask=0, seed=None,
+                       bn_momentum=0.99):
     """Build the attention-RNN source model (``arch="V2Sa"``) or its U-Net variant (``"V2Su"``).
 
     ``time_mask`` / ``freq_mask`` > 0 add SpecAugment masking used only while training (pretraining); the
     weights are the same either way, so masked and unmasked builds load each other's weights.
+    ``bn_momentum`` is the batch-norm moving-average momentum (Keras' 0.99 as in the reference code); short
+    training runs need a smaller one, because the second conv layer's output variance is tiny (~1e-4) and a
+    0.99 moving average takes about a thousand steps to get there from its initial 1.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown source architecture {arch!r}; expected one of {ARCHITECTURES}.")
@@ -138,9 +142,9 @@ def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0,
     if arch == "V2Su":
         x = _unet_block(x)
     x = L.Conv2D(10, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
-    x = L.BatchNormalization(name="bn_1")(x)
+    x = L.BatchNormalization(momentum=bn_momentum, name="bn_1")(x)
     x = L.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_2")(x)
-    x = L.BatchNormalization(name="bn_2")(x)
+    x = L.BatchNormalization(momentum=bn_momentum, name="bn_2")(x)
     x = L.Reshape((-1, x.shape[2]), name="squeeze_last_dim")(x)
     x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_1")(x)
     x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_2")(x)

