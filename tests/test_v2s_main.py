@@ -1,0 +1,100 @@
+"""The training CLI end to end on a tiny dataset: outputs, protocol labels, resume, and bad flags."""
+
+import os
+
+import numpy as np
+import pytest
+
+import v2s_main
+from utils import read_json
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_ucr(tmp_path):
+    """A 3-class toy dataset in the UCR 2018 layout: sine, square and ramp shapes of length 40."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 40)
+    shapes = [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)), t * 2 - 1]
+
+    def rows(n):
+        return [[c + 1] + list(shapes[c] + 0.1 * rng.standard_normal(40)) for c in range(3) for _ in range(n)]
+
+    (tmp_path / "Toy").mkdir()
+    for split, n in (("TRAIN", 6), ("TEST", 4)):
+        (tmp_path / "Toy" / f"Toy_{split}.tsv").write_text(
+            "\n".join("\t".join(f"{v:.5f}" for v in r) for r in rows(n)) + "\n")
+    return str(tmp_path)
+
+
+def cli(data_dir, out, *extra):
+    return v2s_main.main(["--dataset", "toy", "--data-dir", data_dir, "--out", out, "--source-weights", "random",
+                          "--verbose", "0", "--batch-size", "8", *extra])
+
+
+def test_cli_run_writes_every_output(tmp_path, tiny_ucr, capsys):
+    out = str(tmp_path / "run")
+    summary = cli(tiny_ucr, out, "--eps", "2", "--seg", "4")
+    for name in ("best.weights.h5", "model.keras", "history.csv", "curves.png", "summary.json"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+    saved = read_json(os.path.join(out, "summary.json"))
+    assert saved["dataset"] == "Toy" and saved["classes"] == 3 and saved["segments"] == 4
+    assert saved["protocol"] == "honest" and 0.0 <= saved["test_accuracy"] <= 1.0
+    assert len(saved["mapping"]) == 3 and len(saved["mapping"][0]) == 12  # maximal k = 36 // 3
+    assert summary["epochs_run"] == 2
+    text = capsys.readouterr().out
+    assert "--- Test accuracy:" in text and "=== Best Val. Acc:" in text
+
+
+def test_val_on_test_is_labelled_optimistic(tmp_path, tiny_ucr, capsys):
+    summary = cli(tiny_ucr, str(tmp_path / "opt"), "--eps", "1", "--val-on-test")
+    assert summary["protocol"].startswith("OPTIMISTIC")
+    assert "OPTIMISTIC" in capsys.readouterr().out
+
+
+def test_resume_continues_a_killed_run(tmp_path, tiny_ucr):
+    out = str(tmp_path / "resume")
+    first = cli(tiny_ucr, out, "--eps", "1")
+    os.remove(os.path.join(out, "summary.json"))  # as if killed before the end
+    second = cli(tiny_ucr, out, "--eps", "3", "--resume")
+    assert second["epochs_run"] == 3
+    history = open(os.path.join(out, "history.csv")).read().splitlines()
+    assert len(history) == 4  # header + 3 epochs
+    assert second["mapping"] == first["mapping"]
+
+
+@pytest.mark.parametrize("mode", ["transfer", "fcn", "reprogram+finetune"])
+def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
+    summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
+    assert summary["config"]["mode"] == mode
+
+
+def test_frequency_mapping_flag(tmp_path, tiny_ucr):
+    summary = cli(tiny_ucr, str(tmp_path / "freq"), "--eps", "1", "--map-type", "frequency", "--mapping", "2")
+    assert len(summary["mapping"][0]) == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mapping", "13"], "--mapping 12 or fewer"),
+    (["--seg", "500"], "--seg 400 or fewer"),
+    (["--dr", "1.5"], "--dr must be in"),
+])
+def test_bad_flags_give_clear_errors(tmp_path, tiny_ucr, flags, message):
+    with pytest.raises(SystemExit, match=message):
+        cli(tiny_ucr, str(tmp_path / "bad"), "--eps", "1", *flags)
+
+
+def test_unknown_dataset_and_missing_weights(tmp_path, tiny_ucr):
+    with pytest.raises(SystemExit, match="Did you mean"):
+        v2s_main.main(["--dataset", "Cofee", "--data-dir", tiny_ucr, "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="nothing.weights.h5 not found"):
+        v2s_main.main(["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "y"),
+                       "--source-weights", str(tmp_path / "nothing.weights.h5")])
+
+
+def test_stratified_split_keeps_every_class():
+    y = np.array([0] * 10 + [1] * 3 + [2] * 2)
+    tr, va = v2s_main.stratified_split(y, 0.2, seed=0)
+    assert set(y[va]) == {0, 1, 2} and set(y[tr]) == {0, 1, 2}
+    assert not set(tr) & set(va) and len(tr) + len(va) == len(y)
