@@ -149,51 +149,52 @@ def _label_text(text):
         return text
 
 
-def _read_ts(path):
-    """sktime .ts (univariate): header lines start with '@' or '#', data rows are 'v1,v2,...:label'."""
-    labels, rows, in_data = [], [], False
+def _data_rows(path, comment):
+    """(line number, text) of the rows after '@data' in a .ts / .arff file; header and comment lines skipped."""
+    in_data = False
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.lower().startswith("@data"):
-                in_data = True
+            if not line or line.startswith(comment):
                 continue
             if line.startswith("@"):
+                in_data = in_data or line.lower().startswith("@data")
                 continue
-            if not in_data or ":" not in line:
-                raise DatasetError(f"{path}, line {lineno}: expected '@data' then rows 'v1,v2,...:label'.")
-            *dims, label = line.split(":")
-            if len(dims) != 1:
-                raise DatasetError(f"{path}, line {lineno}: {len(dims)} dimensions; V2S takes univariate series.")
-            values = [np.nan if v.strip() in ("?", "NaN", "nan", "") else float(v) for v in dims[0].split(",")]
-            labels.append(_label_text(label.strip()))
-            rows.append(np.array(values, dtype=np.float64))
+            if not in_data:
+                raise DatasetError(f"{path}, line {lineno}: data before '@data'.")
+            yield lineno, line
+
+
+def _missing_or_float(text):
+    return np.nan if text.strip() in ("?", "NaN", "nan", "") else float(text)
+
+
+def _read_ts(path):
+    """sktime .ts (univariate): header lines start with '@', comments with '#', data rows 'v1,v2,...:label'."""
+    labels, rows = [], []
+    for lineno, line in _data_rows(path, "#"):
+        *dims, label = line.split(":")
+        if len(dims) != 1:
+            raise DatasetError(f"{path}, line {lineno}: expected one 'v1,v2,...:label' row per univariate series, "
+                               f"found {len(dims)} dimensions.")
+        try:
+            rows.append(np.array([_missing_or_float(v) for v in dims[0].split(",")], dtype=np.float64))
+        except ValueError:
+            raise DatasetError(f"{path}, line {lineno}: expected numbers before ':label'.") from None
+        labels.append(_label_text(label.strip()))
     return labels, rows
 
 
 def _read_arff(path):
     """Weka .arff with numeric attributes and the class as the last attribute."""
-    labels, rows, in_data = [], [], False
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith("%"):
-                continue
-            if line.lower().startswith("@data"):
-                in_data = True
-                continue
-            if line.startswith("@"):
-                continue
-            if not in_data:
-                raise DatasetError(f"{path}, line {lineno}: data before '@data'.")
-            *values, label = [v.strip().strip("'\"") for v in line.split(",")]
-            try:
-                rows.append(np.array([np.nan if v == "?" else float(v) for v in values], dtype=np.float64))
-            except ValueError:
-                raise DatasetError(f"{path}, line {lineno}: expected numbers then a class label.") from None
-            labels.append(_label_text(label))
+    labels, rows = [], []
+    for lineno, line in _data_rows(path, "%"):
+        *values, label = [v.strip().strip("'\"") for v in line.split(",")]
+        try:
+            rows.append(np.array([_missing_or_float(v) for v in values], dtype=np.float64))
+        except ValueError:
+            raise DatasetError(f"{path}, line {lineno}: expected numbers then a class label.") from None
+        labels.append(_label_text(label))
     return labels, rows
 
 
