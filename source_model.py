@@ -12,6 +12,7 @@ The layers CAM and the analysis code look up by name:
 
 import os
 
+import kapre.time_frequency  # noqa: F401  (registers kapre's layers so saved models load in a fresh process)
 import keras
 from keras import layers as L
 from keras import ops

@@ -80,6 +80,11 @@ def build_parser():
     out = p.add_argument_group("output")
     out.add_argument("--out", default=None, help="Run folder (default results/<dataset>_<mode>_<net>_s<seed>).")
     out.add_argument("--resume", action="store_true", help="Continue a killed run from its run folder.")
+    out.add_argument("--swd", action="store_true",
+                     help="Record the sliced Wasserstein distance between source speech and reprogrammed training "
+                          "series every epoch (history column 'swd'; plot with swd.py plot <run>).")
+    out.add_argument("--swd-gsc-dir", default=None,
+                     help="Source speech for --swd: a GSC-layout folder (default: synthetic validation voices).")
     out.add_argument("--tensorboard", action="store_true", help="Also write TensorBoard logs into <run>/tb.")
     out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress output.")
     return p
@@ -249,6 +254,12 @@ def run(args):
           f"trainable parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
     checkpoint = ResumableCheckpoint(ckpt, monitor="val_ce")
     callbacks = [checkpoint]
+    if args.swd and args.mode in ("reprogram", "reprogram+finetune"):
+        from cam_v2s import source_of
+        from swd import SWDCallback, source_reference_logits
+
+        reference = source_reference_logits(source_of(model), args.swd_gsc_dir)
+        callbacks.insert(0, SWDCallback(reference, x_fit, seed=args.seed))  # before the checkpoint records logs
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(args.out, "tb")))
     start = time.time()

@@ -1,5 +1,7 @@
 """Reprogramming model: segment positions, label mappings, what trains in each mode, dropout, save/reload."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,19 @@ def test_saved_v2s_reloads_and_predicts_the_same(tmp_path, source):
     again = keras.saving.load_model(path)
     np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
     assert again.get_layer("label_mapping").mapping == model.get_layer("label_mapping").mapping
+
+
+def test_saved_v2s_loads_in_a_fresh_process(tmp_path, source):
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "fresh.keras")
+    build_v2s(20, 2, source=source, segments=2).save(path)
+    code = f"import keras, ts_model; m = keras.saving.load_model({path!r}); print(m.output.shape[-1])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("2")
 
 
 def test_fcn_baseline_shapes():

@@ -1,0 +1,189 @@
+"""Class activation maps for V2S (the paper's Figure 4), plus the CAM folded back onto the target series.
+
+    python cam_v2s.py --run results/Coffee_reprogram_V2Sa_s0 --index 0 --out img/cam_coffee.png
+    python cam_v2s.py --clip speech.wav --out cam_speech.png          # a speech clip through the source model alone
+
+In:  a finished ``v2s_main.py`` run folder (its ``model.keras`` and ``summary.json``) and a test-set index, or a
+     one-second speech clip and source weights.
+Out: one figure with (a) the target series and the reprogrammed 16,000-sample waveform, (b) the frozen model's
+     attention weights over its 125 frames, (c) the mel spectrogram of the reprogrammed input, (d)/(e) Grad-CAM
+     from the chosen conv layers over that spectrogram (each (125, 80), like the spectrogram), and (f) the CAM
+     folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies.
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+HOP, N_FFT, FRAMES = 128, 1024, 125
+CAM_LAYERS = ("conv2d_1", "conv2d_2")
+
+
+def source_of(model):
+    """The source model nested in a V2S model (or the model itself when it is a source model)."""
+    for layer in model.layers:
+        if layer.name in ("V2Sa", "V2Su"):
+            return layer
+    return model
+
+
+def conv_layer_names(source):
+    import keras
+
+    return [l.name for l in source.layers if isinstance(l, keras.layers.Conv2D)]
+
+
+def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
+    """Grad-CAM maps of ``layers`` for one waveform (16000,).
+
+    ``score_fn`` maps the source probabilities (1, 36) to the scalar being explained (default: the top source
+    class). Returns dict with 'mel' (125, 80), 'attention' (125,), 'probs' (36,) and one (125, 80) map per layer,
+    each ReLU'd and scaled to [0, 1].
+    """
+    import keras
+    import tensorflow as tf
+
+    valid = conv_layer_names(source)
+    for name in layers:
+        if name not in valid:
+            raise ValueError(f"No conv layer {name!r} in the source model; valid layers: {', '.join(valid)}.")
+    probe = keras.Model(source.input, [source.get_layer(n).output for n in layers] +
+                        [source.get_layer("mel_stft").output, source.get_layer("attSoftmax").output, source.output])
+    x = tf.convert_to_tensor(np.asarray(wave, np.float32)[None, :])
+    with tf.GradientTape() as tape:
+        *acts, mel, att, probs = probe(x, training=False)
+        score = score_fn(probs) if score_fn else tf.reduce_max(probs, axis=-1)
+    grads = tape.gradient(score, acts)
+    out = {"mel": np.asarray(mel)[0, :, :, 0], "attention": np.asarray(att)[0], "probs": np.asarray(probs)[0]}
+    for name, act, grad in zip(layers, acts, grads):
+        weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)  # one weight per channel
+        cam = tf.nn.relu(tf.reduce_sum(weights * act, axis=-1))[0].numpy()
+        out[name] = cam / (cam.max() + 1e-12)
+    return out
+
+
+def frame_profile_to_samples(profile, total=16000):
+    """A per-frame profile (125,) -> per-sample (16000,) by linear interpolation at frame centres."""
+    centres = np.arange(len(profile)) * HOP + N_FFT / 2
+    return np.interp(np.arange(total), centres, profile)
+
+
+def fold_back(cam, positions, length):
+    """Time profile of a (125, 80) CAM, mapped to samples and averaged over the copies at ``positions``: (length,)."""
+    samples = frame_profile_to_samples(cam.mean(axis=1))
+    return np.mean([samples[p:p + length] for p in positions], axis=0)
+
+
+def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
+    """Everything the figure needs for test series ``index`` of a finished run."""
+    import keras
+
+    import ts_model  # noqa: F401  (registers the custom layers for loading)
+    from ts_dataloader import load_ucr
+    from utils import read_json
+
+    summary = read_json(os.path.join(run, "summary.json"))
+    if summary["config"]["mode"] not in ("reprogram", "reprogram+finetune"):
+        raise SystemExit(f"cam_v2s.py: {run} is a {summary['config']['mode']} run; CAM needs a reprogramming run.")
+    model = keras.saving.load_model(os.path.join(run, "model.keras"))
+    data = load_ucr(summary["dataset"], data_dir=data_dir or summary["config"].get("data_dir"))
+    if not 0 <= index < len(data.x_test):
+        raise SystemExit(f"cam_v2s.py: --index {index} is out of range; {data.name} has {len(data.x_test)} test "
+                         f"series (0..{len(data.x_test) - 1}).")
+    series = data.x_test[index]
+    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
+    wave = np.asarray(reprogram(padding(series[None, :]), training=False))[0]
+    matrix = np.asarray(model.get_layer("label_mapping").matrix)
+    target_probs = model.predict(series[None, :], verbose=0)[0]
+    predicted = int(np.argmax(target_probs))
+    import tensorflow as tf
+
+    result = grad_cam(source_of(model), wave, layers,
+                      score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])
+    result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
+                  true=int(data.y_test[index]), dataset=data.name, index=index,
+                  folded={n: fold_back(result[n], padding.positions, len(series)) for n in layers})
+    return result
+
+
+def explain_clip(path, weights, layers=CAM_LAYERS):
+    """The same maps for a speech clip through the source model alone (no fold-back)."""
+    from source_model import build_source_model, load_source_weights
+    from speech_commands import CLASSES, fit_to_one_second, read_clip
+
+    source = load_source_weights(build_source_model("V2Sa"), weights)
+    wave = fit_to_one_second(read_clip(path))
+    result = grad_cam(source, wave, layers)
+    result.update(series=None, wave=wave, predicted=CLASSES[int(np.argmax(result["probs"]))],
+                  dataset=os.path.basename(path), index=None, folded={})
+    return result
+
+
+def plot(result, layers, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 + len(layers) + (1 if result["folded"] else 0)
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 2.6 * panels))
+    t = np.arange(16000) / 16000
+    ax = axes[0]
+    ax.plot(t, result["wave"], lw=0.5, color="tab:blue", label="reprogrammed input")
+    if result["series"] is not None:
+        for p in result["positions"]:
+            ax.plot(t[p:p + len(result["series"])], result["series"], lw=0.8, color="tab:red")
+        ax.plot([], [], color="tab:red", label="target series (m copies)")
+    ax.set(xlabel="time (s)", ylabel="amplitude", title=f"(a) {result['dataset']}"
+           + (f", test index {result['index']}: true class {result['true']}, predicted {result['predicted']}"
+              if result["index"] is not None else f": predicted {result['predicted']}"))
+    ax.legend(loc="upper right", fontsize=8)
+    frames = np.arange(FRAMES) * HOP / 16000
+    axes[1].plot(frames, result["attention"], color="tab:green")
+    axes[1].set(xlabel="time (s)", ylabel="weight", title="(b) attention weights of the frozen source model")
+    extent = [0, FRAMES * HOP / 16000, 0, 80]
+    images = [("(c) mel spectrogram of the reprogrammed input (dB)", result["mel"], "magma", "dB")]
+    images += [(f"({'def'[i]}) Grad-CAM from {n}", result[n], "jet", "relevance") for i, n in enumerate(layers)]
+    for ax, (title, image, cmap, label) in zip(axes[2:], images):
+        im = ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, extent=extent)
+        ax.set(xlabel="time (s)", ylabel="mel bin", title=title)
+        fig.colorbar(im, ax=ax, label=label, pad=0.01)
+    if result["folded"]:
+        ax = axes[-1]
+        steps = np.arange(len(result["series"]))
+        ax.plot(steps, result["series"], color="black", lw=1, label="series")
+        ax2 = ax.twinx()
+        for n, profile in result["folded"].items():
+            ax2.plot(steps, profile, lw=1.2, label=f"CAM {n}")
+        ax2.set_ylabel("CAM (mean over copies)")
+        ax2.legend(loc="upper right", fontsize=8)
+        ax.set(xlabel="series time step", ylabel="value", title="(f) CAM folded back onto the target series")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="A finished v2s_main.py run folder (reprogram modes).")
+    src.add_argument("--clip", help="A speech clip (.wav / .flac) explained by the source model alone.")
+    p.add_argument("--index", type=int, default=0, help="Test-set index of the series to explain.")
+    p.add_argument("--dataset-dir", default=None, help="UCR folder, if the run's own --data-dir moved.")
+    p.add_argument("--weights", default="weight/v2sa.weights.h5", help="Source weights for --clip.")
+    p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
+    p.add_argument("--out", default="cam.png", help="Output figure (.png, or .pdf).")
+    args = p.parse_args(argv)
+    try:
+        result = explain_run(args.run, args.index, args.layers, args.dataset_dir) if args.run else \
+            explain_clip(args.clip, args.weights, args.layers)
+    except ValueError as err:
+        raise SystemExit(f"cam_v2s.py: {err}") from None
+    plot(result, args.layers, args.out)
+    print(f"Wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

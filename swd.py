@@ -1,0 +1,151 @@
+"""Sliced Wasserstein distance (SWD) between source-speech outputs and reprogrammed target outputs (Table 3, Fig. 3).
+
+In:  the source model's logits on held-out source speech (the synthetic corpus' validation voices, or a GSC-layout
+     folder), shape (n, 36), and the logits of the same frozen model on reprogrammed target series, shape (N, 36).
+Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1,000 seeded projections).
+
+    python swd.py plot results/DistalPhalanxTW_reprogram_V2Sa_s0 --out img/swd_curve.png   # needs a --swd run
+    python swd.py table results/sweep [--gsc-dir ../shared/gsc]                          # Table 3: mean / median
+
+``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
+"""
+
+import argparse
+import glob
+import os
+
+import keras
+import numpy as np
+
+PROJECTIONS = 1000
+
+
+def sliced_wasserstein(a, b, projections=PROJECTIONS, seed=0):
+    """SWD between point clouds ``a`` (n, d) and ``b`` (m, d), each point weighted equally."""
+    import ot
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(ot.sliced_wasserstein_distance(a, b, n_projections=projections, seed=seed))
+
+
+def logits_model(source):
+    """(batch, 16000) waveform -> (batch, 36) pre-softmax logits of a source model (shares its weights)."""
+    return keras.Model(source.input, source.get_layer("logits").output)
+
+
+def reprogrammed_logits(model, x, batch_size=64):
+    """Source logits of a V2S model's reprogrammed inputs (inference: no dropout on delta)."""
+    from cam_v2s import source_of
+
+    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
+    head = logits_model(source_of(model))
+    out = []
+    for i in range(0, len(x), batch_size):
+        wave = reprogram(padding(x[i:i + batch_size]), training=False)
+        out.append(np.asarray(head(wave, training=False)))
+    return np.concatenate(out)
+
+
+def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
+    """Logits of ``source`` on held-out source speech: a GSC folder's validation speakers, or synthetic val voices."""
+    if gsc_dir:
+        from speech_commands import load_gsc_folder, speaker_split
+
+        data, split = load_gsc_folder(gsc_dir, progress=False)
+        split = split if split is not None else speaker_split(data.speakers)
+        x = data.x[split == "val"]
+    else:
+        from synthetic_speech import CorpusConfig, load_or_generate
+
+        x = load_or_generate(CorpusConfig(), splits=("val",), progress=False)[0].x
+    if len(x) > max_clips:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_clips, replace=False))]
+    return logits_model(source).predict(x, batch_size=64, verbose=0)
+
+
+class SWDCallback(keras.callbacks.Callback):
+    """Adds ``swd`` (source speech vs reprogrammed training series, in logit space) to the logs of every epoch."""
+
+    def __init__(self, reference_logits, x_train, seed=0):
+        super().__init__()
+        self.reference, self.x_train, self.seed = reference_logits, x_train, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["swd"] = sliced_wasserstein(self.reference, reprogrammed_logits(self.model, self.x_train),
+                                             seed=self.seed)
+
+
+def plot_curve(run, path):
+    """Figure 3: validation accuracy, validation loss and SWD per epoch of a run recorded with --swd."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(os.path.join(run, "history.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "swd" not in rows[0]:
+        raise SystemExit(f"swd.py: {run}/history.csv has no 'swd' column; train with v2s_main.py --swd.")
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, label in zip(axes, ("val_accuracy", "val_loss", "swd"),
+                              ("validation accuracy", "validation loss", "sliced Wasserstein distance")):
+        ax.plot(epochs, [float(r[key]) for r in rows])
+        ax.set(xlabel="epoch", ylabel=label, title=label)
+    fig.suptitle(f"{os.path.basename(os.path.normpath(run))}: accuracy, loss and SWD per epoch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def table(folder, gsc_dir=None, weights=None):
+    """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
+    import ts_model  # noqa: F401  (registers the custom layers)
+    from cam_v2s import source_of
+    from ts_dataloader import load_ucr
+    from utils import read_json
+
+    rows, reference = [], None
+    for summary_path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
+        summary = read_json(summary_path)
+        if summary["config"]["mode"] != "reprogram":
+            continue
+        run = os.path.dirname(summary_path)
+        model = keras.saving.load_model(os.path.join(run, "model.keras"))
+        if reference is None:
+            reference = source_reference_logits(source_of(model), gsc_dir)
+        data = load_ucr(summary["dataset"], data_dir=summary["config"].get("data_dir"))
+        rows.append((summary["dataset"], sliced_wasserstein(reference, reprogrammed_logits(model, data.x_train))))
+    if not rows:
+        raise SystemExit(f"swd.py: no reprogram runs (*/summary.json) under {folder}.")
+    values = np.array([v for _, v in rows])
+    return rows, float(values.mean()), float(np.median(values))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("plot", help="Figure 3 from a run trained with --swd.")
+    pp.add_argument("run")
+    pp.add_argument("--out", default="swd_curve.png")
+    pt = sub.add_parser("table", help="Table 3: mean / median SWD over the reprogramming runs in a folder.")
+    pt.add_argument("folder")
+    pt.add_argument("--gsc-dir", default=None, help="Source speech reference (default: synthetic val voices).")
+    args = p.parse_args(argv)
+    if args.command == "plot":
+        plot_curve(args.run, args.out)
+        print(f"Wrote {args.out}")
+        return None
+    rows, mean, median = table(args.folder, args.gsc_dir)
+    print("| dataset | SWD |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value:.3f} |")
+    print(f"| **mean** | **{mean:.3f}** |\n| **median** | **{median:.3f}** |")
+    return rows, mean, median
+
+
+if __name__ == "__main__":
+    main()
