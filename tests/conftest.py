@@ -42,3 +42,24 @@ def tone_gsc(tmp_path):
                 audio = tone(freq * rng.uniform(0.95, 1.05), seconds=rng.uniform(0.3, 0.8))
                 write_clip(str(root / word / f"spk{spk:04x}_nohash_{n}.wav"), audio)
     return str(root)
+
+
+def make_toy_ucr(folder):
+    """A 3-class toy dataset in the UCR 2018 layout under ``folder``: sine, square and ramp shapes of length 40."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 40)
+    shapes = [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)), t * 2 - 1]
+
+    def rows(n):
+        return [[c + 1] + list(shapes[c] + 0.1 * rng.standard_normal(40)) for c in range(3) for _ in range(n)]
+
+    os.makedirs(os.path.join(folder, "Toy"), exist_ok=True)
+    for split, n in (("TRAIN", 6), ("TEST", 4)):
+        with open(os.path.join(folder, "Toy", f"Toy_{split}.tsv"), "w") as fh:
+            fh.write("\n".join("\t".join(f"{v:.5f}" for v in r) for r in rows(n)) + "\n")
+    return str(folder)
+
+
+@pytest.fixture
+def tiny_ucr(tmp_path):
+    return make_toy_ucr(tmp_path)

@@ -11,23 +11,6 @@ from utils import read_json
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def tiny_ucr(tmp_path):
-    """A 3-class toy dataset in the UCR 2018 layout: sine, square and ramp shapes of length 40."""
-    rng = np.random.default_rng(0)
-    t = np.linspace(0, 1, 40)
-    shapes = [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)), t * 2 - 1]
-
-    def rows(n):
-        return [[c + 1] + list(shapes[c] + 0.1 * rng.standard_normal(40)) for c in range(3) for _ in range(n)]
-
-    (tmp_path / "Toy").mkdir()
-    for split, n in (("TRAIN", 6), ("TEST", 4)):
-        (tmp_path / "Toy" / f"Toy_{split}.tsv").write_text(
-            "\n".join("\t".join(f"{v:.5f}" for v in r) for r in rows(n)) + "\n")
-    return str(tmp_path)
-
-
 def cli(data_dir, out, *extra):
     return v2s_main.main(["--dataset", "toy", "--data-dir", data_dir, "--out", out, "--source-weights", "random",
                           "--verbose", "0", "--batch-size", "8", *extra])

@@ -1,0 +1,93 @@
+"""Figures and analysis on a tiny finished run: CAM, tSNE, sliced Wasserstein distance."""
+
+import os
+
+import numpy as np
+import pytest
+
+import cam_v2s
+import swd
+import tsne_v2s
+import v2s_main
+from conftest import make_toy_ucr, tone, write_clip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny reprogram run (with --swd) and a transfer run on the toy dataset, random source weights."""
+    base = tmp_path_factory.mktemp("analysis")
+    data_dir = make_toy_ucr(base)
+    gsc = base / "gsc"
+    for word, freq in (("yes", 300.0), ("no", 1500.0)):
+        for spk in range(5):
+            write_clip(str(gsc / word / f"s{spk}_nohash_0.wav"), tone(freq, 0.5))
+    common = ["--dataset", "toy", "--data-dir", data_dir, "--source-weights", "random", "--verbose", "0",
+              "--batch-size", "8", "--eps", "2", "--seg", "3"]
+    v2s_main.main(common + ["--out", str(base / "runs" / "v2s"), "--swd", "--swd-gsc-dir", str(gsc)])
+    v2s_main.main(common + ["--out", str(base / "runs" / "tf"), "--mode", "transfer"])
+    return base, data_dir, str(gsc)
+
+
+def test_cam_figure_and_map_shapes(runs, tmp_path):
+    base, _, _ = runs
+    out = str(tmp_path / "cam.png")
+    result = cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--index", "1", "--out", out])
+    assert os.path.getsize(out) > 10_000
+    assert result["conv2d_1"].shape == result["mel"].shape == (125, 80)
+    assert result["conv2d_2"].shape == (125, 80)
+    assert result["folded"]["conv2d_1"].shape == (40,)  # the series' own length
+    assert result["attention"].shape == (125,)
+
+
+def test_cam_bad_layer_and_index(runs, tmp_path):
+    base, _, _ = runs
+    with pytest.raises(SystemExit, match="valid layers: conv2d_1, conv2d_2"):
+        cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--layers", "conv9", "--out", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit, match="--index 99 is out of range"):
+        cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--index", "99", "--out", str(tmp_path / "x.png")])
+
+
+def test_cam_on_a_speech_clip(tmp_path):
+    from source_model import build_source_model
+
+    weights = str(tmp_path / "w.weights.h5")
+    build_source_model("V2Sa").save_weights(weights)
+    clip = str(tmp_path / "clip.wav")
+    write_clip(clip, tone(600, 0.6))
+    out = str(tmp_path / "clip_cam.png")
+    result = cam_v2s.main(["--clip", clip, "--weights", weights, "--out", out])
+    assert os.path.getsize(out) > 10_000 and result["conv2d_2"].shape == (125, 80)
+
+
+def test_fold_back_averages_the_copies():
+    cam = np.zeros((125, 80))
+    cam[0:2] = 1.0  # relevance only in the first frames -> only the first copy region lights up
+    folded = cam_v2s.fold_back(cam, [0, 8000], 100)
+    assert folded.shape == (100,) and 0.4 < folded.max() <= 0.5  # the hot copy averaged with a cold one
+
+
+def test_tsne_figure(runs, tmp_path):
+    base, _, _ = runs
+    out = str(tmp_path / "tsne.png")
+    tsne_v2s.main(["--v2s-run", str(base / "runs" / "v2s"), "--tf-run", str(base / "runs" / "tf"), "--out", out])
+    assert os.path.getsize(out) > 10_000
+
+
+def test_swd_is_zero_for_identical_sets_and_grows_with_a_shift():
+    a = np.random.default_rng(0).standard_normal((200, 36))
+    assert swd.sliced_wasserstein(a, a) < 1e-9
+    near, far = swd.sliced_wasserstein(a, a + 0.5), swd.sliced_wasserstein(a, a + 3.0)
+    assert 0 < near < far
+
+
+def test_swd_recorded_per_epoch_plotted_and_tabled(runs, tmp_path):
+    base, _, gsc = runs
+    history = open(base / "runs" / "v2s" / "history.csv").read().splitlines()
+    assert "swd" in history[0].split(",") and len(history) == 3
+    out = str(tmp_path / "swd.png")
+    swd.main(["plot", str(base / "runs" / "v2s"), "--out", out])
+    assert os.path.getsize(out) > 10_000
+    rows, mean, median = swd.main(["table", str(base / "runs"), "--gsc-dir", gsc])
+    assert [name for name, _ in rows] == ["Toy"] and mean == median > 0
