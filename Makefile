@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) source_evaluation.py --weights weight/v2sa.weights.h5 --synthetic --split test
+	$(PY) v2s_main.py
 
 test: setup
 	$(PY) -m pytest -q
@@ -27,6 +27,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_source_model.py
+	$(PY) bench/bench_v2s.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

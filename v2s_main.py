@@ -209,6 +209,13 @@ def plot_curves(path, history, title):
     plt.close(fig)
 
 
+def _portable(value):
+    """Paths inside the repository are stored relative to it, so committed summaries do not name this machine."""
+    if isinstance(value, str) and os.path.isabs(value) and value.startswith(REPO + os.sep):
+        return os.path.relpath(value, REPO)
+    return value
+
+
 def run(args):
     """Train and test one configuration; returns the summary dict (also written to <run>/summary.json)."""
     import keras
@@ -278,7 +285,7 @@ def run(args):
     summary = {
         "dataset": data.name, "data_source": data.source, "classes": data.num_classes, "length": data.length,
         "train_size": len(data.x_train), "test_size": len(data.x_test), "protocol": label,
-        "config": {k: v for k, v in vars(args).items()},
+        "config": {k: _portable(v) for k, v in vars(args).items()},
         "segments": segments, "mapping": None if mapping is None else [list(map(int, r)) for r in mapping],
         "best_epoch": best, "epochs_run": checkpoint.state["epoch"],
         "val_accuracy": hist["val_accuracy"][best] if best is not None else None,
