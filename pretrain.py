@@ -44,6 +44,9 @@ def build_parser():
     aug = p.add_argument_group("augmentation (training only)")
     aug.add_argument("--time-shift", type=float, default=0.1,
                      help="Largest random shift of a clip in seconds (zero-filled).")
+    aug.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="Speed perturbation: resample half of the training clips by a random factor in "
+                          "[LOW, HIGH] (>1 raises pitch and formants, like a shorter vocal tract), e.g. 0.85 1.4.")
     aug.add_argument("--noise-mix", type=float, default=0.5,
                      help="Probability of mixing a real background-noise clip into a training clip.")
     aug.add_argument("--time-mask", type=int, default=12,
@@ -62,6 +65,9 @@ def build_parser():
                        help="Batch-norm moving-average momentum; lower it (e.g. 0.8) for runs of a few hundred "
                             "steps, whose moving statistics would otherwise lag far behind.")
     train.add_argument("--seed", type=int, default=0, help="Seed of initialisation, shuffling and augmentation.")
+    train.add_argument("--init-weights", default=None,
+                       help="Start from these weights (fine-tuning stage); their model card, if beside them, is "
+                            "copied into the new card as 'previous_stage'.")
     train.add_argument("--out", default="weight/v2sa",
                        help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png.")
     train.add_argument("--resume", action="store_true", help="Continue from the checkpoints in <out>_ckpt/.")
@@ -102,8 +108,19 @@ def load_data(args):
     return sets
 
 
-def augment_batch(rng, x, max_shift, noise_bank, noise_prob):
-    """Random zero-filled time shift, random gain and (sometimes) a real background-noise clip mixed in."""
+def speed_perturb(rng, x, low, high, prob=0.5):
+    """Resample each clip with probability ``prob`` by a factor in [low, high]: y(t) = x(r t), zero past the end."""
+    out = x.copy()
+    t = np.arange(x.shape[1], dtype=np.float64)
+    for i in np.flatnonzero(rng.random(len(x)) < prob):
+        out[i] = np.interp(t * rng.uniform(low, high), t, x[i], right=0.0)
+    return out
+
+
+def augment_batch(rng, x, max_shift, noise_bank, noise_prob, speed=None):
+    """Optional speed perturbation, random zero-filled time shift, random gain and (sometimes) real noise mixed in."""
+    if speed:
+        x = speed_perturb(rng, x, *speed)
     out = np.zeros_like(x)
     shifts = rng.integers(-max_shift, max_shift + 1, len(x)) if max_shift else np.zeros(len(x), int)
     for i, s in enumerate(shifts):
@@ -119,7 +136,7 @@ def augment_batch(rng, x, max_shift, noise_bank, noise_prob):
     return np.clip(out, -1, 1)
 
 
-def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0):
+def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0, speed=None):
     """A Keras ``PyDataset`` that reshuffles and augments ``data`` every epoch."""
     import keras
 
@@ -135,7 +152,7 @@ def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_pro
         def __getitem__(self, i):
             idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
             rng = np.random.default_rng([seed, self.epoch, i])
-            return augment_batch(rng, data.x[idx], max_shift, noise_bank, noise_prob), data.y[idx]
+            return augment_batch(rng, data.x[idx], max_shift, noise_bank, noise_prob, speed), data.y[idx]
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -173,11 +190,15 @@ def train(args):
         model = keras.saving.load_model(os.path.join(ckpt_dir, "last.keras"))
         print(f"Resuming from {ckpt_dir} after epoch {state['epoch']}.")
     else:
+        if args.init_weights:
+            from source_model import load_source_weights
+
+            load_source_weights(model, args.init_weights)
         model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     noise = sets.get("real_train_noise")
     batches = make_batches(sets["train"], args.batch_size, args.seed, int(args.time_shift * 16000),
-                           noise.x if noise is not None else None, args.noise_mix)
+                           noise.x if noise is not None else None, args.noise_mix, args.speed)
     checkpoint = ResumableCheckpoint(ckpt_dir, monitor="val_loss", patience=args.patience)
     start = time.time()
     initial_epoch = state["epoch"] if state else 0
@@ -232,6 +253,11 @@ def main(argv=None):
         "notes": ("The 'train' accuracy counts every repeat of a real clip; 'real_val' speakers are disjoint from "
                   "training speakers but were also used for early stopping."),
     }
+    previous = (args.init_weights or "").replace(".weights.h5", ".json")
+    if previous and os.path.isfile(previous):
+        from utils import read_json
+
+        card["previous_stage"] = {k: v for k, v in read_json(previous).items() if k != "history"}
     write_json(f"{args.out}.json", card)
     print(f"Wrote {args.out}.weights.h5, {args.out}.json, {args.out}_confusion.png")
 

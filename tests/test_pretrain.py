@@ -53,6 +53,22 @@ def test_help_explains_every_flag(capsys):
         assert flag in text
 
 
+def test_speed_perturbation_raises_the_frequency():
+    t = np.arange(16000) / 16000
+    x = np.sin(2 * np.pi * 500 * t)[None, :].astype("float32")
+    out = pretrain.speed_perturb(np.random.default_rng(0), x, 1.2, 1.2, prob=1.0)
+    assert np.argmax(np.abs(np.fft.rfft(out[0]))) == 600
+
+
+def test_fine_tuning_stage_starts_from_given_weights_and_keeps_the_first_card(tmp_path, tone_gsc):
+    first = str(tmp_path / "stage1")
+    run(tone_gsc, first, "--epochs", "1")
+    card = run(tone_gsc, str(tmp_path / "stage2"), "--epochs", "1", "--init-weights", first + ".weights.h5",
+               "--speed", "0.9", "1.3")
+    assert card["previous_stage"]["command"].count("stage1") == 1
+    assert "--init-weights" in card["command"]
+
+
 def test_augmentation_shifts_and_keeps_shape():
     x = np.zeros((4, 16000), "float32")
     x[:, 8000] = 1.0
