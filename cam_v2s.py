@@ -56,9 +56,16 @@ def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
         score = score_fn(probs) if score_fn else tf.reduce_max(probs, axis=-1)
     grads = tape.gradient(score, acts)
     out = {"mel": np.asarray(mel)[0, :, :, 0], "attention": np.asarray(att)[0], "probs": np.asarray(probs)[0]}
+    out["negative"] = []
     for name, act, grad in zip(layers, acts, grads):
         weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)  # one weight per channel
-        cam = tf.nn.relu(tf.reduce_sum(weights * act, axis=-1))[0].numpy()
+        weighted = tf.reduce_sum(weights * act, axis=-1)[0].numpy()
+        cam = np.maximum(weighted, 0)
+        if not cam.any():
+            # A one-channel layer (conv2d_2) whose weight is negative gives an all-zero ReLU map; its magnitude
+            # still shows where the evidence (against the other classes) sits, and the figure says so.
+            cam = np.abs(weighted)
+            out["negative"].append(name)
         out[name] = cam / (cam.max() + 1e-12)
     return out
 
@@ -144,7 +151,9 @@ def plot(result, layers, path):
     axes[1].set(xlabel="time (s)", ylabel="weight", title="(b) attention weights of the frozen source model")
     extent = [0, FRAMES * HOP / 16000, 0, 80]
     images = [("(c) mel spectrogram of the reprogrammed input (dB)", result["mel"], "magma", "dB")]
-    images += [(f"({'def'[i]}) Grad-CAM from {n}", result[n], "jet", "relevance") for i, n in enumerate(layers)]
+    images += [(f"({'def'[i]}) Grad-CAM from {n}" + (" (|weighted sum|: all evidence negative)"
+                                                     if n in result["negative"] else ""), result[n], "jet",
+                "relevance") for i, n in enumerate(layers)]
     for ax, (title, image, cmap, label) in zip(axes[2:], images):
         im = ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, extent=extent)
         ax.set(xlabel="time (s)", ylabel="mel bin", title=title)

@@ -91,8 +91,9 @@ def plot_curve(run, path):
         raise SystemExit(f"swd.py: {run}/history.csv has no 'swd' column; train with v2s_main.py --swd.")
     epochs = [int(r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key, label in zip(axes, ("val_accuracy", "val_loss", "swd"),
-                              ("validation accuracy", "validation loss", "sliced Wasserstein distance")):
+    loss_key = "val_ce" if "val_ce" in rows[0] else "val_loss"  # v2s_main selects epochs on val_ce
+    for ax, key, label in zip(axes, ("val_accuracy", loss_key, "swd"),
+                              ("validation accuracy", "validation loss (cross-entropy)", "sliced Wasserstein distance")):
         ax.plot(epochs, [float(r[key]) for r in rows])
         ax.set(xlabel="epoch", ylabel=label, title=label)
     fig.suptitle(f"{os.path.basename(os.path.normpath(run))}: accuracy, loss and SWD per epoch")
