@@ -184,11 +184,11 @@ def main(argv=None):
     p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
     p.add_argument("--out", default="cam.png", help="Output figure (.png, or .pdf).")
     args = p.parse_args(argv)
-    try:
+    from utils import cli_errors
+
+    with cli_errors("cam_v2s.py"):
         result = explain_run(args.run, args.index, args.layers, args.dataset_dir) if args.run else \
             explain_clip(args.clip, args.weights, args.layers)
-    except ValueError as err:
-        raise SystemExit(f"cam_v2s.py: {err}") from None
     plot(result, args.layers, args.out)
     print(f"Wrote {args.out}")
     return result

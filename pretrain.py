@@ -217,9 +217,10 @@ def main(argv=None):
     from source_model import count_trainable
     from source_evaluation import evaluate, plot_confusion
     from speech_commands import CLASSES
-    from utils import atomic_write, write_json
+    from utils import atomic_write, cli_errors, write_json
 
-    model, sets, state, seconds = train(args)
+    with cli_errors("pretrain.py"):
+        model, sets, state, seconds = train(args)
     atomic_write(f"{args.out}.weights.h5", model.save_weights)
     results = {}
     for name in ("train", "val", "test", "synthetic_test", "real_val", "real_test"):

@@ -66,7 +66,14 @@ def build_parser():
 
 
 def main(argv=None):
+    from utils import cli_errors
+
     args = build_parser().parse_args(argv)
+    with cli_errors("source_evaluation.py"):
+        return _run(args)
+
+
+def _run(args):
     import json
     import os
 

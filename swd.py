@@ -140,7 +140,10 @@ def main(argv=None):
         plot_curve(args.run, args.out)
         print(f"Wrote {args.out}")
         return None
-    rows, mean, median = table(args.folder, args.gsc_dir)
+    from utils import cli_errors
+
+    with cli_errors("swd.py"):
+        rows, mean, median = table(args.folder, args.gsc_dir)
     print("| dataset | SWD |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value:.3f} |")

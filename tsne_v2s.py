@@ -78,7 +78,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="tsne.png", help="Output figure (.png or .pdf).")
     args = p.parse_args(argv)
-    sets, y, name = logit_sets(args.v2s_run, args.tf_run, args.data_dir)
+    from utils import cli_errors
+
+    with cli_errors("tsne_v2s.py"):
+        sets, y, name = logit_sets(args.v2s_run, args.tf_run, args.data_dir)
     plot(sets, y, name, args.out, args.seed)
     print(f"Wrote {args.out}")
 

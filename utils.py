@@ -1,5 +1,6 @@
 """Shared helpers: seeding, atomic file writes, and a resumable checkpoint / early-stopping callback."""
 
+import contextlib
 import json
 import os
 import random
@@ -108,3 +109,17 @@ def resume_state(folder):
     """The state a ``ResumableCheckpoint`` left in ``folder``, or None when there is none."""
     path = os.path.join(folder, "state.json")
     return read_json(path) if os.path.isfile(path) else None
+
+
+@contextlib.contextmanager
+def cli_errors(prog):
+    """Turn the input errors a CLI user can cause (missing file, bad value) into a one-line exit message.
+
+    Set V2S_DEBUG=1 to see the full traceback instead.
+    """
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as err:
+        if os.environ.get("V2S_DEBUG"):
+            raise
+        raise SystemExit(f"{prog}: {err}") from None

@@ -49,6 +49,13 @@ def test_cam_bad_layer_and_index(runs, tmp_path):
         cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--index", "99", "--out", str(tmp_path / "x.png")])
 
 
+def test_missing_run_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="cam_v2s.py: .*no_run"):
+        cam_v2s.main(["--run", str(tmp_path / "no_run"), "--out", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit, match="tsne_v2s.py: .*no_run"):
+        tsne_v2s.main(["--v2s-run", str(tmp_path / "no_run"), "--out", str(tmp_path / "x.png")])
+
+
 def test_cam_on_a_speech_clip(tmp_path):
     from source_model import build_source_model
 

@@ -45,6 +45,19 @@ def test_without_data_the_cli_says_what_to_give():
         pretrain.main(["--epochs", "1"])
 
 
+def test_missing_gsc_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit, match="pretrain.py: GSC folder not found: .*nowhere"):
+        pretrain.main(["--gsc-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+
+
+def test_evaluation_of_missing_weights_is_a_one_line_error(tmp_path, tone_gsc):
+    import source_evaluation
+
+    with pytest.raises(SystemExit, match="source_evaluation.py: .*none.weights.h5"):
+        source_evaluation.main(["--weights", str(tmp_path / "none.weights.h5"), "--arch", "V2Sa",
+                                "--gsc-dir", tone_gsc])
+
+
 def test_help_explains_every_flag(capsys):
     with pytest.raises(SystemExit):
         pretrain.main(["--help"])
