@@ -16,13 +16,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
+# Optional extras (Ray, aeon's MiniRocket): the tests exercise them, the demo does not need them.
+$(VENV)/.extras: $(VENV)/.installed requirements-extra.txt
+	$(PY) -m pip install --quiet -r requirements-extra.txt
+	touch $@
+
 demo: setup
 	$(PY) v2s_main.py
 
-test: setup
+test: $(VENV)/.extras
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: $(VENV)/.extras
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup

@@ -1,0 +1,354 @@
+"""Reproduce the paper's Table 2: a resumable grid of datasets x methods x configurations x seeds, then the table.
+
+    python reproduce.py --data-dir ../shared/ucr --methods V2Sa TF_a MiniRocket          # cheap default, one seed
+    python reproduce.py --data-dir UCRArchive_2018 --protocol paper --seeds 0 1 2 3 4 5 6 7 8 9
+    python reproduce.py --data-dir ../shared/ucr --backend ray [--address ray://host:10001]
+    python reproduce.py --table-only                                                     # rebuild the table
+
+Protocols: ``default`` runs each method once per seed with v2s_main.py's defaults; ``paper`` runs the paper's grid
+(dropout in {0, 0.1, 0.2, 0.3, 0.4} x m in {1..10}) and keeps, per dataset / method / seed, the configuration with
+the lowest validation loss (a stratified split of the training data), then averages test accuracy over seeds.
+MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from --data-dir are listed and skipped.
+
+Every finished run is appended as one JSON line to the store (``results/reproduce/runs.jsonl``) under an exclusive
+file lock, so a rerun skips finished runs, a killed sweep loses only the runs in flight, and two sweeps can share a
+store. Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``.
+"""
+
+import argparse
+import contextlib
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
+PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
+PAPER_SEGMENTS = tuple(range(1, 11))
+ARTEFACTS = ("FordA", "FordB", "Lightning2", "Wafer")
+DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
+
+
+# ----------------------------------------------------------------------------------------------------- the store
+class ResultStore:
+    """Append-only JSON-lines file of finished runs; safe for concurrent writers (flock) and killed writers."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self, mode):
+        with open(self.path, mode) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield fh
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def append(self, record):
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with self._locked("a") as fh:
+            fh.write(line)  # one write of one whole line: a kill leaves at most a torn last line, reported on load
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load(self):
+        """(records, problems): every well-formed line, and a message per corrupt line (skipped, not fatal)."""
+        if not os.path.isfile(self.path):
+            return [], []
+        records, problems = [], []
+        with self._locked("r") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    record["key"]
+                    records.append(record)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    problems.append(f"{self.path}, line {lineno}: not a run record, skipped ({line.strip()[:60]!r})")
+        return records, problems
+
+
+# ------------------------------------------------------------------------------------------------------ the grid
+def run_key(task):
+    fields = {k: task[k] for k in ("dataset", "method", "config", "seed", "epochs")}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(datasets, methods, seeds, protocol, epochs):
+    """The tasks of the grid; reprogramming methods get the paper's configurations under ``protocol='paper'``."""
+    tasks = []
+    for dataset in datasets:
+        for method in methods:
+            if protocol == "paper" and method in ("V2Sa", "V2Su"):
+                configs = [{"dr": d, "seg": m} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
+            else:
+                configs = [{}]
+            for config in configs:
+                for seed in seeds:
+                    task = {"dataset": dataset, "method": method, "config": config, "seed": seed, "epochs": epochs}
+                    task["key"] = run_key(task)
+                    tasks.append(task)
+    return tasks
+
+
+def available_datasets(names, data_dir):
+    """(present, missing) among ``names`` in ``data_dir``."""
+    from ts_dataloader import DatasetError, load_ucr
+
+    present, missing = [], []
+    for name in names:
+        try:
+            load_ucr(name, data_dir=data_dir)
+            present.append(name)
+        except DatasetError:
+            missing.append(name)
+    return present, missing
+
+
+def run_task(task, data_dir, runs_dir, source_weights=None):
+    """Run one task and return its record (accuracy, validation loss, wall time)."""
+    start = time.time()
+    if task["method"] == "MiniRocket":
+        record = _run_minirocket(task, data_dir)
+    else:
+        import v2s_main
+
+        mode = {"V2Sa": "reprogram", "V2Su": "reprogram", "TF_a": "transfer", "FCN": "fcn"}[task["method"]]
+        argv = ["--dataset", task["dataset"], "--data-dir", data_dir, "--mode", mode, "--seed", str(task["seed"]),
+                "--eps", str(task["epochs"]), "--verbose", "0", "--out", os.path.join(runs_dir, task["key"]),
+                "--net", "1" if task["method"] == "V2Su" else "0"]
+        if source_weights:
+            argv += ["--source-weights", source_weights]
+        for flag, value in task["config"].items():
+            argv += [f"--{flag}", str(value)]
+        summary = v2s_main.main(argv)
+        record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
+                  "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
+    record.update({k: task[k] for k in ("key", "dataset", "method", "config", "seed", "epochs")},
+                  wall_seconds=round(time.time() - start, 2))
+    return record
+
+
+def _run_minirocket(task, data_dir):
+    try:
+        from aeon.classification.convolution_based import MiniRocketClassifier
+    except ImportError:
+        raise SystemExit("reproduce.py: MiniRocket needs the optional extra: pip install -r requirements-extra.txt")
+    from ts_dataloader import load_ucr
+
+    data = load_ucr(task["dataset"], data_dir=data_dir)
+    clf = MiniRocketClassifier(random_state=task["seed"])
+    clf.fit(data.x_train[:, None, :].astype(np.float64), data.y_train)
+    accuracy = float(np.mean(clf.predict(data.x_test[:, None, :].astype(np.float64)) == data.y_test))
+    return {"test_accuracy": accuracy, "val_accuracy": None, "val_loss": None, "classes": data.num_classes}
+
+
+def _init_worker():
+    """One TensorFlow thread pool per worker process, so --jobs N does not oversubscribe the cores."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=None, source_weights=None):
+    """Run the tasks not yet in the store; every result is appended as soon as it arrives."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="runs", unit="run")
+    if backend == "ray":
+        import ray
+
+        # The workers import this repository's modules: ship its code (not data, results or the venv) to them.
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 runtime_env={"working_dir": REPO, "excludes": [".venv", "data", "results", ".git", "img"]})
+        remote = ray.remote(num_cpus=1)(run_task)
+        pending = [remote.remote(t, os.path.abspath(data_dir), os.path.abspath(runs_dir), source_weights)
+                   for t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            store.append(ray.get(done[0]))
+            bar.update(1)
+    elif jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import multiprocessing
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = [pool.submit(run_task, t, data_dir, runs_dir, source_weights) for t in tasks]
+            for future in as_completed(futures):
+                store.append(future.result())
+                bar.update(1)
+    else:
+        for task in tasks:
+            store.append(run_task(task, data_dir, runs_dir, source_weights))
+            bar.update(1)
+    bar.close()
+
+
+# ----------------------------------------------------------------------------------------------------- the table
+def select(records):
+    """{(dataset, method): [test accuracy per seed]}, keeping per seed the configuration of lowest validation loss."""
+    best = {}
+    for r in records:
+        group = (r["dataset"], r["method"], r["seed"])
+        score = r["val_loss"] if r["val_loss"] is not None else 0.0
+        if group not in best or score < best[group][0]:
+            best[group] = (score, r["test_accuracy"], r.get("classes"))
+    out = {}
+    for (dataset, method, _), (_, acc, _) in sorted(best.items()):
+        out.setdefault((dataset, method), []).append(100.0 * acc)
+    return out
+
+
+def mpce(errors_and_classes):
+    """Mean per-class error: mean over datasets of error% / classes (recomputed; the paper's own do not follow)."""
+    return float(np.mean([e / c for e, c in errors_and_classes])) if errors_and_classes else None
+
+
+def summary_rows(values, classes, keep):
+    """Mean, median and MPCE of a {dataset: accuracy %} column over the datasets ``keep`` admits."""
+    names = [d for d in values if keep(d)]
+    acc = [values[d] for d in names]
+    if not acc:
+        return None, None, None
+    return float(np.mean(acc)), float(np.median(acc)), mpce([(100 - values[d], classes[d]) for d in names])
+
+
+def wins(ours, reference):
+    """(wins, ties, losses) of column ``ours`` against ``reference`` on their shared datasets (ties within 0.005)."""
+    shared = [d for d in ours if d in reference and reference[d] is not None]
+    w = sum(ours[d] > reference[d] + 5e-3 for d in shared)
+    t = sum(abs(ours[d] - reference[d]) <= 5e-3 for d in shared)
+    return w, t, len(shared) - w - t
+
+
+def build_table(records, paper_path=os.path.join(REPO, "results", "paper_table2.csv")):
+    """Markdown text and CSV rows of the Table 2 comparison."""
+    with open(paper_path) as fh:
+        paper = {r["dataset"]: r for r in csv.DictReader(fh)}
+    chosen = select(records)
+    datasets = sorted({d for d, _ in chosen}, key=str.lower)
+    methods = [m for m in METHODS if any((d, m) in chosen for d in datasets)]
+    classes = {r["dataset"]: r["classes"] for r in records}
+    columns = {m: {d: float(np.mean(chosen[(d, m)])) for d in datasets if (d, m) in chosen} for m in methods}
+    columns["paper SOTA"] = {d: float(paper[d]["sota"]) for d in datasets if d in paper}
+    columns["paper V2Sa"] = {d: float(paper[d]["v2s_a"]) for d in datasets if d in paper}
+    header = ["dataset", "C", "paper SOTA", "paper V2Sa"] + methods
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    csv_rows = []
+    for d in datasets:
+        cells = [d + (" (*)" if d in ARTEFACTS else ""), str(classes[d])]
+        cells += [f"{columns[c][d]:.2f}" if d in columns[c] else "" for c in ("paper SOTA", "paper V2Sa")]
+        for m in methods:
+            runs = chosen.get((d, m))
+            cells.append("" if not runs else f"{np.mean(runs):.2f}" + (f" +- {np.std(runs):.2f}" if len(runs) > 1
+                                                                         else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+        csv_rows.append(dict(zip(header, cells)))
+    for label, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in ARTEFACTS)):
+        stats = {c: summary_rows(columns[c], classes, keep) for c in ["paper SOTA", "paper V2Sa"] + methods}
+        for i, name in enumerate(("mean", "median", "MPCE")):
+            cells = [f"**{name}, {label}**", ""] + [
+                "" if stats[c][i] is None else f"{stats[c][i]:.2f}" for c in ["paper SOTA", "paper V2Sa"] + methods]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for m in methods:
+        for ref in ("paper SOTA", "MiniRocket"):
+            if ref != m and ref in columns:
+                w, t, l = wins(columns[m], columns[ref])
+                lines.append(f"- {m} vs {ref}: {w} wins, {t} ties, {l} losses")
+    lines.append("")
+    lines.append("(*) FordA, FordB, Lightning2, Wafer: label-folding artefacts in the paper (reported there as 100%). "
+                 "MPCE = mean over datasets of error% / classes, recomputed from the rows.")
+    return "\n".join(lines), csv_rows, columns
+
+
+def plot_scatter(columns, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours = columns.get("V2Sa", {})
+    shared = [d for d in ours if d in columns["paper V2Sa"]]
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for d in shared:
+        colour = "tab:red" if d in ARTEFACTS else "tab:blue"
+        ax.scatter(columns["paper V2Sa"][d], ours[d], color=colour)
+        ax.annotate(d, (columns["paper V2Sa"][d], ours[d]), fontsize=6)
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
+    ax.set(xlabel="paper V2Sa test accuracy (%)", ylabel="our V2Sa test accuracy (%)",
+           title="V2Sa: ours vs paper (red: paper artefacts)", xlim=(0, 101), ylim=(0, 101))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=os.environ.get("V2S_UCR_DIR"), help="UCR archive folder (plain or .gz).")
+    p.add_argument("--datasets", nargs="+", default=None, help="Default: the 30 datasets of the paper's Table 2.")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=["V2Sa", "TF_a", "MiniRocket"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--protocol", choices=("default", "paper"), default="default")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--source-weights", default=None, help="Passed to v2s_main.py (e.g. 'random' for a control).")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--jobs", type=int, default=1, help="Local worker processes (one TensorFlow thread each).")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray).")
+    p.add_argument("--store", default=DEFAULT_STORE, help="JSON-lines results store.")
+    p.add_argument("--out", default=os.path.join(REPO, "results", "table2"), help="Table prefix (.md, .csv, .png).")
+    p.add_argument("--table-only", action="store_true", help="Only rebuild the table from the store.")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    store = ResultStore(args.store)
+    if not args.table_only:
+        if not args.data_dir or not os.path.isdir(args.data_dir):
+            raise SystemExit(f"reproduce.py: --data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR).")
+        with open(os.path.join(REPO, "results", "paper_table2.csv")) as fh:
+            names = args.datasets or [r["dataset"] for r in csv.DictReader(fh)]
+        present, missing = available_datasets(names, args.data_dir)
+        if missing:
+            print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")
+        tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs)
+        records, problems = store.load()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        done = {r["key"] for r in records}
+        todo = [t for t in tasks if t["key"] not in done]
+        print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")
+        runs_dir = os.path.join(os.path.dirname(os.path.abspath(args.store)), "runs")
+        execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address, args.source_weights)
+    records, problems = store.load()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not records:
+        raise SystemExit(f"reproduce.py: no finished runs in {args.store}.")
+    text, rows, columns = build_table(records)
+    with open(args.out + ".md", "w") as fh:
+        fh.write(text + "\n")
+    with open(args.out + ".csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    if "V2Sa" in columns:
+        plot_scatter(columns, args.out + "_scatter.png")
+    print(text)
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""reproduce.py: a tiny grid end to end (local and Ray), resume, the summary maths, and a corrupt store line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import reproduce
+from conftest import make_toy_ucr
+
+
+def test_summary_maths_on_known_inputs():
+    values = {"A": 90.0, "B": 80.0, "C": 50.0}
+    classes = {"A": 2, "B": 5, "C": 2}
+    mean, median, mpce = reproduce.summary_rows(values, classes, lambda d: True)
+    assert mean == pytest.approx(73.3333, abs=1e-3) and median == 80.0
+    assert mpce == pytest.approx((10 / 2 + 20 / 5 + 50 / 2) / 3)
+    assert reproduce.summary_rows(values, classes, lambda d: d != "C")[0] == 85.0
+    assert reproduce.wins({"A": 90.0, "B": 80.0, "C": 50.0}, {"A": 85.0, "B": 80.0, "C": 60.0, "D": 1.0}) == (1, 1, 1)
+
+
+def test_selection_keeps_the_lowest_validation_loss_per_seed():
+    records = [
+        {"dataset": "X", "method": "V2Sa", "seed": 0, "val_loss": 0.5, "test_accuracy": 0.6, "classes": 2},
+        {"dataset": "X", "method": "V2Sa", "seed": 0, "val_loss": 0.2, "test_accuracy": 0.8, "classes": 2},
+        {"dataset": "X", "method": "V2Sa", "seed": 1, "val_loss": 0.3, "test_accuracy": 0.9, "classes": 2},
+    ]
+    assert reproduce.select(records) == {("X", "V2Sa"): [80.0, 90.0]}
+
+
+def test_paper_protocol_grid_size():
+    tasks = reproduce.plan(["A"], ["V2Sa", "TF_a"], [0, 1], "paper", 100)
+    assert len(tasks) == 5 * 10 * 2 + 2
+    assert len({t["key"] for t in tasks}) == len(tasks)
+
+
+def test_corrupt_store_line_is_reported_not_fatal(tmp_path):
+    store = reproduce.ResultStore(str(tmp_path / "runs.jsonl"))
+    store.append({"key": "a", "x": 1})
+    with open(store.path, "a") as fh:
+        fh.write('{"key": "b", "x": \n')  # a torn line, as a kill mid-write would leave
+    store.append({"key": "c", "x": 3})
+    records, problems = store.load()
+    assert [r["key"] for r in records] == ["a", "c"]
+    assert len(problems) == 1 and "line 2" in problems[0]
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_resumes_and_skips_missing_datasets(tmp_path, capsys):
+    data = make_toy_ucr(tmp_path / "ucr")
+    store = str(tmp_path / "store" / "runs.jsonl")
+    argv = ["--data-dir", data, "--datasets", "Toy", "NotThere", "--methods", "V2Sa", "FCN", "--epochs", "1",
+            "--source-weights", "random", "--store", store, "--out", str(tmp_path / "table")]
+    records = reproduce.main(argv)
+    out = capsys.readouterr().out
+    assert "skipped: NotThere" in out and "2 to run" in out
+    assert sorted(r["method"] for r in records) == ["FCN", "V2Sa"]
+    table = open(tmp_path / "table.md").read()
+    assert "| Toy | 3 |" in table and "**mean, all**" in table
+    again = reproduce.main(argv)
+    assert "2 already in" in capsys.readouterr().out and len(again) == 2
+
+
+@pytest.mark.slow
+def test_minirocket_baseline_on_the_same_split(tmp_path):
+    pytest.importorskip("aeon")
+    data = make_toy_ucr(tmp_path / "ucr")
+    records = reproduce.main(["--data-dir", data, "--datasets", "Toy", "--methods", "MiniRocket",
+                              "--store", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "t")])
+    assert records[0]["test_accuracy"] > 0.6
+
+
+@pytest.mark.slow
+def test_ray_backend_on_two_cpus(tmp_path):
+    ray = pytest.importorskip("ray")
+    data = make_toy_ucr(tmp_path / "ucr")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             runtime_env={"working_dir": reproduce.REPO,
+                          "excludes": [".venv", "data", "results", ".git", "img"]})
+    try:
+        records = reproduce.main(["--data-dir", data, "--datasets", "Toy", "--methods", "FCN", "V2Sa",
+                                  "--epochs", "1", "--source-weights", "random", "--backend", "ray",
+                                  "--store", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "t")])
+    finally:
+        ray.shutdown()
+    assert sorted(r["method"] for r in records) == ["FCN", "V2Sa"]
+    lines = open(tmp_path / "runs.jsonl").read().splitlines()
+    assert all(json.loads(line)["key"] for line in lines) and len(lines) == 2
