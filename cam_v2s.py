@@ -20,14 +20,6 @@ HOP, N_FFT, FRAMES = 128, 1024, 125
 CAM_LAYERS = ("conv2d_1", "conv2d_2")
 
 
-def source_of(model):
-    """The source model nested in a V2S model (or the model itself when it is a source model)."""
-    for layer in model.layers:
-        if layer.name in ("V2Sa", "V2Su"):
-            return layer
-    return model
-
-
 def conv_layer_names(source):
     import keras
 
@@ -105,6 +97,8 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
     import tensorflow as tf
+
+    from ts_model import source_of
 
     result = grad_cam(source_of(model), wave, layers,
                       score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])

@@ -27,11 +27,13 @@ import time
 
 import numpy as np
 
+from results_table import PAPER_ARTEFACTS as ARTEFACTS
+from results_table import PAPER_TABLE, paper_rows
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
-ARTEFACTS = ("FordA", "FordB", "Lightning2", "Wafer")
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
 
 
@@ -232,10 +234,9 @@ def wins(ours, reference):
     return w, t, len(shared) - w - t
 
 
-def build_table(records, paper_path=os.path.join(REPO, "results", "paper_table2.csv")):
+def build_table(records, paper_path=PAPER_TABLE):
     """Markdown text and CSV rows of the Table 2 comparison."""
-    with open(paper_path) as fh:
-        paper = {r["dataset"]: r for r in csv.DictReader(fh)}
+    paper = paper_rows(paper_path)
     chosen = select(records)
     datasets = sorted({d for d, _ in chosen}, key=str.lower)
     methods = [m for m in METHODS if any((d, m) in chosen for d in datasets)]
@@ -318,8 +319,7 @@ def main(argv=None):
     if not args.table_only:
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise SystemExit(f"reproduce.py: --data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR).")
-        with open(os.path.join(REPO, "results", "paper_table2.csv")) as fh:
-            names = args.datasets or [r["dataset"] for r in csv.DictReader(fh)]
+        names = args.datasets or list(paper_rows())
         present, missing = available_datasets(names, args.data_dir)
         if missing:
             print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")

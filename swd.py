@@ -35,7 +35,7 @@ def logits_model(source):
 
 def reprogrammed_logits(model, x, batch_size=64):
     """Source logits of a V2S model's reprogrammed inputs (inference: no dropout on delta)."""
-    from cam_v2s import source_of
+    from ts_model import source_of
 
     padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
     head = logits_model(source_of(model))
@@ -105,7 +105,7 @@ def plot_curve(run, path):
 def table(folder, gsc_dir=None, weights=None):
     """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
     import ts_model  # noqa: F401  (registers the custom layers)
-    from cam_v2s import source_of
+    from ts_model import source_of
     from ts_dataloader import load_ucr
     from utils import read_json
 

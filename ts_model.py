@@ -21,7 +21,7 @@ from source_model import NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model, lo
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
-           "build_fcn", "build_source_model", "load_source_weights"]
+           "build_fcn", "build_source_model", "load_source_weights", "source_of"]
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -188,6 +188,14 @@ class LabelMapping(L.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mapping": self.mapping}
+
+
+def source_of(model):
+    """The source model nested in a V2S model (or the model itself when it is a source model)."""
+    for layer in model.layers:
+        if layer.name in ("V2Sa", "V2Su"):
+            return layer
+    return model
 
 
 def build_fcn(length, num_classes):

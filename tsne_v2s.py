@@ -28,7 +28,7 @@ def logit_sets(v2s_run, tf_run=None, data_dir=None):
     import keras
 
     import ts_model  # noqa: F401  (registers the custom layers)
-    from cam_v2s import source_of
+    from ts_model import source_of
     from swd import logits_model, reprogrammed_logits
     from ts_dataloader import load_ucr
     from utils import read_json

@@ -262,7 +262,7 @@ def run(args):
     checkpoint = ResumableCheckpoint(ckpt, monitor="val_ce")
     callbacks = [checkpoint]
     if args.swd and args.mode in ("reprogram", "reprogram+finetune"):
-        from cam_v2s import source_of
+        from ts_model import source_of
         from swd import SWDCallback, source_reference_logits
 
         reference = source_reference_logits(source_of(model), args.swd_gsc_dir)
