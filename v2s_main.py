@@ -241,6 +241,8 @@ def run(args):
     ckpt = os.path.join(args.out, "ckpt")
     state = resume_state(ckpt) if args.resume else None
     if state:
+        import ts_model  # noqa: F401  (registers the V2S layers, so a fresh process can load the checkpoint)
+
         model = keras.saving.load_model(os.path.join(ckpt, "last.keras"))
         segments, mapping = args.seg or default_segments(data.length), None
         if "label_mapping" in [l.name for l in model.layers]:

@@ -81,3 +81,19 @@ def test_stratified_split_keeps_every_class():
     tr, va = v2s_main.stratified_split(y, 0.2, seed=0)
     assert set(y[va]) == {0, 1, 2} and set(y[tr]) == {0, 1, 2}
     assert not set(tr) & set(va) and len(tr) + len(va) == len(y)
+
+
+def test_resume_in_a_fresh_process(tmp_path, tiny_ucr):
+    """A killed run is resumed by a new process, which has not imported the V2S layers yet."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "fresh")
+    cli(tiny_ucr, out, "--eps", "1")
+    os.remove(os.path.join(out, "summary.json"))
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", out, "--source-weights", "random", "--verbose", "0",
+            "--batch-size", "8", "--eps", "2", "--resume"]
+    done = subprocess.run([sys.executable, os.path.join(v2s_main.REPO, "v2s_main.py"), *argv],
+                          capture_output=True, text=True, cwd=v2s_main.REPO)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "Resuming" in done.stdout and read_json(os.path.join(out, "summary.json"))["epochs_run"] == 2
