@@ -170,7 +170,7 @@ def cosine_schedule(lr, epochs):
 
 
 def train(args):
-    """Train as ``args`` says; returns (model, data sets, seconds of training)."""
+    """Train as ``args`` says; returns (model, data sets, checkpoint state, seconds of training)."""
     import keras
 
     from source_model import build_source_model
