@@ -4,6 +4,7 @@
     python reproduce.py --data-dir UCRArchive_2018 --protocol paper --seeds 0 1 2 3 4 5 6 7 8 9
     python reproduce.py --data-dir ../shared/ucr --backend ray [--address ray://host:10001]
     python reproduce.py --table-only                                                     # rebuild the table
+    python reproduce.py --import-runs results/ucr19          # reuse v2s_main.py runs made with the same settings
 
 Protocols: ``default`` runs each method once per seed with v2s_main.py's defaults; ``paper`` runs the paper's grid
 (dropout in {0, 0.1, 0.2, 0.3, 0.4} x m in {1..10}) and keeps, per dataset / method / seed, the configuration with
@@ -35,6 +36,7 @@ METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
+PUBLISHED_BASELINES = os.path.join(REPO, "results", "published_baselines.csv")
 
 
 # ----------------------------------------------------------------------------------------------------- the store
@@ -140,6 +142,70 @@ def run_task(task, data_dir, runs_dir, source_weights=None):
     return record
 
 
+# Settings a run folder may differ in from the grid's defaults and still be the same experiment.
+RUN_ONLY_SETTINGS = {"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
+                     "verbose", "seed", "epochs", "mod", "net", "mode", "arch", "source_weights"}
+METHOD_OF_RUN = {("reprogram", "V2Sa"): "V2Sa", ("reprogram", "V2Su"): "V2Su", ("transfer", "V2Sa"): "TF_a",
+                 ("fcn", "V2Sa"): "FCN"}
+
+
+def record_from_run(folder):
+    """The store record of a finished ``v2s_main.py`` run folder (its summary.json), keyed like the grid's task.
+
+    Lets a sweep reuse runs made outside reproduce.py (e.g. results/run_ucr19.sh). Raises ValueError naming the
+    setting when the run is not one the grid would make: default settings, or the paper grid's dropout x m, with
+    the shipped source weights (or none, for FCN).
+    """
+    import v2s_main
+
+    path = os.path.join(folder, "summary.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{folder}: no summary.json (not a finished v2s_main.py run)")
+    with open(path) as fh:
+        summary = json.load(fh)
+    config = summary["config"]
+    method = METHOD_OF_RUN.get((config["mode"], config["arch"]))
+    if method is None:
+        raise ValueError(f"{path}: mode {config['mode']!r} with {config['arch']} is not a method of the grid")
+    defaults = vars(v2s_main.resolve(v2s_main.build_parser().parse_args(
+        ["--mode", config["mode"], "--net", str(config["net"])])))
+    if method != "FCN" and os.path.realpath(os.path.join(REPO, config["source_weights"])) != \
+            os.path.realpath(defaults["source_weights"]):
+        raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
+    differ = sorted(k for k in defaults if k not in RUN_ONLY_SETTINGS and config.get(k) != defaults[k])
+    if set(differ) - {"dr", "seg"}:
+        raise ValueError(f"{path}: not a grid run, settings differ from the defaults: " +
+                         ", ".join(f"{k}={config.get(k)!r} (default {defaults[k]!r})" for k in differ))
+    task = {"dataset": summary["dataset"], "method": method, "seed": config["seed"], "epochs": config["epochs"],
+            "config": {"dr": config["dr"], "seg": config["seg"]} if differ else {}}
+    return dict(task, key=run_key(task), test_accuracy=summary["test_accuracy"],
+                val_accuracy=summary["val_accuracy"], val_loss=summary["val_cross_entropy"],
+                classes=summary["classes"], wall_seconds=summary["wall_seconds"], imported_from=path)
+
+
+def import_runs(paths, store):
+    """Add the finished run folders under ``paths`` (run folders or folders of them) to the store; returns the count.
+
+    Runs already in the store are skipped; folders that are not grid runs are reported and skipped.
+    """
+    done = {r["key"] for r in store.load()[0]}
+    added = 0
+    for path in paths:
+        folders = [path] if os.path.isfile(os.path.join(path, "summary.json")) else sorted(
+            os.path.join(path, d) for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+        for folder in folders:
+            try:
+                record = record_from_run(folder)
+            except ValueError as err:
+                print(f"not imported: {err}", file=sys.stderr)
+                continue
+            if record["key"] not in done:
+                store.append(record)
+                done.add(record["key"])
+                added += 1
+    return added
+
+
 def _run_minirocket(task, data_dir):
     try:
         from aeon.classification.convolution_based import MiniRocketClassifier
@@ -234,22 +300,35 @@ def wins(ours, reference):
     return w, t, len(shared) - w - t
 
 
-def build_table(records, paper_path=PAPER_TABLE):
+# Reference columns: (label, file, column); the provenance of each is in the table's footnote.
+REFERENCE_COLUMNS = (("paper SOTA", PAPER_TABLE, "sota"), ("paper V2Sa", PAPER_TABLE, "v2s_a"),
+                     ("paper TF_a", PAPER_TABLE, "tf_a"), ("HC2 s0 (published)", PUBLISHED_BASELINES, "hc2_s0"))
+
+
+def reference_columns(datasets, references=REFERENCE_COLUMNS):
+    """{label: {dataset: accuracy %}} of the published columns for ``datasets`` (blank cells left out)."""
+    columns = {}
+    for label, path, column in references:
+        rows = paper_rows(path)
+        columns[label] = {d: float(rows[d][column]) for d in datasets if d in rows and rows[d].get(column)}
+    return columns
+
+
+def build_table(records, references=REFERENCE_COLUMNS):
     """Markdown text and CSV rows of the Table 2 comparison."""
-    paper = paper_rows(paper_path)
     chosen = select(records)
     datasets = sorted({d for d, _ in chosen}, key=str.lower)
     methods = [m for m in METHODS if any((d, m) in chosen for d in datasets)]
     classes = {r["dataset"]: r["classes"] for r in records}
-    columns = {m: {d: float(np.mean(chosen[(d, m)])) for d in datasets if (d, m) in chosen} for m in methods}
-    columns["paper SOTA"] = {d: float(paper[d]["sota"]) for d in datasets if d in paper}
-    columns["paper V2Sa"] = {d: float(paper[d]["v2s_a"]) for d in datasets if d in paper}
-    header = ["dataset", "C", "paper SOTA", "paper V2Sa"] + methods
+    columns = reference_columns(datasets, references)
+    refs = list(columns)
+    columns.update({m: {d: float(np.mean(chosen[(d, m)])) for d in datasets if (d, m) in chosen} for m in methods})
+    header = ["dataset", "C"] + refs + methods
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = []
     for d in datasets:
         cells = [d + (" (*)" if d in ARTEFACTS else ""), str(classes[d])]
-        cells += [f"{columns[c][d]:.2f}" if d in columns[c] else "" for c in ("paper SOTA", "paper V2Sa")]
+        cells += [f"{columns[c][d]:.2f}" if d in columns[c] else "" for c in refs]
         for m in methods:
             runs = chosen.get((d, m))
             cells.append("" if not runs else f"{np.mean(runs):.2f}" + (f" +- {np.std(runs):.2f}" if len(runs) > 1
@@ -257,10 +336,10 @@ def build_table(records, paper_path=PAPER_TABLE):
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(dict(zip(header, cells)))
     for label, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in ARTEFACTS)):
-        stats = {c: summary_rows(columns[c], classes, keep) for c in ["paper SOTA", "paper V2Sa"] + methods}
+        stats = {c: summary_rows(columns[c], classes, keep) for c in refs + methods}
         for i, name in enumerate(("mean", "median", "MPCE")):
             cells = [f"**{name}, {label}**", ""] + [
-                "" if stats[c][i] is None else f"{stats[c][i]:.2f}" for c in ["paper SOTA", "paper V2Sa"] + methods]
+                "" if stats[c][i] is None else f"{stats[c][i]:.2f}" for c in refs + methods]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for m in methods:
@@ -270,7 +349,10 @@ def build_table(records, paper_path=PAPER_TABLE):
                 lines.append(f"- {m} vs {ref}: {w} wins, {t} ties, {l} losses")
     lines.append("")
     lines.append("(*) FordA, FordB, Lightning2, Wafer: label-folding artefacts in the paper (reported there as 100%). "
-                 "MPCE = mean over datasets of error% / classes, recomputed from the rows.")
+                 "MPCE = mean over datasets of error% / classes, recomputed from the rows. "
+                 "Paper columns: results/paper_table2.csv (the paper's Table 2). HC2 s0: HIVE-COTE 2 on the default "
+                 "UCR split as published (timeseriesclassification.com reference results, results/"
+                 "published_baselines.csv), not run here. Every other column is a run recorded in the store.")
     return "\n".join(lines), csv_rows, columns
 
 
@@ -310,13 +392,21 @@ def build_parser():
     p.add_argument("--store", default=DEFAULT_STORE, help="JSON-lines results store.")
     p.add_argument("--out", default=os.path.join(REPO, "results", "table2"), help="Table prefix (.md, .csv, .png).")
     p.add_argument("--table-only", action="store_true", help="Only rebuild the table from the store.")
+    p.add_argument("--import-runs", nargs="+", metavar="DIR", default=None,
+                   help="Add finished v2s_main.py run folders (or folders of them) made with the grid's settings "
+                        "to the store instead of running the grid, then build the table.")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     store = ResultStore(args.store)
-    if not args.table_only:
+    if args.import_runs:
+        for path in args.import_runs:
+            if not os.path.isdir(path):
+                raise SystemExit(f"reproduce.py: --import-runs {path!r} is not a folder.")
+        print(f"Imported {import_runs(args.import_runs, store)} new runs into {args.store}.")
+    elif not args.table_only:
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise SystemExit(f"reproduce.py: --data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR).")
         names = args.datasets or list(paper_rows())

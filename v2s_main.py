@@ -125,6 +125,13 @@ def default_segments(length):
     return max(1, min(10, 16000 // length))
 
 
+def segments_for(args, length):
+    """Copies m of the series in the 16,000-sample input: one for TF_a (zero-padded only), none for the FCN."""
+    if args.mode == "fcn":
+        return None
+    return 1 if args.mode == "transfer" else args.seg or default_segments(length)
+
+
 def load_source(args):
     """The source model with its weights (or random weights for the control)."""
     from ts_model import build_source_model, load_source_weights
@@ -156,12 +163,12 @@ def build_model(args, data, x_fit, y_fit):
 
     from ts_model import build_v2s
 
-    segments = args.seg or default_segments(data.length)
+    segments = segments_for(args, data.length)
     source = load_source(args) if args.mode != "fcn" else None
     mapping = None
     if args.mode in ("reprogram", "reprogram+finetune"):
         mapping = choose_mapping(args, source, x_fit, y_fit, data.num_classes, segments)
-    model = build_v2s(data.length, data.num_classes, mode=args.mode, source=source, segments=segments,
+    model = build_v2s(data.length, data.num_classes, mode=args.mode, source=source, segments=segments or 1,
                       mapping=mapping, dropout=args.dr, l2=args.l2, mask=bool(args.per))
     lr = args.lr if not args.lr_decay else keras.optimizers.schedules.InverseTimeDecay(args.lr, 1, args.lr_decay)
     # "ce" is the cross-entropy without the L2 penalty on delta: the penalty is part of the training objective, not
@@ -244,7 +251,7 @@ def run(args):
         import ts_model  # noqa: F401  (registers the V2S layers, so a fresh process can load the checkpoint)
 
         model = keras.saving.load_model(os.path.join(ckpt, "last.keras"))
-        segments, mapping = args.seg or default_segments(data.length), None
+        segments, mapping = segments_for(args, data.length), None
         if "label_mapping" in [l.name for l in model.layers]:
             mapping = model.get_layer("label_mapping").mapping
         print(f"Resuming {args.out} after epoch {state['epoch']}.")
@@ -257,9 +264,11 @@ def run(args):
             model, segments, mapping = build_model(args, data, x_fit, y_fit)
         except ValueError as err:
             raise SystemExit(f"v2s_main.py: {err}") from None
-    print(f"mode {args.mode}, source {args.arch} ({args.source_weights}), m={segments}, "
-          f"{'k=' + str(len(mapping[0])) + ' ' + args.map_type + ' mapping, ' if mapping is not None else ''}"
-          f"dropout {args.dr}, lr {args.lr}{' decay ' + str(args.lr_decay) if args.lr_decay else ''}, "
+    delta = args.mode in ("reprogram", "reprogram+finetune")
+    print(f"mode {args.mode}, " + (f"source {args.arch} ({args.source_weights}), " if args.mode != "fcn" else "") +
+          (f"m={segments}, " if segments else "") +
+          (f"k={len(mapping[0])} {args.map_type} mapping, dropout {args.dr} on delta, " if delta else "") +
+          f"lr {args.lr}{' decay ' + str(args.lr_decay) if args.lr_decay else ''}, "
           f"trainable parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
     checkpoint = ResumableCheckpoint(ckpt, monitor="val_ce")
     callbacks = [checkpoint]

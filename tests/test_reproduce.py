@@ -61,6 +61,39 @@ def test_tiny_grid_runs_resumes_and_skips_missing_datasets(tmp_path, capsys):
     again = reproduce.main(argv)
     assert "2 already in" in capsys.readouterr().out and len(again) == 2
 
+    # Importing the grid's own run folders into a new store: FCN comes back under the same key; the V2Sa run used
+    # random source weights, which the default grid would not, so it is reported and left out.
+    other = reproduce.ResultStore(str(tmp_path / "other.jsonl"))
+    assert reproduce.import_runs([str(tmp_path / "store" / "runs")], other) == 1
+    assert "source weights random are not the shipped ones" in capsys.readouterr().err
+    imported = other.load()[0][0]
+    original = next(r for r in records if r["method"] == "FCN")
+    assert imported["key"] == original["key"] and imported["test_accuracy"] == original["test_accuracy"]
+    assert reproduce.import_runs([str(tmp_path / "store" / "runs")], other) == 0
+
+
+def _fake_run(folder, **changes):
+    import v2s_main
+
+    config = vars(v2s_main.resolve(v2s_main.build_parser().parse_args(["--dataset", "Toy"])))
+    config.update(changes)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "summary.json"), "w") as fh:
+        json.dump({"dataset": "Toy", "classes": 3, "config": config, "test_accuracy": 0.5, "val_accuracy": 0.6,
+                   "val_cross_entropy": 0.7, "wall_seconds": 1.0}, fh)
+    return str(folder)
+
+
+def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_path):
+    default = reproduce.record_from_run(_fake_run(tmp_path / "a"))
+    assert default["key"] == reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100)[0]["key"]
+    paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3))
+    assert paper["key"] in {t["key"] for t in reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100)}
+    with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.05\)"):
+        reproduce.record_from_run(_fake_run(tmp_path / "c", l2=0.01))
+    with pytest.raises(ValueError, match="no summary.json"):
+        reproduce.record_from_run(str(tmp_path))
+
 
 @pytest.mark.slow
 def test_minirocket_baseline_on_the_same_split(tmp_path):

@@ -51,6 +51,8 @@ def test_resume_continues_a_killed_run(tmp_path, tiny_ucr):
 def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
     summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
     assert summary["config"]["mode"] == mode
+    # TF_a sees the series once, zero-padded; the FCN sees it as it is (the summary once said m=10 for both).
+    assert summary["segments"] == {"transfer": 1, "fcn": None, "reprogram+finetune": 10}[mode]
 
 
 def test_frequency_mapping_flag(tmp_path, tiny_ucr):
