@@ -37,6 +37,8 @@ PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
 PUBLISHED_BASELINES = os.path.join(REPO, "results", "published_baselines.csv")
+# What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights.
+TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights")
 
 
 # ----------------------------------------------------------------------------------------------------- the store
@@ -83,12 +85,16 @@ class ResultStore:
 
 # ------------------------------------------------------------------------------------------------------ the grid
 def run_key(task):
-    fields = {k: task[k] for k in ("dataset", "method", "config", "seed", "epochs")}
+    fields = {k: task[k] for k in TASK_FIELDS if k in task}
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plan(datasets, methods, seeds, protocol, epochs):
-    """The tasks of the grid; reprogramming methods get the paper's configurations under ``protocol='paper'``."""
+def plan(datasets, methods, seeds, protocol, epochs, source_weights=None):
+    """The tasks of the grid; reprogramming methods get the paper's configurations under ``protocol='paper'``.
+
+    ``source_weights`` (e.g. 'random' for the control) becomes part of each task and its key, so a control sweep
+    never passes for, or skips, the runs with the shipped weights in a shared store.
+    """
     tasks = []
     for dataset in datasets:
         for method in methods:
@@ -99,6 +105,8 @@ def plan(datasets, methods, seeds, protocol, epochs):
             for config in configs:
                 for seed in seeds:
                     task = {"dataset": dataset, "method": method, "config": config, "seed": seed, "epochs": epochs}
+                    if source_weights and method not in ("MiniRocket", "FCN"):
+                        task["source_weights"] = source_weights
                     task["key"] = run_key(task)
                     tasks.append(task)
     return tasks
@@ -118,7 +126,7 @@ def available_datasets(names, data_dir):
     return present, missing
 
 
-def run_task(task, data_dir, runs_dir, source_weights=None):
+def run_task(task, data_dir, runs_dir):
     """Run one task and return its record (accuracy, validation loss, wall time)."""
     start = time.time()
     if task["method"] == "MiniRocket":
@@ -130,14 +138,14 @@ def run_task(task, data_dir, runs_dir, source_weights=None):
         argv = ["--dataset", task["dataset"], "--data-dir", data_dir, "--mode", mode, "--seed", str(task["seed"]),
                 "--eps", str(task["epochs"]), "--verbose", "0", "--out", os.path.join(runs_dir, task["key"]),
                 "--net", "1" if task["method"] == "V2Su" else "0"]
-        if source_weights:
-            argv += ["--source-weights", source_weights]
+        if task.get("source_weights"):
+            argv += ["--source-weights", task["source_weights"]]
         for flag, value in task["config"].items():
             argv += [f"--{flag}", str(value)]
         summary = v2s_main.main(argv)
         record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                   "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
-    record.update({k: task[k] for k in ("key", "dataset", "method", "config", "seed", "epochs")},
+    record.update({k: task[k] for k in ("key",) + TASK_FIELDS if k in task},
                   wall_seconds=round(time.time() - start, 2))
     return record
 
@@ -228,7 +236,7 @@ def _init_worker():
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=None, source_weights=None):
+def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=None):
     """Run the tasks not yet in the store; every result is appended as soon as it arrives."""
     from tqdm import tqdm
 
@@ -240,7 +248,7 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
                  runtime_env={"working_dir": REPO, "excludes": [".venv", "data", "results", ".git", "img"]})
         remote = ray.remote(num_cpus=1)(run_task)
-        pending = [remote.remote(t, os.path.abspath(data_dir), os.path.abspath(runs_dir), source_weights)
+        pending = [remote.remote(t, os.path.abspath(data_dir), os.path.abspath(runs_dir))
                    for t in tasks]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -252,13 +260,13 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
 
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker) as pool:
-            futures = [pool.submit(run_task, t, data_dir, runs_dir, source_weights) for t in tasks]
+            futures = [pool.submit(run_task, t, data_dir, runs_dir) for t in tasks]
             for future in as_completed(futures):
                 store.append(future.result())
                 bar.update(1)
     else:
         for task in tasks:
-            store.append(run_task(task, data_dir, runs_dir, source_weights))
+            store.append(run_task(task, data_dir, runs_dir))
             bar.update(1)
     bar.close()
 
@@ -268,7 +276,8 @@ def select(records):
     """{(dataset, method): [test accuracy per seed]}, keeping per seed the configuration of lowest validation loss."""
     best = {}
     for r in records:
-        group = (r["dataset"], r["method"], r["seed"])
+        method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "")
+        group = (r["dataset"], method, r["seed"])
         score = r["val_loss"] if r["val_loss"] is not None else 0.0
         if group not in best or score < best[group][0]:
             best[group] = (score, r["test_accuracy"], r.get("classes"))
@@ -318,7 +327,8 @@ def build_table(records, references=REFERENCE_COLUMNS):
     """Markdown text and CSV rows of the Table 2 comparison."""
     chosen = select(records)
     datasets = sorted({d for d, _ in chosen}, key=str.lower)
-    methods = [m for m in METHODS if any((d, m) in chosen for d in datasets)]
+    labels = {m for _, m in chosen}
+    methods = [m for m in METHODS if m in labels] + sorted(labels - set(METHODS))
     classes = {r["dataset"]: r["classes"] for r in records}
     columns = reference_columns(datasets, references)
     refs = list(columns)
@@ -413,7 +423,7 @@ def main(argv=None):
         present, missing = available_datasets(names, args.data_dir)
         if missing:
             print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")
-        tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs)
+        tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs, args.source_weights)
         records, problems = store.load()
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -421,7 +431,7 @@ def main(argv=None):
         todo = [t for t in tasks if t["key"] not in done]
         print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")
         runs_dir = os.path.join(os.path.dirname(os.path.abspath(args.store)), "runs")
-        execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address, args.source_weights)
+        execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address)
     records, problems = store.load()
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -27,6 +27,16 @@ def test_selection_keeps_the_lowest_validation_loss_per_seed():
         {"dataset": "X", "method": "V2Sa", "seed": 1, "val_loss": 0.3, "test_accuracy": 0.9, "classes": 2},
     ]
     assert reproduce.select(records) == {("X", "V2Sa"): [80.0, 90.0]}
+    control = dict(records[0], source_weights="random", val_loss=0.0, test_accuracy=0.5)
+    assert reproduce.select(records + [control])[("X", "V2Sa (random source)")] == [50.0]
+    assert reproduce.select(records + [control])[("X", "V2Sa")] == [80.0, 90.0]
+
+
+def test_source_weights_control_has_keys_of_its_own():
+    shipped = reproduce.plan(["A"], ["V2Sa", "MiniRocket"], [0], "default", 100)
+    control = reproduce.plan(["A"], ["V2Sa", "MiniRocket"], [0], "default", 100, source_weights="random")
+    assert shipped[0]["key"] != control[0]["key"] and control[0]["source_weights"] == "random"
+    assert shipped[1]["key"] == control[1]["key"]  # MiniRocket has no source model
 
 
 def test_paper_protocol_grid_size():
