@@ -6,6 +6,7 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
      paper reports cleanly (FordA, FordB, Lightning2 and Wafer are label-folding artefacts in the paper).
 
     python results_table.py results/sweep --md results/ucr19.md
+    python results_table.py results/ablation --compare results/ucr19     # an ablation against the main sweep
 """
 
 import argparse
@@ -82,15 +83,65 @@ def markdown(rows):
     return "\n".join(lines)
 
 
+IGNORED_SETTINGS = {"dataset", "data_dir", "out", "resume", "verbose", "tensorboard", "swd", "swd_gsc_dir", "download"}
+
+
+def comparison(runs, baseline):
+    """Markdown comparing two sweeps (say an ablation against the main one) on the datasets they share.
+
+    The decision rule a user may apply without touching the test set is the validation cross-entropy, so the table
+    counts where each sweep is lower and reports the test mean of picking, per dataset, the sweep with the lower one.
+    """
+    base = {r["dataset"]: r for r in baseline}
+    pairs = [(base[r["dataset"]], r) for r in sorted(runs, key=lambda r: r["dataset"].lower()) if r["dataset"] in base]
+    if not pairs:
+        raise SystemExit("results_table.py: the two folders share no dataset.")
+    differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
+                     if k not in IGNORED_SETTINGS and b["config"].get(k) != r["config"].get(k)})
+    label = lambda run: ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"  # noqa: E731
+    a, b = label(pairs[0][0]), label(pairs[0][1])
+    lines = [f"| dataset | val CE, {a} | val CE, {b} | val acc %, {a} | val acc %, {b} | test %, {a} | test %, {b} |",
+             "|---|---|---|---|---|---|---|"]
+    for old, new in pairs:
+        name = new["dataset"] + (" (*)" if new["dataset"] in PAPER_ARTEFACTS else "")
+        lines.append(f"| {name} | {old['val_cross_entropy']:.3f} | {new['val_cross_entropy']:.3f} | "
+                     f"{100 * old['val_accuracy']:.2f} | {100 * new['val_accuracy']:.2f} | "
+                     f"{100 * old['test_accuracy']:.2f} | {100 * new['test_accuracy']:.2f} |")
+    lines.append("")
+    for title, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in PAPER_ARTEFACTS)):
+        kept = [(o, n) for o, n in pairs if keep(o["dataset"])]
+        lower = sum(n["val_cross_entropy"] < o["val_cross_entropy"] for o, n in kept)
+        picked = [n if n["val_cross_entropy"] < o["val_cross_entropy"] else o for o, n in kept]
+        lines.append(f"- {title} ({len(kept)} sets): val CE lower with {b} on {lower}, with {a} on {len(kept) - lower}; "
+                     f"mean val CE {np.mean([o['val_cross_entropy'] for o, _ in kept]):.3f} vs "
+                     f"{np.mean([n['val_cross_entropy'] for _, n in kept]):.3f}; mean test "
+                     f"{100 * np.mean([o['test_accuracy'] for o, _ in kept]):.2f} vs "
+                     f"{100 * np.mean([n['test_accuracy'] for _, n in kept]):.2f}; per dataset by lower val CE: "
+                     f"{100 * np.mean([r['test_accuracy'] for r in picked]):.2f}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="Folder of run sub-folders, each with a summary.json.")
     p.add_argument("--md", default=None, help="Also write the Markdown table to this file.")
     p.add_argument("--csv", default=None, help="Also write the rows as CSV.")
+    p.add_argument("--compare", metavar="BASELINE", default=None,
+                   help="Instead, compare with another sweep folder (validation CE, validation and test accuracy).")
     args = p.parse_args(argv)
     runs = collect(args.folder)
     if not runs:
         raise SystemExit(f"results_table.py: no */summary.json under {args.folder}.")
+    if args.compare:
+        baseline = collect(args.compare)
+        if not baseline:
+            raise SystemExit(f"results_table.py: no */summary.json under {args.compare}.")
+        text = comparison(runs, baseline)
+        print(text)
+        if args.md:
+            with open(args.md, "w") as fh:
+                fh.write(text + "\n")
+        return
     rows = table(runs, paper_rows())
     text = markdown(rows)
     print(text)

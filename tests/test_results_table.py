@@ -31,3 +31,23 @@ def test_table_lines_up_with_the_paper_and_excludes_artefacts_from_the_clean_mea
 def test_empty_folder_is_reported(tmp_path):
     with pytest.raises(SystemExit, match="no \\*/summary.json"):
         results_table.main([str(tmp_path)])
+
+
+def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
+    def run(folder, name, l2, val_ce, test):
+        os.makedirs(folder / name, exist_ok=True)
+        (folder / name / "summary.json").write_text(json.dumps({
+            "dataset": name, "config": {"l2": l2, "out": str(folder)}, "val_cross_entropy": val_ce,
+            "val_accuracy": 0.5, "test_accuracy": test}))
+
+    run(tmp_path / "main", "A", 0.05, 0.5, 0.6)
+    run(tmp_path / "main", "B", 0.05, 0.2, 0.9)
+    run(tmp_path / "main", "OnlyHere", 0.05, 0.2, 0.9)
+    run(tmp_path / "ablation", "A", 0.0, 0.3, 0.8)
+    run(tmp_path / "ablation", "B", 0.0, 0.4, 0.7)
+    results_table.main([str(tmp_path / "ablation"), "--compare", str(tmp_path / "main")])
+    out = capsys.readouterr().out
+    assert "| dataset | val CE, l2=0.05 | val CE, l2=0.0 |" in out and "OnlyHere" not in out
+    # l2=0 is lower on A only; picking per dataset takes A from the ablation (80) and B from the main sweep (90).
+    assert "val CE lower with l2=0.0 on 1, with l2=0.05 on 1" in out
+    assert "mean test 75.00 vs 75.00; per dataset by lower val CE: 85.00" in out
