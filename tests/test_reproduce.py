@@ -99,7 +99,7 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
     assert default["key"] == reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100)[0]["key"]
     paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3))
     assert paper["key"] in {t["key"] for t in reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100)}
-    with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.05\)"):
+    with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.0\)"):
         reproduce.record_from_run(_fake_run(tmp_path / "c", l2=0.01))
     with pytest.raises(ValueError, match="no summary.json"):
         reproduce.record_from_run(str(tmp_path))

@@ -139,3 +139,14 @@ def test_bad_mode_and_mismatched_mapping(source):
         build_v2s(10, 2, mode="magic", source=source)
     with pytest.raises(ValueError, match="3 rows but the data has 2"):
         build_v2s(10, 2, source=source, mapping=sequential_mapping(3, 2))
+
+
+def test_l2_penalty_is_l2_times_the_sum_of_squared_delta_and_absent_by_default():
+    x = np.zeros((2, 16), "float32")
+    penalised = Reprogram(l2=0.05)
+    penalised(x)
+    delta = penalised.get_weights()[0]
+    np.testing.assert_allclose(float(sum(penalised.losses)), 0.05 * float(np.sum(delta ** 2)), rtol=1e-5)
+    default = Reprogram()
+    default(x)
+    assert default.l2 == 0.0 and not default.losses
