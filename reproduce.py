@@ -13,7 +13,8 @@ MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from
 
 Every finished run is appended as one JSON line to the store (``results/reproduce/runs.jsonl``) under an exclusive
 file lock, so a rerun skips finished runs, a killed sweep loses only the runs in flight, and two sweeps can share a
-store. Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``.
+store. A run's key names only the settings that differ from v2s_main.py's defaults: after changing a default, start
+a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``.
 """
 
 import argparse
@@ -30,6 +31,7 @@ import numpy as np
 
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
+import v2s_main
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
@@ -132,8 +134,6 @@ def run_task(task, data_dir, runs_dir):
     if task["method"] == "MiniRocket":
         record = _run_minirocket(task, data_dir)
     else:
-        import v2s_main
-
         mode = {"V2Sa": "reprogram", "V2Su": "reprogram", "TF_a": "transfer", "FCN": "fcn"}[task["method"]]
         argv = ["--dataset", task["dataset"], "--data-dir", data_dir, "--mode", mode, "--seed", str(task["seed"]),
                 "--eps", str(task["epochs"]), "--verbose", "0", "--out", os.path.join(runs_dir, task["key"]),
@@ -151,8 +151,8 @@ def run_task(task, data_dir, runs_dir):
 
 
 # Settings a run folder may differ in from the grid's defaults and still be the same experiment.
-RUN_ONLY_SETTINGS = {"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
-                     "verbose", "seed", "epochs", "mod", "net", "mode", "arch", "source_weights"}
+RUN_ONLY_SETTINGS = v2s_main.NON_EXPERIMENT_FLAGS | {"seed", "epochs", "mod", "net", "mode", "arch",
+                                                     "source_weights"}
 METHOD_OF_RUN = {("reprogram", "V2Sa"): "V2Sa", ("reprogram", "V2Su"): "V2Su", ("transfer", "V2Sa"): "TF_a",
                  ("fcn", "V2Sa"): "FCN"}
 
@@ -164,8 +164,6 @@ def record_from_run(folder):
     setting when the run is not one the grid would make: default settings, or the paper grid's dropout x m, with
     the shipped source weights (or none, for FCN).
     """
-    import v2s_main
-
     path = os.path.join(folder, "summary.json")
     if not os.path.isfile(path):
         raise ValueError(f"{folder}: no summary.json (not a finished v2s_main.py run)")

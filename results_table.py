@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from v2s_main import NON_EXPERIMENT_FLAGS
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PAPER_TABLE = os.path.join(REPO, "results", "paper_table2.csv")
 PAPER_ARTEFACTS = ("FordA", "FordB", "Lightning2", "Wafer")
@@ -83,7 +85,6 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-IGNORED_SETTINGS = {"dataset", "data_dir", "out", "resume", "verbose", "tensorboard", "swd", "swd_gsc_dir", "download"}
 
 
 def comparison(runs, baseline):
@@ -97,7 +98,7 @@ def comparison(runs, baseline):
     if not pairs:
         raise SystemExit("results_table.py: the two folders share no dataset.")
     differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
-                     if k not in IGNORED_SETTINGS and b["config"].get(k) != r["config"].get(k)})
+                     if k not in NON_EXPERIMENT_FLAGS and b["config"].get(k) != r["config"].get(k)})
     label = lambda run: ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"  # noqa: E731
     a, b = label(pairs[0][0]), label(pairs[0][1])
     lines = [f"| dataset | val CE, {a} | val CE, {b} | val acc %, {a} | val acc %, {b} | test %, {a} | test %, {b} |",

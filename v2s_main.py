@@ -28,6 +28,9 @@ DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 REFERENCE_MODES = {0: "reprogram", 1: "transfer", 2: "reprogram+finetune", 3: "fcn"}
 REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
+# Flags that change where a run reads and writes or what it reports, never what it learns.
+NON_EXPERIMENT_FLAGS = frozenset({"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir",
+                                  "tensorboard", "verbose"})
 
 
 def build_parser():
