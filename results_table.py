@@ -113,7 +113,8 @@ def comparison(runs, baseline):
         kept = [(o, n) for o, n in pairs if keep(o["dataset"])]
         lower = sum(n["val_cross_entropy"] < o["val_cross_entropy"] for o, n in kept)
         picked = [n if n["val_cross_entropy"] < o["val_cross_entropy"] else o for o, n in kept]
-        lines.append(f"- {title} ({len(kept)} sets): val CE lower with {b} on {lower}, with {a} on {len(kept) - lower}; "
+        lines.append(f"- {title} ({len(kept)} sets): val CE lower with {b} on {lower}, "
+                     f"with {a} on {len(kept) - lower}; "
                      f"mean val CE {np.mean([o['val_cross_entropy'] for o, _ in kept]):.3f} vs "
                      f"{np.mean([n['val_cross_entropy'] for _, n in kept]):.3f}; mean test "
                      f"{100 * np.mean([o['test_accuracy'] for o, _ in kept]):.2f} vs "

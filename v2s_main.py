@@ -8,8 +8,9 @@
     python v2s_main.py --source-weights random          # control: the same V2S with an untrained source model
 
 Protocol (honest by default): a stratified part of the *training* set (--val-split) picks the best epoch by
-validation loss (cross-entropy, without the L2 penalty on delta); the test set is scored once, at the end, with that epoch's weights. --val-on-test reproduces the
-reference code (best epoch chosen on the test set); its outputs are labelled OPTIMISTIC.
+validation loss (cross-entropy, without any L2 penalty on delta); the test set is scored once, at the end, with that
+epoch's weights. --val-on-test reproduces the reference code (best epoch chosen on the test set); its outputs are
+labelled OPTIMISTIC.
 
 Each run writes into results/<run>/ (atomically; --resume continues a killed run): best weights, model.keras,
 history.csv, curves.png and summary.json.
