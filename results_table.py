@@ -131,31 +131,28 @@ def main(argv=None):
     p.add_argument("--compare", metavar="BASELINE", default=None,
                    help="Instead, compare with another sweep folder (validation CE, validation and test accuracy).")
     args = p.parse_args(argv)
-    runs = collect(args.folder)
-    if not runs:
-        raise SystemExit(f"results_table.py: no */summary.json under {args.folder}.")
+    runs, rows = _collect_or_exit(args.folder), None
     if args.compare:
-        baseline = collect(args.compare)
-        if not baseline:
-            raise SystemExit(f"results_table.py: no */summary.json under {args.compare}.")
-        text = comparison(runs, baseline)
-        print(text)
-        if args.md:
-            with open(args.md, "w") as fh:
-                fh.write(text + "\n")
-        return
-    rows = table(runs, paper_rows())
-    text = markdown(rows)
+        text = comparison(runs, _collect_or_exit(args.compare))
+    else:
+        rows = table(runs, paper_rows())
+        text = markdown(rows)
     print(text)
     if args.md:
         with open(args.md, "w") as fh:
             fh.write(text + "\n")
-    if args.csv:
+    if args.csv and rows:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
 
+
+def _collect_or_exit(folder):
+    runs = collect(folder)
+    if not runs:
+        raise SystemExit(f"results_table.py: no */summary.json under {folder}.")
+    return runs
 
 if __name__ == "__main__":
     main()
