@@ -83,11 +83,12 @@ class Reprogram(L.Layer):
 
     Shape: (batch, n) -> (batch, n). ``delta`` has n (16,000) values with an L2 penalty of ``l2`` (none by default;
     the paper used 0.04, its code 0.05 — results/l2_selection.md shows why V2S defaults to 0); dropout on delta
-    is applied only in training (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1)
+    (none by default, the reference code's 0.4 fitted worse: results/dropout_selection.md) is applied only in
+    training (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1)
     restricts delta to where it is 1; None means everywhere.
     """
 
-    def __init__(self, l2=0.0, dropout=0.4, mask=None, **kwargs):
+    def __init__(self, l2=0.0, dropout=0.0, mask=None, **kwargs):
         super().__init__(**kwargs)
         self.l2, self.dropout = float(l2), float(dropout)
         self.mask = None if mask is None else [float(v) for v in np.asarray(mask).ravel()]
@@ -213,7 +214,7 @@ def build_fcn(length, num_classes):
 
 
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
-              dropout=0.4, l2=0.0, mask=False):
+              dropout=0.0, l2=0.0, mask=False):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None.
