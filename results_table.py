@@ -85,8 +85,6 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-
-
 def comparison(runs, baseline):
     """Markdown comparing two sweeps (say an ablation against the main one) on the datasets they share.
 
@@ -131,6 +129,8 @@ def main(argv=None):
     p.add_argument("--compare", metavar="BASELINE", default=None,
                    help="Instead, compare with another sweep folder (validation CE, validation and test accuracy).")
     args = p.parse_args(argv)
+    if args.compare and args.csv:
+        p.error("--csv writes the table's rows; with --compare use --md.")
     runs, rows = _collect_or_exit(args.folder), None
     if args.compare:
         text = comparison(runs, _collect_or_exit(args.compare))
@@ -141,7 +141,7 @@ def main(argv=None):
     if args.md:
         with open(args.md, "w") as fh:
             fh.write(text + "\n")
-    if args.csv and rows:
+    if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
@@ -153,6 +153,7 @@ def _collect_or_exit(folder):
     if not runs:
         raise SystemExit(f"results_table.py: no */summary.json under {folder}.")
     return runs
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,8 @@ PY=${PY:-.venv/bin/python}
 FLAGS=${FLAGS:-}
 JOBS=${JOBS:-1}
 TABLE=${TABLE:-results/$(basename "$OUT")}
+[ -d "$UCR" ] || { echo "run_ucr19.sh: UCR folder $UCR not found (expected <Name>/<Name>_TRAIN.tsv[.gz] inside)." >&2; exit 2; }
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "run_ucr19.sh: JOBS must be a positive integer, got '$JOBS'." >&2; exit 2; }
 export UCR OUT PY FLAGS
 # One job at a time runs cheapest first (early results soon); parallel jobs start largest first (balanced finish).
 order=$([ "$JOBS" -gt 1 ] && echo "-rn" || echo "-n")

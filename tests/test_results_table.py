@@ -51,3 +51,12 @@ def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
     # l2=0 is lower on A only; picking per dataset takes A from the ablation (80) and B from the main sweep (90).
     assert "val CE lower with l2=0.0 on 1, with l2=0.05 on 1" in out
     assert "mean test 75.00 vs 75.00; per dataset by lower val CE: 85.00" in out
+
+
+def test_csv_with_compare_is_refused_not_ignored(tmp_path, capsys):
+    fake_run(tmp_path / "a", "Coffee", 1.0)
+    fake_run(tmp_path / "b", "Coffee", 0.9)
+    with pytest.raises(SystemExit):
+        results_table.main([str(tmp_path / "a"), "--compare", str(tmp_path / "b"), "--csv", str(tmp_path / "t.csv")])
+    assert "with --compare use --md" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
