@@ -82,6 +82,8 @@ def build_parser():
     train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (see README for how it was chosen).")
     train.add_argument("--lr-decay", type=float, default=0.0,
                        help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
+    train.add_argument("--cosine", action="store_true",
+                       help="Cosine decay of the learning rate from --lr to 0 over all training steps.")
     train.add_argument("--reference-schedule", action="store_true",
                        help="The reference code's Adam(lr=0.05, decay=0.48); sets --lr 0.05 --lr-decay 0.48.")
     train.add_argument("--seed", type=int, default=0, help="Seed of the split, mapping, initialisation and batches.")
@@ -104,6 +106,8 @@ def resolve(args):
     args.arch = REFERENCE_NETS[args.net]
     if args.reference_schedule:
         args.lr, args.lr_decay = 0.05, 0.48
+    if args.cosine and args.lr_decay:
+        raise SystemExit("v2s_main.py: --cosine and --lr-decay / --reference-schedule are two schedules; pick one.")
     if not 0.0 <= args.dr < 1.0:
         raise SystemExit(f"v2s_main.py: --dr must be in [0, 1), got {args.dr}.")
     if not args.val_on_test and not 0.0 < args.val_split < 1.0:
@@ -166,6 +170,18 @@ def choose_mapping(args, source, x_train, y_train, num_classes, segments):
     return frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y_train, num_classes, k)
 
 
+def learning_rate(args, fit_size):
+    """Adam's learning rate: a constant, the reference's inverse-time decay per step, or a cosine to 0."""
+    import keras
+
+    if args.lr_decay:
+        return keras.optimizers.schedules.InverseTimeDecay(args.lr, 1, args.lr_decay)
+    if args.cosine:
+        steps = args.epochs * -(-fit_size // args.batch_size)
+        return keras.optimizers.schedules.CosineDecay(args.lr, steps)
+    return args.lr
+
+
 def build_model(args, data, x_fit, y_fit):
     import keras
 
@@ -178,7 +194,7 @@ def build_model(args, data, x_fit, y_fit):
         mapping = choose_mapping(args, source, x_fit, y_fit, data.num_classes, segments)
     model = build_v2s(data.length, data.num_classes, mode=args.mode, source=source, segments=segments or 1,
                       mapping=mapping, dropout=args.dr, l2=args.l2, mask=bool(args.per))
-    lr = args.lr if not args.lr_decay else keras.optimizers.schedules.InverseTimeDecay(args.lr, 1, args.lr_decay)
+    lr = learning_rate(args, len(x_fit))
     # "ce" is the cross-entropy without the L2 penalty on delta: the penalty is part of the training objective, not
     # of how well the model fits, so the best epoch is picked on val_ce.
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
@@ -276,7 +292,7 @@ def run(args):
     print(f"mode {args.mode}, " + (f"source {args.arch} ({args.source_weights}), " if args.mode != "fcn" else "") +
           (f"m={segments}, " if segments else "") +
           (f"k={len(mapping[0])} {args.map_type} mapping, dropout {args.dr} on delta, " if delta else "") +
-          f"lr {args.lr}{' decay ' + str(args.lr_decay) if args.lr_decay else ''}, "
+          f"lr {args.lr}{' decay ' + str(args.lr_decay) if args.lr_decay else ''}{' cosine' if args.cosine else ''}, "
           f"trainable parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
     checkpoint = ResumableCheckpoint(ckpt, monitor="val_ce")
     callbacks = [checkpoint]

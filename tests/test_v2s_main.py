@@ -60,7 +60,15 @@ def test_frequency_mapping_flag(tmp_path, tiny_ucr):
     assert len(summary["mapping"][0]) == 2
 
 
+def test_cosine_schedule_decays_to_zero(tmp_path, tiny_ucr):
+    out = str(tmp_path / "cos")
+    cli(tiny_ucr, out, "--eps", "3", "--cosine", "--lr", "0.01")
+    rates = [float(line.split(",")[-1]) for line in open(os.path.join(out, "history.csv")).read().splitlines()[1:]]
+    assert rates[0] < 0.01 and rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.0, abs=1e-7)
+
+
 @pytest.mark.parametrize("flags, message", [
+    (["--cosine", "--reference-schedule"], "pick one"),
     (["--mapping", "13"], "--mapping 12 or fewer"),
     (["--seg", "500"], "--seg 400 or fewer"),
     (["--dr", "1.5"], "--dr must be in"),
