@@ -169,7 +169,7 @@ def record_from_run(folder):
         raise ValueError(f"{folder}: no summary.json (not a finished v2s_main.py run)")
     with open(path) as fh:
         summary = json.load(fh)
-    config = summary["config"]
+    config = v2s_main.upgrade_config(summary["config"])
     method = METHOD_OF_RUN.get((config["mode"], config["arch"]))
     if method is None:
         raise ValueError(f"{path}: mode {config['mode']!r} with {config['arch']} is not a method of the grid")

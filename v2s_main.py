@@ -29,6 +29,10 @@ DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 REFERENCE_MODES = {0: "reprogram", 1: "transfer", 2: "reprogram+finetune", 3: "fcn"}
 REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
+# Cosine learning-rate decay by default? Chosen by two full sweeps compared on validation data (README).
+DEFAULT_COSINE = False
+# Settings added to the CLI after runs were committed, with the value every earlier run used (see upgrade_config).
+SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False}
 # Flags that change where a run reads and writes or what it reports, never what it learns.
 NON_EXPERIMENT_FLAGS = frozenset({"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir",
                                   "tensorboard", "verbose"})
@@ -82,8 +86,9 @@ def build_parser():
     train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (see README for how it was chosen).")
     train.add_argument("--lr-decay", type=float, default=0.0,
                        help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
-    train.add_argument("--cosine", action="store_true",
-                       help="Cosine decay of the learning rate from --lr to 0 over all training steps.")
+    train.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=None,
+                       help="Cosine decay of the learning rate from --lr to 0 over all training steps "
+                            f"(default: {'on' if DEFAULT_COSINE else 'off'}, off with --lr-decay).")
     train.add_argument("--reference-schedule", action="store_true",
                        help="The reference code's Adam(lr=0.05, decay=0.48); sets --lr 0.05 --lr-decay 0.48.")
     train.add_argument("--seed", type=int, default=0, help="Seed of the split, mapping, initialisation and batches.")
@@ -108,6 +113,8 @@ def resolve(args):
         args.lr, args.lr_decay = 0.05, 0.48
     if args.cosine and args.lr_decay:
         raise SystemExit("v2s_main.py: --cosine and --lr-decay / --reference-schedule are two schedules; pick one.")
+    if args.cosine is None:
+        args.cosine = DEFAULT_COSINE and not args.lr_decay
     if not 0.0 <= args.dr < 1.0:
         raise SystemExit(f"v2s_main.py: --dr must be in [0, 1), got {args.dr}.")
     if not args.val_on_test and not 0.0 < args.val_split < 1.0:
@@ -118,6 +125,11 @@ def resolve(args):
         tag = args.mode.replace("+", "_")
         args.out = os.path.join(REPO, "results", f"{args.dataset}_{tag}_{args.arch}_s{args.seed}")
     return args
+
+
+def upgrade_config(config):
+    """A run's stored config (summary.json) with settings the CLI gained later filled in as that run used them."""
+    return {**SETTINGS_BEFORE_THEY_EXISTED, **config}
 
 
 def stratified_split(y, fraction, seed):

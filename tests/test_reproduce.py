@@ -105,6 +105,22 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
         reproduce.record_from_run(str(tmp_path))
 
 
+def test_run_made_before_a_flag_existed_counts_with_the_value_it_used(tmp_path):
+    import v2s_main
+
+    old = _fake_run(tmp_path / "old")
+    with open(os.path.join(old, "summary.json")) as fh:
+        summary = json.load(fh)
+    del summary["config"]["cosine"]  # summaries written before --cosine existed (constant learning rate)
+    with open(os.path.join(old, "summary.json"), "w") as fh:
+        json.dump(summary, fh)
+    if v2s_main.DEFAULT_COSINE:
+        with pytest.raises(ValueError, match=r"cosine=False \(default True\)"):
+            reproduce.record_from_run(old)
+    else:
+        assert reproduce.record_from_run(old)["key"] == reproduce.record_from_run(_fake_run(tmp_path / "new"))["key"]
+
+
 @pytest.mark.slow
 def test_minirocket_baseline_on_the_same_split(tmp_path):
     pytest.importorskip("aeon")

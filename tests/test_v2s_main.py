@@ -65,6 +65,15 @@ def test_cosine_schedule_decays_to_zero(tmp_path, tiny_ucr):
     cli(tiny_ucr, out, "--eps", "3", "--cosine", "--lr", "0.01")
     rates = [float(line.split(",")[-1]) for line in open(os.path.join(out, "history.csv")).read().splitlines()[1:]]
     assert rates[0] < 0.01 and rates == sorted(rates, reverse=True) and rates[-1] == pytest.approx(0.0, abs=1e-7)
+    flat = str(tmp_path / "flat")
+    cli(tiny_ucr, flat, "--eps", "2", "--no-cosine", "--lr", "0.01")
+    assert read_json(os.path.join(flat, "summary.json"))["config"]["cosine"] is False
+
+
+def test_reference_schedule_turns_the_default_cosine_off():
+    args = v2s_main.resolve(v2s_main.build_parser().parse_args(["--reference-schedule"]))
+    assert (args.lr, args.lr_decay, args.cosine) == (0.05, 0.48, False)
+    assert v2s_main.resolve(v2s_main.build_parser().parse_args([])).cosine is v2s_main.DEFAULT_COSINE
 
 
 @pytest.mark.parametrize("flags, message", [
