@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from v2s_main import NON_EXPERIMENT_FLAGS
+from v2s_main import NON_EXPERIMENT_FLAGS, upgrade_config
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PAPER_TABLE = os.path.join(REPO, "results", "paper_table2.csv")
@@ -30,11 +30,12 @@ def paper_rows(path=PAPER_TABLE):
 
 
 def collect(folder):
-    """Every summary.json under ``folder`` (one level deep), as a list of dicts."""
+    """Every summary.json under ``folder`` (one level deep), as a list of dicts (configs upgraded to today's flags)."""
     runs = []
     for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
         with open(path) as fh:
-            runs.append(json.load(fh))
+            run = json.load(fh)
+        runs.append(dict(run, config=upgrade_config(run["config"])))
     return runs
 
 

@@ -12,7 +12,7 @@ def fake_run(folder, name, acc, classes=2):
     os.makedirs(folder / name, exist_ok=True)
     summary = {"dataset": name, "classes": classes, "train_size": 10, "length": 50, "segments": 10,
                "test_accuracy": acc, "val_accuracy": acc, "best_epoch": 3, "wall_seconds": 60.0,
-               "protocol": "honest"}
+               "protocol": "honest", "config": {}}
     (folder / name / "summary.json").write_text(json.dumps(summary))
 
 
@@ -33,12 +33,23 @@ def test_empty_folder_is_reported(tmp_path):
         results_table.main([str(tmp_path)])
 
 
+def compared_run(folder, name, config, val_ce, test):
+    os.makedirs(folder / name, exist_ok=True)
+    (folder / name / "summary.json").write_text(json.dumps({
+        "dataset": name, "config": {**config, "out": str(folder)}, "val_cross_entropy": val_ce,
+        "val_accuracy": 0.5, "test_accuracy": test}))
+
+
+def test_compare_names_a_flag_older_runs_did_not_record(tmp_path, capsys):
+    compared_run(tmp_path / "old", "A", {"l2": 0.0}, 0.5, 0.6)  # written before --cosine existed
+    compared_run(tmp_path / "new", "A", {"l2": 0.0, "cosine": True}, 0.4, 0.7)
+    results_table.main([str(tmp_path / "new"), "--compare", str(tmp_path / "old")])
+    assert "| dataset | val CE, cosine=False | val CE, cosine=True |" in capsys.readouterr().out
+
+
 def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
     def run(folder, name, l2, val_ce, test):
-        os.makedirs(folder / name, exist_ok=True)
-        (folder / name / "summary.json").write_text(json.dumps({
-            "dataset": name, "config": {"l2": l2, "out": str(folder)}, "val_cross_entropy": val_ce,
-            "val_accuracy": 0.5, "test_accuracy": test}))
+        compared_run(folder, name, {"l2": l2}, val_ce, test)
 
     run(tmp_path / "main", "A", 0.05, 0.5, 0.6)
     run(tmp_path / "main", "B", 0.05, 0.2, 0.9)
