@@ -88,7 +88,7 @@ def build_parser():
                        help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
     train.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=None,
                        help="Cosine decay of the learning rate from --lr to 0 over all training steps "
-                            f"(default: {'on' if DEFAULT_COSINE else 'off'}, off with --lr-decay).")
+                            f"(default: {'on, unless --lr-decay is given' if DEFAULT_COSINE else 'off'}).")
     train.add_argument("--reference-schedule", action="store_true",
                        help="The reference code's Adam(lr=0.05, decay=0.48); sets --lr 0.05 --lr-decay 0.48.")
     train.add_argument("--seed", type=int, default=0, help="Seed of the split, mapping, initialisation and batches.")
