@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 REFERENCE_MODES = {0: "reprogram", 1: "transfer", 2: "reprogram+finetune", 3: "fcn"}
 REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
-# Cosine learning-rate decay by default? Chosen by two full sweeps compared on validation data (README).
+# Cosine learning-rate decay by default? No: two full sweeps compared on validation data, results/cosine_selection.md.
 DEFAULT_COSINE = False
 # Settings added to the CLI after runs were committed, with the value every earlier run used (see upgrade_config).
 SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False}
