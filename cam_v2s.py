@@ -80,9 +80,9 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
 
     import ts_model  # noqa: F401  (registers the custom layers for loading)
     from ts_dataloader import load_ucr
-    from utils import read_json
+    from v2s_main import read_summary
 
-    summary = read_json(os.path.join(run, "summary.json"))
+    summary = read_summary(os.path.join(run, "summary.json"))
     if summary["config"]["mode"] not in ("reprogram", "reprogram+finetune"):
         raise SystemExit(f"cam_v2s.py: {run} is a {summary['config']['mode']} run; CAM needs a reprogramming run.")
     model = keras.saving.load_model(os.path.join(run, "model.keras"))

@@ -167,9 +167,8 @@ def record_from_run(folder):
     path = os.path.join(folder, "summary.json")
     if not os.path.isfile(path):
         raise ValueError(f"{folder}: no summary.json (not a finished v2s_main.py run)")
-    with open(path) as fh:
-        summary = json.load(fh)
-    config = v2s_main.upgrade_config(summary["config"])
+    summary = v2s_main.read_summary(path)
+    config = summary["config"]
     method = METHOD_OF_RUN.get((config["mode"], config["arch"]))
     if method is None:
         raise ValueError(f"{path}: mode {config['mode']!r} with {config['arch']} is not a method of the grid")

@@ -12,12 +12,11 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
 import argparse
 import csv
 import glob
-import json
 import os
 
 import numpy as np
 
-from v2s_main import NON_EXPERIMENT_FLAGS, upgrade_config
+from v2s_main import NON_EXPERIMENT_FLAGS, read_summary
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PAPER_TABLE = os.path.join(REPO, "results", "paper_table2.csv")
@@ -31,12 +30,7 @@ def paper_rows(path=PAPER_TABLE):
 
 def collect(folder):
     """Every summary.json under ``folder`` (one level deep), as a list of dicts (configs upgraded to today's flags)."""
-    runs = []
-    for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
-        with open(path) as fh:
-            run = json.load(fh)
-        runs.append(dict(run, config=upgrade_config(run["config"])))
-    return runs
+    return [read_summary(path) for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json")))]
 
 
 def table(runs, paper):

@@ -107,11 +107,11 @@ def table(folder, gsc_dir=None, weights=None):
     import ts_model  # noqa: F401  (registers the custom layers)
     from ts_model import source_of
     from ts_dataloader import load_ucr
-    from utils import read_json
+    from v2s_main import read_summary
 
     rows, reference = [], None
     for summary_path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
-        summary = read_json(summary_path)
+        summary = read_summary(summary_path)
         if summary["config"]["mode"] != "reprogram":
             continue
         run = os.path.dirname(summary_path)

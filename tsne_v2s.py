@@ -31,9 +31,9 @@ def logit_sets(v2s_run, tf_run=None, data_dir=None):
     from ts_model import source_of
     from swd import logits_model, reprogrammed_logits
     from ts_dataloader import load_ucr
-    from utils import read_json
+    from v2s_main import read_summary
 
-    summary = read_json(os.path.join(v2s_run, "summary.json"))
+    summary = read_summary(os.path.join(v2s_run, "summary.json"))
     model = keras.saving.load_model(os.path.join(v2s_run, "model.keras"))
     data = load_ucr(summary["dataset"], data_dir=data_dir or summary["config"].get("data_dir"))
     x = data.x_train

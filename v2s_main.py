@@ -31,7 +31,7 @@ REFERENCE_MODES = {0: "reprogram", 1: "transfer", 2: "reprogram+finetune", 3: "f
 REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
 # Cosine learning-rate decay by default? No: two full sweeps compared on validation data, results/cosine_selection.md.
 DEFAULT_COSINE = False
-# Settings added to the CLI after runs were committed, with the value every earlier run used (see upgrade_config).
+# Settings added to the CLI after runs were committed, with the value every earlier run used (see read_summary).
 SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False}
 # Flags that change where a run reads and writes or what it reports, never what it learns.
 NON_EXPERIMENT_FLAGS = frozenset({"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir",
@@ -127,9 +127,13 @@ def resolve(args):
     return args
 
 
-def upgrade_config(config):
-    """A run's stored config (summary.json) with settings the CLI gained later filled in as that run used them."""
-    return {**SETTINGS_BEFORE_THEY_EXISTED, **config}
+def read_summary(path):
+    """A run's summary.json as a dict; settings the CLI gained after the run are filled in as that run used them."""
+    import json
+
+    with open(path) as fh:
+        summary = json.load(fh)
+    return dict(summary, config={**SETTINGS_BEFORE_THEY_EXISTED, **summary["config"]})
 
 
 def stratified_split(y, fraction, seed):
