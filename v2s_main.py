@@ -9,7 +9,8 @@
 
 Protocol (honest by default): a stratified part of the *training* set (--val-split) picks the best epoch by
 validation loss (cross-entropy, without any L2 penalty on delta); the test set is scored once, at the end, with that
-epoch's weights. --val-on-test reproduces the reference code (best epoch chosen on the test set); its outputs are
+epoch's weights (or, with --refit, a fresh model trained on the whole training set for that many epochs).
+--val-on-test reproduces the reference code (best epoch chosen on the test set); its outputs are
 labelled OPTIMISTIC.
 
 Each run writes into results/<run>/ (atomically; --resume continues a killed run): best weights, model.keras,
@@ -32,7 +33,7 @@ REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}
 # Cosine learning-rate decay by default? No: two full sweeps compared on validation data, results/cosine_selection.md.
 DEFAULT_COSINE = False
 # Settings added to the CLI after runs were committed, with the value every earlier run used (see read_summary).
-SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False}
+SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False}
 # Flags that change where a run reads and writes or what it reports, never what it learns.
 NON_EXPERIMENT_FLAGS = frozenset({"dataset", "data_dir", "download", "out", "resume", "swd", "swd_gsc_dir",
                                   "tensorboard", "verbose"})
@@ -91,6 +92,10 @@ def build_parser():
                             f"(default: {'on, unless --lr-decay is given' if DEFAULT_COSINE else 'off'}).")
     train.add_argument("--reference-schedule", action="store_true",
                        help="The reference code's Adam(lr=0.05, decay=0.48); sets --lr 0.05 --lr-decay 0.48.")
+    train.add_argument("--refit", action="store_true",
+                       help="After the validation split has chosen the best epoch E, train a fresh model (same seed) "
+                            "on the whole training set for E+1 epochs and score that model on the test set "
+                            "(default: off, the model trained on the split is scored).")
     train.add_argument("--seed", type=int, default=0, help="Seed of the split, mapping, initialisation and batches.")
     out = p.add_argument_group("output")
     out.add_argument("--out", default=None, help="Run folder (default results/<dataset>_<mode>_<net>_s<seed>).")
@@ -117,6 +122,9 @@ def resolve(args):
         args.cosine = DEFAULT_COSINE and not args.lr_decay
     if not 0.0 <= args.dr < 1.0:
         raise SystemExit(f"v2s_main.py: --dr must be in [0, 1), got {args.dr}.")
+    if args.refit and args.val_on_test:
+        raise SystemExit("v2s_main.py: --refit retrains on the whole training set for the epochs a validation split "
+                         "chose; --val-on-test has no validation split.")
     if not args.val_on_test and not 0.0 < args.val_split < 1.0:
         raise SystemExit(f"v2s_main.py: --val-split must be in (0, 1), got {args.val_split} (or use --val-on-test).")
     if args.source_weights is None:
@@ -218,6 +226,45 @@ def build_model(args, data, x_fit, y_fit):
     return model, segments, mapping
 
 
+def load_checkpoint(folder):
+    """The model a ResumableCheckpoint saved in ``folder``; the V2S layers are registered first (fresh process)."""
+    import keras
+
+    import ts_model  # noqa: F401
+
+    return keras.saving.load_model(os.path.join(folder, "last.keras"))
+
+
+def mapping_of(model):
+    """A V2S model's label mapping (one row of source labels per class), or None for TF_a and the FCN."""
+    return model.get_layer("label_mapping").mapping if "label_mapping" in [l.name for l in model.layers] else None
+
+
+def refit_on_train(args, data, epochs):
+    """A fresh model (same seed, same settings) trained on all of ``data.x_train`` for ``epochs`` epochs.
+
+    No validation data is left to watch, so it trains the fixed number of epochs the split run chose. Checkpoints
+    into <run>/ckpt_refit every epoch; with --resume a killed refit continues there.
+    """
+    import shutil
+
+    from utils import ResumableCheckpoint, resume_state, set_seed
+
+    folder = os.path.join(args.out, "ckpt_refit")
+    state = resume_state(folder) if args.resume else None
+    if state:
+        model = load_checkpoint(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        set_seed(args.seed)
+        model = build_model(args, data, data.x_train, data.y_train)[0]
+    done = state["epoch"] if state else 0
+    if done < epochs:
+        model.fit(data.x_train, data.y_train, epochs=epochs, initial_epoch=done, batch_size=args.batch_size,
+                  verbose=args.verbose, callbacks=[ResumableCheckpoint(folder, monitor=None)], shuffle=True)
+    return model, epochs - done
+
+
 def write_history(path, history):
     from utils import atomic_write
 
@@ -288,12 +335,8 @@ def run(args):
     ckpt = os.path.join(args.out, "ckpt")
     state = resume_state(ckpt) if args.resume else None
     if state:
-        import ts_model  # noqa: F401  (registers the V2S layers, so a fresh process can load the checkpoint)
-
-        model = keras.saving.load_model(os.path.join(ckpt, "last.keras"))
-        segments, mapping = segments_for(args, data.length), None
-        if "label_mapping" in [l.name for l in model.layers]:
-            mapping = model.get_layer("label_mapping").mapping
+        model = load_checkpoint(ckpt)
+        segments, mapping = segments_for(args, data.length), mapping_of(model)
         print(f"Resuming {args.out} after epoch {state['epoch']}.")
     else:
         if os.path.isdir(ckpt):
@@ -325,14 +368,23 @@ def run(args):
     if done < args.epochs:
         model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=args.epochs, initial_epoch=done,
                   batch_size=args.batch_size, verbose=args.verbose, callbacks=callbacks, shuffle=True)
-    seconds = time.time() - start
     checkpoint.set_model(model)
     checkpoint.restore_best()
     scores = model.evaluate(data.x_test, data.y_test, batch_size=128, verbose=0, return_dict=True)
-    test_loss, test_acc = scores["loss"], scores["accuracy"]
     hist = checkpoint.state["history"]
     best = checkpoint.state["best_epoch"]
-    trained_epochs = args.epochs - done
+    samples = len(x_fit) * (args.epochs - done)
+    split_test_acc = None
+    if args.refit and best is not None:
+        split_test_acc = float(scores["accuracy"])
+        print(f"Refit: a fresh model on all {len(data.x_train)} training series for {best + 1} epochs "
+              f"(the split model scored {split_test_acc:.4f} on the test set).")
+        model, refit_epochs = refit_on_train(args, data, best + 1)
+        samples += len(data.x_train) * refit_epochs
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=128, verbose=0, return_dict=True)
+    seconds = time.time() - start
+    test_loss, test_acc = scores["loss"], scores["accuracy"]
+    mapping = mapping_of(model)  # after a refit, the refit model's own (a frequency mapping may differ)
     summary = {
         "dataset": data.name, "data_source": data.source, "classes": data.num_classes, "length": data.length,
         "train_size": len(data.x_train), "test_size": len(data.x_test), "protocol": label,
@@ -344,8 +396,10 @@ def run(args):
         "val_cross_entropy": hist["val_ce"][best] if best is not None else None,
         "test_accuracy": float(test_acc), "test_loss": float(test_loss),
         "test_cross_entropy": float(scores["ce"]) if "ce" in scores else None,
+        "refit_epochs": best + 1 if split_test_acc is not None else None,
+        "split_model_test_accuracy": split_test_acc,
         "wall_seconds": round(seconds, 2),
-        "train_samples_per_second": round(len(x_fit) * trained_epochs / seconds, 1) if trained_epochs > 0 else None,
+        "train_samples_per_second": round(samples / seconds, 1) if samples > 0 else None,
         "command": "python v2s_main.py " + " ".join(sys.argv[1:]),
     }
     atomic_write(os.path.join(args.out, "best.weights.h5"), model.save_weights)
