@@ -82,8 +82,9 @@ def build_parser():
                        help="L2 penalty on delta. Default 0, chosen on validation data over 19 UCR sets "
                             "(results/l2_selection.md); the reference code used 0.05.")
     train = p.add_argument_group("training")
-    train.add_argument("--eps", "--epochs", dest="epochs", type=int, default=100, help="Epochs.")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--eps", "--epochs", dest="epochs", type=int, default=100,
+                       help="Epochs (the paper's 100); the best one by validation loss is kept.")
+    train.add_argument("--batch-size", type=int, default=32, help="Mini-batch size (the paper's 32).")
     train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (see README for how it was chosen).")
     train.add_argument("--lr-decay", type=float, default=0.0,
                        help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
