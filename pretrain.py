@@ -136,15 +136,19 @@ def augment_batch(rng, x, max_shift, noise_bank, noise_prob, speed=None):
     return np.clip(out, -1, 1)
 
 
-def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0, speed=None):
-    """A Keras ``PyDataset`` that reshuffles and augments ``data`` every epoch."""
+def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0, speed=None, first_epoch=0):
+    """A Keras ``PyDataset`` that reshuffles and augments ``data`` every epoch.
+
+    Order and augmentation are a pure function of (seed, epoch, batch index); ``first_epoch`` is the epoch a resumed
+    run starts at, so it sees the batches an uninterrupted run would have seen.
+    """
     import keras
 
     class AugmentedClips(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
-            self.epoch = 0
-            self.order = np.random.default_rng([seed, 0]).permutation(len(data))
+            self.epoch = first_epoch
+            self.order = np.random.default_rng([seed, first_epoch]).permutation(len(data))
 
         def __len__(self):
             return int(np.ceil(len(data) / batch_size))
@@ -197,11 +201,11 @@ def train(args):
         model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     noise = sets.get("real_train_noise")
+    initial_epoch = state["epoch"] if state else 0
     batches = make_batches(sets["train"], args.batch_size, args.seed, int(args.time_shift * 16000),
-                           noise.x if noise is not None else None, args.noise_mix, args.speed)
+                           noise.x if noise is not None else None, args.noise_mix, args.speed, initial_epoch)
     checkpoint = ResumableCheckpoint(ckpt_dir, monitor="val_loss", patience=args.patience)
     start = time.time()
-    initial_epoch = state["epoch"] if state else 0
     if initial_epoch < args.epochs and not (state and state["wait"] >= args.patience):
         model.fit(batches, validation_data=(sets["val"].x, sets["val"].y), epochs=args.epochs,
                   initial_epoch=initial_epoch, batch_size=args.batch_size, verbose=args.verbose,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import pretrain
+from speech_commands import SpeechSet
 from utils import read_json
 
 pytestmark = pytest.mark.slow
@@ -89,3 +90,18 @@ def test_augmentation_shifts_and_keeps_shape():
     assert out.shape == x.shape
     peaks = np.argmax(np.abs(out), axis=1)
     assert (np.abs(peaks - 8000) <= 1600).all() and len(set(peaks)) > 1
+
+
+def test_resumed_batches_are_those_of_an_uninterrupted_run():
+    # Before the fix a resumed run restarted the shuffle and augmentation at epoch 0's.
+    rng = np.random.default_rng(0)
+    data = SpeechSet(rng.normal(size=(10, 16000)).astype("float32"), np.arange(10), np.zeros(10), np.zeros(10))
+    uninterrupted = pretrain.make_batches(data, 4, seed=3, max_shift=800)
+    for _ in range(2):
+        uninterrupted.on_epoch_end()
+    resumed = pretrain.make_batches(data, 4, seed=3, max_shift=800, first_epoch=2)
+    fresh = pretrain.make_batches(data, 4, seed=3, max_shift=800)
+    for i in range(len(resumed)):
+        np.testing.assert_array_equal(resumed[i][0], uninterrupted[i][0])
+        np.testing.assert_array_equal(resumed[i][1], uninterrupted[i][1])
+    assert not np.array_equal(resumed[0][1], fresh[0][1])
