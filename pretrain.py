@@ -147,8 +147,11 @@ def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_pro
     class AugmentedClips(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
-            self.epoch = first_epoch
-            self.order = np.random.default_rng([seed, first_epoch]).permutation(len(data))
+            self.start_epoch(first_epoch)
+
+        def start_epoch(self, epoch):
+            self.epoch = epoch
+            self.order = np.random.default_rng([seed, epoch]).permutation(len(data))
 
         def __len__(self):
             return int(np.ceil(len(data) / batch_size))
@@ -159,8 +162,7 @@ def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_pro
             return augment_batch(rng, data.x[idx], max_shift, noise_bank, noise_prob, speed), data.y[idx]
 
         def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(data))
+            self.start_epoch(self.epoch + 1)
 
     return AugmentedClips()
 
