@@ -14,7 +14,8 @@ MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from
 Every finished run is appended as one JSON line to the store (``results/reproduce/runs.jsonl``) under an exclusive
 file lock, so a rerun skips finished runs, a killed sweep loses only the runs in flight, and two sweeps can share a
 store. A run's key names only the settings that differ from v2s_main.py's defaults: after changing a default, start
-a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``.
+a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``;
+for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
 import argparse
@@ -38,6 +39,7 @@ METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
+DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
 PUBLISHED_BASELINES = os.path.join(REPO, "results", "published_baselines.csv")
 # What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights.
 TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights")
@@ -397,12 +399,22 @@ def build_parser():
     p.add_argument("--jobs", type=int, default=1, help="Local worker processes (one TensorFlow thread each).")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray).")
     p.add_argument("--store", default=DEFAULT_STORE, help="JSON-lines results store.")
-    p.add_argument("--out", default=os.path.join(REPO, "results", "table2"), help="Table prefix (.md, .csv, .png).")
+    p.add_argument("--out", default=None, help="Table prefix (.md, .csv, _scatter.png). Default: results/table2 for "
+                   "the default store, else the store's path without .jsonl (so another store never overwrites it).")
     p.add_argument("--table-only", action="store_true", help="Only rebuild the table from the store.")
     p.add_argument("--import-runs", nargs="+", metavar="DIR", default=None,
                    help="Add finished v2s_main.py run folders (or folders of them) made with the grid's settings "
                         "to the store instead of running the grid, then build the table.")
     return p
+
+
+def table_prefix(out, store):
+    """Where the table goes: ``out`` if given, else results/table2 for the default store, else beside ``store``."""
+    if out:
+        return out
+    if os.path.abspath(store) == os.path.abspath(DEFAULT_STORE):
+        return DEFAULT_TABLE
+    return os.path.splitext(store)[0]
 
 
 def main(argv=None):
@@ -435,14 +447,15 @@ def main(argv=None):
     if not records:
         raise SystemExit(f"reproduce.py: no finished runs in {args.store}.")
     text, rows, columns = build_table(records)
-    with open(args.out + ".md", "w") as fh:
+    out = table_prefix(args.out, args.store)
+    with open(out + ".md", "w") as fh:
         fh.write(text + "\n")
-    with open(args.out + ".csv", "w", newline="") as fh:
+    with open(out + ".csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     if "V2Sa" in columns:
-        plot_scatter(columns, args.out + "_scatter.png")
+        plot_scatter(columns, out + "_scatter.png")
     print(text)
     return records
 

@@ -146,3 +146,17 @@ def test_ray_backend_on_two_cpus(tmp_path):
     assert sorted(r["method"] for r in records) == ["FCN", "V2Sa"]
     lines = open(tmp_path / "runs.jsonl").read().splitlines()
     assert all(json.loads(line)["key"] for line in lines) and len(lines) == 2
+
+
+def test_table_of_another_store_goes_beside_it_not_over_results_table2(tmp_path, monkeypatch):
+    # Before the fix, --table-only / --import-runs with a custom --store overwrote the committed results/table2.
+    default_out = tmp_path / "repo_table2"
+    monkeypatch.setattr(reproduce, "DEFAULT_TABLE", str(default_out))
+    store = tmp_path / "seeds.jsonl"
+    reproduce.ResultStore(str(store)).append(
+        {"key": "k", "dataset": "Coffee", "method": "FCN", "config": {}, "seed": 0, "epochs": 1, "classes": 2,
+         "test_accuracy": 0.5, "val_accuracy": 0.5, "val_loss": 0.7, "wall_seconds": 1.0})
+    reproduce.main(["--table-only", "--store", str(store)])
+    assert (tmp_path / "seeds.md").is_file() and (tmp_path / "seeds.csv").is_file()
+    assert not os.path.exists(str(default_out) + ".md")
+    assert reproduce.table_prefix(None, reproduce.DEFAULT_STORE) == str(default_out)
