@@ -448,6 +448,7 @@ def main(argv=None):
         raise SystemExit(f"reproduce.py: no finished runs in {args.store}.")
     text, rows, columns = build_table(records)
     out = table_prefix(args.out, args.store)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out + ".md", "w") as fh:
         fh.write(text + "\n")
     with open(out + ".csv", "w", newline="") as fh:

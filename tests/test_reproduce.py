@@ -160,3 +160,5 @@ def test_table_of_another_store_goes_beside_it_not_over_results_table2(tmp_path,
     assert (tmp_path / "seeds.md").is_file() and (tmp_path / "seeds.csv").is_file()
     assert not os.path.exists(str(default_out) + ".md")
     assert reproduce.table_prefix(None, reproduce.DEFAULT_STORE) == str(default_out)
+    reproduce.main(["--table-only", "--store", str(store), "--out", str(tmp_path / "new" / "folder" / "t")])
+    assert (tmp_path / "new" / "folder" / "t.md").is_file()
