@@ -76,30 +76,27 @@ def fold_back(cam, positions, length):
 
 def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
     """Everything the figure needs for test series ``index`` of a finished run."""
-    import keras
+    import tensorflow as tf
 
-    import ts_model  # noqa: F401  (registers the custom layers for loading)
+    from errors import UsageError
+    from run_folder import load_run
     from ts_dataloader import load_ucr
-    from v2s_main import read_summary
+    from ts_model import reprogrammed_waveform, source_of
 
-    summary = read_summary(os.path.join(run, "summary.json"))
-    if summary["config"]["mode"] not in ("reprogram", "reprogram+finetune"):
-        raise SystemExit(f"cam_v2s.py: {run} is a {summary['config']['mode']} run; CAM needs a reprogramming run.")
-    model = keras.saving.load_model(os.path.join(run, "model.keras"))
-    data = load_ucr(summary["dataset"], data_dir=data_dir or summary["config"].get("data_dir"))
+    finished = load_run(run)
+    if finished.config["mode"] not in ("reprogram", "reprogram+finetune"):
+        raise UsageError(f"--run {run} is a {finished.config['mode']} run; CAM needs a reprogramming run")
+    model = finished.model
+    data = load_ucr(finished.summary["dataset"], data_dir=data_dir or finished.config.get("data_dir"))
     if not 0 <= index < len(data.x_test):
-        raise SystemExit(f"cam_v2s.py: --index {index} is out of range; {data.name} has {len(data.x_test)} test "
-                         f"series (0..{len(data.x_test) - 1}).")
+        raise UsageError(f"--index {index} is out of range; {data.name} has {len(data.x_test)} test series "
+                         f"(0..{len(data.x_test) - 1})")
     series = data.x_test[index]
-    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
-    wave = np.asarray(reprogram(padding(series[None, :]), training=False))[0]
+    padding = model.get_layer("segment_padding")
+    wave = reprogrammed_waveform(model, series[None, :])[0]
     matrix = np.asarray(model.get_layer("label_mapping").matrix)
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
-    import tensorflow as tf
-
-    from ts_model import source_of
-
     result = grad_cam(source_of(model), wave, layers,
                       score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])
     result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
@@ -163,8 +160,9 @@ def plot(result, layers, path):
         ax2.legend(loc="upper right", fontsize=8)
         ax.set(xlabel="series time step", ylabel="value", title="(f) CAM folded back onto the target series")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    from utils import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None):
@@ -178,12 +176,12 @@ def main(argv=None):
     p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
     p.add_argument("--out", default="cam.png", help="Output figure (.png, or .pdf).")
     args = p.parse_args(argv)
-    from utils import cli_errors
+    from errors import cli_errors
 
     with cli_errors("cam_v2s.py"):
         result = explain_run(args.run, args.index, args.layers, args.dataset_dir) if args.run else \
             explain_clip(args.clip, args.weights, args.layers)
-    plot(result, args.layers, args.out)
+        plot(result, args.layers, args.out)
     print(f"Wrote {args.out}")
     return result
 

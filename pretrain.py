@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from errors import UsageError
+
 
 def build_parser():
     p = argparse.ArgumentParser(
@@ -101,7 +103,7 @@ def load_data(args):
             parts["test"].append(real.subset(split == "test"))
             sets["real_test"] = real.subset(split == "test")
     if not parts["train"]:
-        raise SystemExit("pretrain.py: give --synthetic, --gsc-dir PATH, or both.")
+        raise UsageError("give --synthetic, --gsc-dir PATH, or both")
     for name, chunks in parts.items():
         if chunks:
             sets[name] = SpeechSet.concat(chunks)
@@ -223,7 +225,8 @@ def main(argv=None):
     from source_model import count_trainable
     from source_evaluation import evaluate, plot_confusion
     from speech_commands import CLASSES
-    from utils import atomic_write, cli_errors, write_json
+    from errors import cli_errors
+    from utils import atomic_write, write_json
 
     with cli_errors("pretrain.py"):
         model, sets, state, seconds = train(args)

@@ -21,6 +21,7 @@ for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``
 import argparse
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -32,10 +33,14 @@ import numpy as np
 
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
-import v2s_main
+import runs
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
+# (mode, source architecture) of each trained method; MiniRocket is not a V2S run.
+METHOD_SETTINGS = {"V2Sa": ("reprogram", "V2Sa"), "V2Su": ("reprogram", "V2Su"), "TF_a": ("transfer", "V2Sa"),
+                   "FCN": ("fcn", "V2Sa")}
+METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
@@ -130,21 +135,24 @@ def available_datasets(names, data_dir):
     return present, missing
 
 
+def task_config(task, data_dir, runs_dir):
+    """The ``runs.RunConfig`` of a V2Sa / V2Su / TF_a / FCN task: the run defaults plus the task's settings."""
+    mode, arch = METHOD_SETTINGS[task["method"]]
+    values = dict(dataset=task["dataset"], data_dir=data_dir, mode=mode, arch=arch, seed=task["seed"],
+                  epochs=task["epochs"], verbose=0, out=os.path.join(runs_dir, task["key"]), **task["config"])
+    if task.get("source_weights"):
+        values["source_weights"] = task["source_weights"]
+    return runs.RunConfig(**values)
+
+
 def run_task(task, data_dir, runs_dir):
     """Run one task and return its record (accuracy, validation loss, wall time)."""
     start = time.time()
     if task["method"] == "MiniRocket":
         record = _run_minirocket(task, data_dir)
     else:
-        mode = {"V2Sa": "reprogram", "V2Su": "reprogram", "TF_a": "transfer", "FCN": "fcn"}[task["method"]]
-        argv = ["--dataset", task["dataset"], "--data-dir", data_dir, "--mode", mode, "--seed", str(task["seed"]),
-                "--eps", str(task["epochs"]), "--verbose", "0", "--out", os.path.join(runs_dir, task["key"]),
-                "--net", "1" if task["method"] == "V2Su" else "0"]
-        if task.get("source_weights"):
-            argv += ["--source-weights", task["source_weights"]]
-        for flag, value in task["config"].items():
-            argv += [f"--{flag}", str(value)]
-        summary = v2s_main.main(argv)
+        config = task_config(task, data_dir, runs_dir)
+        summary = runs.train(runs.load_data(config), config, command=f"python reproduce.py (task {task['key']})").summary
         record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                   "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
     record.update({k: task[k] for k in ("key",) + TASK_FIELDS if k in task},
@@ -153,10 +161,7 @@ def run_task(task, data_dir, runs_dir):
 
 
 # Settings a run folder may differ in from the grid's defaults and still be the same experiment.
-RUN_ONLY_SETTINGS = v2s_main.NON_EXPERIMENT_FLAGS | {"seed", "epochs", "mod", "net", "mode", "arch",
-                                                     "source_weights"}
-METHOD_OF_RUN = {("reprogram", "V2Sa"): "V2Sa", ("reprogram", "V2Su"): "V2Su", ("transfer", "V2Sa"): "TF_a",
-                 ("fcn", "V2Sa"): "FCN"}
+RUN_ONLY_SETTINGS = runs.OUTPUT_SETTINGS | {"dataset", "seed", "epochs", "mode", "arch", "source_weights"}
 
 
 def record_from_run(folder):
@@ -169,13 +174,12 @@ def record_from_run(folder):
     path = os.path.join(folder, "summary.json")
     if not os.path.isfile(path):
         raise ValueError(f"{folder}: no summary.json (not a finished v2s_main.py run)")
-    summary = v2s_main.read_summary(path)
+    summary = runs.read_summary(path)
     config = summary["config"]
     method = METHOD_OF_RUN.get((config["mode"], config["arch"]))
     if method is None:
         raise ValueError(f"{path}: mode {config['mode']!r} with {config['arch']} is not a method of the grid")
-    defaults = vars(v2s_main.resolve(v2s_main.build_parser().parse_args(
-        ["--mode", config["mode"], "--net", str(config["net"])])))
+    defaults = dataclasses.asdict(runs.RunConfig(mode=config["mode"], arch=config["arch"]).validated())
     if method != "FCN" and os.path.realpath(os.path.join(REPO, config["source_weights"])) != \
             os.path.realpath(defaults["source_weights"]):
         raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
@@ -382,8 +386,9 @@ def plot_scatter(columns, path):
     ax.set(xlabel="paper V2Sa test accuracy (%)", ylabel="our V2Sa test accuracy (%)",
            title="V2Sa: ours vs paper (red: paper artefacts)", xlim=(0, 101), ylim=(0, 101))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from utils import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def build_parser():

@@ -16,7 +16,9 @@ import os
 
 import numpy as np
 
-from v2s_main import NON_EXPERIMENT_FLAGS, read_summary
+from errors import UsageError, cli_errors
+from run_folder import read_summary
+from runs import OUTPUT_SETTINGS
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PAPER_TABLE = os.path.join(REPO, "results", "paper_table2.csv")
@@ -89,9 +91,9 @@ def comparison(runs, baseline):
     base = {r["dataset"]: r for r in baseline}
     pairs = [(base[r["dataset"]], r) for r in sorted(runs, key=lambda r: r["dataset"].lower()) if r["dataset"] in base]
     if not pairs:
-        raise SystemExit("results_table.py: the two folders share no dataset.")
+        raise UsageError("the two folders share no dataset")
     differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
-                     if k not in NON_EXPERIMENT_FLAGS and b["config"].get(k) != r["config"].get(k)})
+                     if k not in OUTPUT_SETTINGS | {"dataset"} and b["config"].get(k) != r["config"].get(k)})
     label = lambda run: ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"  # noqa: E731
     a, b = label(pairs[0][0]), label(pairs[0][1])
     lines = [f"| dataset | val CE, {a} | val CE, {b} | val acc %, {a} | val acc %, {b} | test %, {a} | test %, {b} |",
@@ -126,12 +128,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.compare and args.csv:
         p.error("--csv writes the table's rows; with --compare use --md.")
-    runs, rows = _collect_or_exit(args.folder), None
-    if args.compare:
-        text = comparison(runs, _collect_or_exit(args.compare))
-    else:
-        rows = table(runs, paper_rows())
-        text = markdown(rows)
+    with cli_errors("results_table.py"):
+        runs, rows = _collect_or_exit(args.folder), None
+        if args.compare:
+            text = comparison(runs, _collect_or_exit(args.compare))
+        else:
+            rows = table(runs, paper_rows())
+            text = markdown(rows)
     print(text)
     if args.md:
         with open(args.md, "w") as fh:
@@ -144,9 +147,11 @@ def main(argv=None):
 
 
 def _collect_or_exit(folder):
+    if not os.path.isdir(folder):
+        raise UsageError(f"{folder} is not a folder of runs")
     runs = collect(folder)
     if not runs:
-        raise SystemExit(f"results_table.py: no */summary.json under {folder}.")
+        raise UsageError(f"no */summary.json under {folder}")
     return runs
 
 

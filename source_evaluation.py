@@ -12,6 +12,7 @@ import argparse
 
 import numpy as np
 
+from errors import UsageError
 from speech_commands import CLASSES
 
 
@@ -44,8 +45,9 @@ def plot_confusion(confusion, path, title):
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="fraction of the true class", fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from utils import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def build_parser():
@@ -66,7 +68,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from utils import cli_errors
+    from errors import cli_errors
 
     args = build_parser().parse_args(argv)
     with cli_errors("source_evaluation.py"):
@@ -77,8 +79,9 @@ def _run(args):
     import json
     import os
 
-    from source_model import build_source_model, load_source_weights
+    from source_model import build_source_model, check_weights_file, load_source_weights
 
+    check_weights_file(args.weights)
     arch = args.arch
     card = args.weights.replace(".weights.h5", ".json").replace(".keras", ".json")
     if arch is None:
@@ -100,7 +103,7 @@ def _run(args):
     if args.split != "all":
         data = data.subset(split == args.split)
     if not len(data):
-        raise SystemExit(f"source_evaluation.py: no clips in the {args.split!r} split of {name}.")
+        raise UsageError(f"no clips in the {args.split!r} split of {name}")
     result = evaluate(model, data)
     print(f"{arch} weights {args.weights} on {name} [{args.split}]: accuracy {result['accuracy']:.4f} "
           f"({result['clips']} clips)")

@@ -162,13 +162,27 @@ def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0,
     return keras.Model(inputs, outputs, name=arch)
 
 
+def check_weights_file(path):
+    """Raise a one-line error unless ``path`` is a Keras weights file (.weights.h5, HDF5) or a .keras model (zip)."""
+    import zipfile
+
+    import h5py
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Source-model weights not found: {path}")
+    is_weights = path.endswith(".h5") and h5py.is_hdf5(path)
+    is_model = path.endswith(".keras") and zipfile.is_zipfile(path)
+    if not (is_weights or is_model):
+        raise ValueError(f"{path} is not a weights file (expected a .weights.h5 file or a .keras model written by "
+                         "Keras)")
+
+
 def load_source_weights(model, path):
     """Load ``.weights.h5`` (or a whole ``.keras`` model's weights) into ``model``.
 
     Raises ValueError naming the file and the mismatch when the weights belong to another architecture.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Source-model weights not found: {path}")
+    check_weights_file(path)
     try:
         if path.endswith(".keras"):
             other = keras.saving.load_model(path, compile=False)

@@ -17,6 +17,9 @@ import os
 import keras
 import numpy as np
 
+from errors import UsageError, cli_errors
+from utils import save_figure
+
 PROJECTIONS = 1000
 
 
@@ -28,26 +31,10 @@ def sliced_wasserstein(a, b, projections=PROJECTIONS, seed=0):
     return float(ot.sliced_wasserstein_distance(a, b, n_projections=projections, seed=seed))
 
 
-def logits_model(source):
-    """(batch, 16000) waveform -> (batch, 36) pre-softmax logits of a source model (shares its weights)."""
-    return keras.Model(source.input, source.get_layer("logits").output)
-
-
-def reprogrammed_logits(model, x, batch_size=64):
-    """Source logits of a V2S model's reprogrammed inputs (inference: no dropout on delta)."""
-    from ts_model import source_of
-
-    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
-    head = logits_model(source_of(model))
-    out = []
-    for i in range(0, len(x), batch_size):
-        wave = reprogram(padding(x[i:i + batch_size]), training=False)
-        out.append(np.asarray(head(wave, training=False)))
-    return np.concatenate(out)
-
-
 def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
     """Logits of ``source`` on held-out source speech: a GSC folder's validation speakers, or synthetic val voices."""
+    from ts_model import logits_model
+
     if gsc_dir:
         from speech_commands import load_gsc_folder, speaker_split
 
@@ -71,6 +58,8 @@ class SWDCallback(keras.callbacks.Callback):
         self.reference, self.x_train, self.seed = reference_logits, x_train, seed
 
     def on_epoch_end(self, epoch, logs=None):
+        from ts_model import reprogrammed_logits
+
         if logs is not None:
             logs["swd"] = sliced_wasserstein(self.reference, reprogrammed_logits(self.model, self.x_train),
                                              seed=self.seed)
@@ -85,10 +74,13 @@ def plot_curve(run, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(os.path.join(run, "history.csv")) as fh:
+    history = os.path.join(run, "history.csv")
+    if not os.path.isfile(history):
+        raise UsageError(f"{run} is not a run folder (no history.csv)")
+    with open(history) as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "swd" not in rows[0]:
-        raise SystemExit(f"swd.py: {run}/history.csv has no 'swd' column; train with v2s_main.py --swd.")
+        raise UsageError(f"{history} has no 'swd' column; train with v2s_main.py --swd")
     epochs = [int(r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     loss_key = "val_ce" if "val_ce" in rows[0] else "val_loss"  # v2s_main selects epochs on val_ce
@@ -98,30 +90,29 @@ def plot_curve(run, path):
         ax.set(xlabel="epoch", ylabel=label, title=label)
     fig.suptitle(f"{os.path.basename(os.path.normpath(run))}: accuracy, loss and SWD per epoch")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def table(folder, gsc_dir=None, weights=None):
+def table(folder, gsc_dir=None):
     """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
-    import ts_model  # noqa: F401  (registers the custom layers)
-    from ts_model import source_of
+    from run_folder import load_run
     from ts_dataloader import load_ucr
-    from v2s_main import read_summary
+    from ts_model import reprogrammed_logits, source_of
 
+    if not os.path.isdir(folder):
+        raise UsageError(f"{folder} is not a folder of runs")
     rows, reference = [], None
     for summary_path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
-        summary = read_summary(summary_path)
-        if summary["config"]["mode"] != "reprogram":
+        run = load_run(os.path.dirname(summary_path))
+        if run.config["mode"] != "reprogram":
             continue
-        run = os.path.dirname(summary_path)
-        model = keras.saving.load_model(os.path.join(run, "model.keras"))
         if reference is None:
-            reference = source_reference_logits(source_of(model), gsc_dir)
-        data = load_ucr(summary["dataset"], data_dir=summary["config"].get("data_dir"))
-        rows.append((summary["dataset"], sliced_wasserstein(reference, reprogrammed_logits(model, data.x_train))))
+            reference = source_reference_logits(source_of(run.model), gsc_dir)
+        data = load_ucr(run.summary["dataset"], data_dir=run.config.get("data_dir"))
+        rows.append((run.summary["dataset"], sliced_wasserstein(reference, reprogrammed_logits(run.model,
+                                                                                                data.x_train))))
     if not rows:
-        raise SystemExit(f"swd.py: no reprogram runs (*/summary.json) under {folder}.")
+        raise UsageError(f"no reprogram runs (*/summary.json) under {folder}")
     values = np.array([v for _, v in rows])
     return rows, float(values.mean()), float(np.median(values))
 
@@ -136,13 +127,11 @@ def main(argv=None):
     pt.add_argument("folder")
     pt.add_argument("--gsc-dir", default=None, help="Source speech reference (default: synthetic val voices).")
     args = p.parse_args(argv)
-    if args.command == "plot":
-        plot_curve(args.run, args.out)
-        print(f"Wrote {args.out}")
-        return None
-    from utils import cli_errors
-
     with cli_errors("swd.py"):
+        if args.command == "plot":
+            plot_curve(args.run, args.out)
+            print(f"Wrote {args.out}")
+            return None
         rows, mean, median = table(args.folder, args.gsc_dir)
     print("| dataset | SWD |\n|---|---|")
     for name, value in rows:

@@ -27,6 +27,8 @@ import os
 
 import numpy as np
 
+from errors import UsageError
+
 MAX_LENGTH = 16000
 
 # Integer indices of the reference code's --dataset flag.
@@ -92,7 +94,7 @@ class UCRData:
         return self.labels[np.asarray(y)]
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError):
     """A dataset that cannot be found or read; the message names the file or name and what was expected."""
 
 

@@ -19,9 +19,10 @@ from keras import ops
 from source_model import NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model, load_source_weights
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "segment_positions", "label_mapping_matrix",
+__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "ReprogrammedSTFT", "spectral_training_model", "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
-           "build_fcn", "build_source_model", "load_source_weights", "source_of"]
+           "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
+           "reprogrammed_waveform", "reprogrammed_logits"]
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -192,12 +193,94 @@ class LabelMapping(L.Layer):
         return {**super().get_config(), "mapping": self.mapping}
 
 
+@keras.saving.register_keras_serializable(package="V2S")
+class ReprogrammedSTFT(L.Layer):
+    """STFT of reprogrammed waveforms by linearity: STFT(x + delta) = STFT(x) + STFT(delta).
+
+    Inputs: ``[waves, reprogrammed]``, both (batch, n): the zero-padded series x and x + delta as ``Reprogram``
+    made them (delta, with any dropout mask, is the same in every row). Out: the complex STFT (batch, frames,
+    bins, 1) of the reprogrammed waveforms, the front end's own kapre ``STFT`` with the settings ``stft_config``.
+
+    Why: only delta is trained, so the series' spectra need no gradient and delta's spectrum is computed once per
+    batch instead of once per example, which removes the backward pass of the STFT over the batch (about a sixth
+    of a training step on a CPU: ``bench/profile_v2s.py``). The forward values equal the plain path's to float
+    rounding (tests/test_ts_model.py checks predictions and gradients); delta is recovered as row 0 of
+    ``reprogrammed - waves``, and the gradient reaches it through that row alone.
+    """
+
+    def __init__(self, stft_config, **kwargs):
+        super().__init__(**kwargs)
+        from kapre.time_frequency import STFT
+
+        self.stft_config = {k: v for k, v in dict(stft_config).items()
+                            if k in ("n_fft", "win_length", "hop_length", "window_name", "pad_begin", "pad_end",
+                                     "input_data_format", "output_data_format")}
+        self.stft = STFT(**self.stft_config)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        waves, reprogrammed = inputs
+        delta = reprogrammed[:1] - tf.stop_gradient(waves[:1])
+        series = tf.stop_gradient(self.stft(waves[:, :, None]))
+        return series + self.stft(delta[:, :, None])
+
+    def get_config(self):
+        return {**super().get_config(), "stft_config": self.stft_config}
+
+
+def spectral_training_model(model):
+    """A model with ``model``'s layers and weights and the same outputs, built to train faster (reprogram modes).
+
+    The frozen front end's STFT is taken by linearity (``ReprogrammedSTFT``); everything after it is the source
+    model's own layers. Used only for the training step: the saved model stays ``model``.
+    """
+    source = source_of(model)
+    front = source.get_layer("mel_stft")
+    stft, *to_mel = front.layers
+    tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
+    inputs = keras.Input(model.input.shape[1:], name="series")
+    waves = model.get_layer("segment_padding")(inputs)
+    spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves,
+                                                                            model.get_layer("reprogram")(waves)])
+    for layer in to_mel:
+        spectrum = layer(spectrum)
+    probs = tail(spectrum, training=False)
+    return keras.Model(inputs, model.get_layer("label_mapping")(probs), name=f"{model.name}_spectral")
+
+
 def source_of(model):
     """The source model nested in a V2S model (or the model itself when it is a source model)."""
     for layer in model.layers:
         if layer.name in ("V2Sa", "V2Su"):
             return layer
     return model
+
+
+def logits_model(source):
+    """(batch, 16000) waveform -> (batch, 36) pre-softmax logits of a source model (shares its weights)."""
+    return keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
+
+
+def padded_series(model, x):
+    """The zero-padded copies of series ``x`` (N, L) that a V2S or TF_a model feeds its source: (N, 16000)."""
+    return np.asarray(model.get_layer("segment_padding")(np.asarray(x, np.float32)))
+
+
+def reprogrammed_waveform(model, x):
+    """What the frozen source model hears for series ``x`` (N, L): padded copies plus delta, (N, 16000).
+
+    Inference mode: no dropout on delta.
+    """
+    return np.asarray(model.get_layer("reprogram")(padded_series(model, x), training=False))
+
+
+def reprogrammed_logits(model, x, batch_size=64):
+    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L)."""
+    head = logits_model(source_of(model))
+    out = [np.asarray(head(reprogrammed_waveform(model, x[i:i + batch_size]), training=False))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out)
 
 
 def build_fcn(length, num_classes):
@@ -232,7 +315,7 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
     wave = padding(inputs)
     if mode == "transfer":
-        logits = keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
+        logits = logits_model(source)
         # training=False keeps the source's batch-norm statistics fixed while its weights fine-tune.
         x = logits(wave, training=False)
         outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)

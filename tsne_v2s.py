@@ -25,27 +25,30 @@ def embed(features, seed=0):
 
 def logit_sets(v2s_run, tf_run=None, data_dir=None):
     """{panel title: (N, 36) logits} and the labels, for the training set of the V2S run's dataset."""
-    import keras
-
-    import ts_model  # noqa: F401  (registers the custom layers)
-    from ts_model import source_of
-    from swd import logits_model, reprogrammed_logits
+    from errors import UsageError
+    from run_folder import load_run
     from ts_dataloader import load_ucr
-    from v2s_main import read_summary
+    from ts_model import logits_model, padded_series, reprogrammed_logits, source_of
 
-    summary = read_summary(os.path.join(v2s_run, "summary.json"))
-    model = keras.saving.load_model(os.path.join(v2s_run, "model.keras"))
-    data = load_ucr(summary["dataset"], data_dir=data_dir or summary["config"].get("data_dir"))
+    v2s = load_run(v2s_run)
+    if v2s.config["mode"] not in ("reprogram", "reprogram+finetune"):
+        raise UsageError(f"--v2s-run {v2s_run} is a {v2s.config['mode']} run; it must be a reprogramming run")
+    baseline = load_run(tf_run) if tf_run else None
+    if baseline is not None:
+        if baseline.config["mode"] != "transfer":
+            raise UsageError(f"--tf-run {tf_run} is a {baseline.config['mode']} run; it must be a --mode transfer run")
+        if baseline.summary["dataset"] != v2s.summary["dataset"]:
+            raise UsageError(f"--tf-run {tf_run} is on {baseline.summary['dataset']}, --v2s-run on "
+                             f"{v2s.summary['dataset']}; they must share the dataset")
+    data = load_ucr(v2s.summary["dataset"], data_dir=data_dir or v2s.config.get("data_dir"))
     x = data.x_train
-    padded = np.asarray(model.get_layer("segment_padding")(x))
     sets = {"before reprogramming (frozen source, no delta)":
-            logits_model(source_of(model)).predict(padded, verbose=0, batch_size=64)}
-    if tf_run:
-        tf_model = keras.saving.load_model(os.path.join(tf_run, "model.keras"))
-        inner = next(l for l in tf_model.layers if l.name.endswith("_logits"))
-        tf_padded = np.asarray(tf_model.get_layer("segment_padding")(x))
-        sets["after transfer learning (TF_a)"] = inner.predict(tf_padded, verbose=0, batch_size=64)
-    sets["after V2S reprogramming"] = reprogrammed_logits(model, x)
+            logits_model(source_of(v2s.model)).predict(padded_series(v2s.model, x), verbose=0, batch_size=64)}
+    if baseline is not None:
+        inner = next(l for l in baseline.model.layers if l.name.endswith("_logits"))
+        sets["after transfer learning (TF_a)"] = inner.predict(padded_series(baseline.model, x), verbose=0,
+                                                               batch_size=64)
+    sets["after V2S reprogramming"] = reprogrammed_logits(v2s.model, x)
     return sets, data.y_train, data.name
 
 
@@ -66,8 +69,9 @@ def plot(sets, y, name, path, seed=0):
     axes[0][-1].legend(loc="best", fontsize=8)
     fig.suptitle(f"{name}: tSNE of the source model's 36 logits on the training set")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    from utils import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None):
@@ -78,11 +82,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="tsne.png", help="Output figure (.png or .pdf).")
     args = p.parse_args(argv)
-    from utils import cli_errors
+    from errors import cli_errors
 
     with cli_errors("tsne_v2s.py"):
         sets, y, name = logit_sets(args.v2s_run, args.tf_run, args.data_dir)
-    plot(sets, y, name, args.out, args.seed)
+        plot(sets, y, name, args.out, args.seed)
     print(f"Wrote {args.out}")
 
 

@@ -1,10 +1,10 @@
 """Shared helpers: seeding, atomic file writes, and a resumable checkpoint / early-stopping callback."""
 
-import contextlib
 import json
 import os
 import random
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -68,7 +68,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Writes into ``folder`` (each file atomically):
       ``last.keras``          the whole model with its optimizer state, after the latest finished epoch;
       ``best.weights.h5``     the weights of the epoch with the lowest ``monitor`` value so far;
-      ``state.json``          finished epochs, best value and epoch, epochs without improvement, history.
+      ``state.json``          finished epochs, best value and epoch, epochs without improvement, history, and
+                              ``seconds``: wall time since the checkpoint was first opened, summed over every
+                              process that resumed it (the time between a kill and the resume is not counted).
     ``resume_state(folder)`` reads it back; pass its ``epoch`` as ``initial_epoch`` to ``fit``.
     """
 
@@ -79,6 +81,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.patience = patience
         self.state = resume_state(folder) or {"epoch": 0, "best": None, "best_epoch": None, "wait": 0,
                                               "history": {}}
+        self.state.setdefault("seconds", 0.0)
+        self._clock = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -93,6 +97,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         else:
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
+        now = time.time()
+        self.state["seconds"] += now - self._clock
+        self._clock = now
         atomic_write(os.path.join(self.folder, "last.keras"), self.model.save)
         write_json(os.path.join(self.folder, "state.json"), self.state)
         if self.patience is not None and self.state["wait"] >= self.patience:
@@ -111,15 +118,11 @@ def resume_state(folder):
     return read_json(path) if os.path.isfile(path) else None
 
 
-@contextlib.contextmanager
-def cli_errors(prog):
-    """Turn the input errors a CLI user can cause (missing file, bad value) into a one-line exit message.
+def save_figure(fig, path, dpi=100):
+    """Write a matplotlib figure to ``path`` (its folder created if missing; format from the extension), atomically,
+    and close it."""
+    import matplotlib.pyplot as plt
 
-    Set V2S_DEBUG=1 to see the full traceback instead.
-    """
-    try:
-        yield
-    except (FileNotFoundError, ValueError) as err:
-        if os.environ.get("V2S_DEBUG"):
-            raise
-        raise SystemExit(f"{prog}: {err}") from None
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
+    plt.close(fig)

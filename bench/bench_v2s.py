@@ -1,15 +1,16 @@
-"""V2S training throughput: this project's model versus a plain port of the reference code's structure.
+"""V2S training throughput: the current training loop against the build before it, and a plain port.
 
-    python bench/bench_v2s.py [--dataset FordA --data-dir ../shared/ucr] [--steps 20]
+    python bench/bench_v2s.py [--dataset FordA --data-dir ../shared/ucr] [--steps 20] [--threads 1]
 
-Both train the same thing (delta on a frozen V2Sa, many-to-one mapping, Adam, batch 32) in one run on the same
-machine:
-  ours  - ``ts_model.build_v2s``: the series (N, L) go in; segment padding happens inside the graph.
-  plain - the reference layout: series zero-padded in NumPy to (N, 16000, 1) arrays up front, a squeeze, the
-          perturbation layer, the source model, then the mapping as matmul + reshape + mean.
-Reported: samples/s of each, their ratio, one epoch's wall time on the dataset (FordA: 3,601 series), and the
-size of the input arrays each needs in memory. Random inputs of the dataset's shape are used when the dataset is
-not available, and the output says so.
+All three train the same thing (delta on a frozen V2Sa, many-to-one mapping, Adam, batch 32) in one run on the
+same machine, one after the other:
+  now    - ``ts_model.build_v2s`` trained by ``training.fit``: one compiled step fed tensors directly.
+  before - the same model trained by ``model.fit`` (how every run was trained before ``training.fit``).
+  plain  - the reference layout under ``model.fit``: series zero-padded in NumPy to (N, 16000, 1) arrays up front,
+           a squeeze, the perturbation layer, the source model, then the mapping as matmul + reshape + mean.
+Reported: samples/s of each, the ratios, one epoch's wall time on the dataset (FordA: 3,601 series), and the size
+of the input arrays each needs in memory. Random inputs of the dataset's shape are used when the dataset is not
+available, and the output says so. ``--threads 1`` is how sweeps run (one TensorFlow thread per job).
 """
 
 import argparse
@@ -49,13 +50,37 @@ def pad_numpy(x, segments):
     return out
 
 
-def time_fit(model, x, y, batch, repeats):
+def time_keras_fit(model, x, y, batch, repeats):
+    """Samples/s of ``model.fit`` over one pass of (x, y), median of ``repeats`` passes after a warm-up."""
     model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch, epochs=1, verbose=0)  # warm-up / tracing
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
         times.append(time.perf_counter() - start)
+    return len(x) / float(np.median(times))
+
+
+def time_training_loop(model, x, y, batch, repeats):
+    """Samples/s of ``training.fit`` (validation and checkpoints left out, as in the Keras timing)."""
+    import tempfile
+
+    from training import StepFunctions, fit
+    from utils import ResumableCheckpoint
+
+    steps = StepFunctions(model, x.shape[1])
+    steps.train_step(x[:batch], y[:batch].astype(np.int32))  # warm-up / tracing
+
+    class NoWrites(ResumableCheckpoint):
+        def on_epoch_end(self, epoch, logs=None):
+            pass
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            start = time.perf_counter()
+            fit(model, x, y, NoWrites(tmp), epochs=r + 1, initial_epoch=r, batch_size=batch, seed=0, steps=steps)
+            times.append(time.perf_counter() - start)
     return len(x) / float(np.median(times))
 
 
@@ -67,13 +92,18 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seg", type=int, default=0, help="Segments m (0: as v2s_main.py chooses).")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: TensorFlow's choice).")
     args = p.parse_args()
     import keras
+    import tensorflow as tf
 
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from runs import default_segments
     from source_model import build_source_model
     from ts_dataloader import DatasetError, load_ucr
     from ts_model import build_v2s, sequential_mapping
-    from v2s_main import default_segments
 
     try:
         data = load_ucr(args.dataset, data_dir=args.data_dir)
@@ -86,26 +116,27 @@ def main():
     n = args.batch_size * args.steps
     x = rng.standard_normal((n, length)).astype(np.float32)
     y = rng.integers(0, classes, n)
-    print(f"cores: {os.cpu_count()}  dataset: {args.dataset} ({origin}), {n_train} train series of length {length}, "
-          f"m={segments}, k={k}, batch {args.batch_size}")
+    print(f"cores: {os.cpu_count()}, threads: {args.threads or 'default'}  dataset: {args.dataset} ({origin}), "
+          f"{n_train} train series of length {length}, m={segments}, k={k}, batch {args.batch_size}")
     rates = {}
-    for name in ("ours", "plain"):
+    for name in ("now", "before", "plain"):
         keras.utils.set_random_seed(0)
         source = build_source_model("V2Sa")
         source.trainable = False
-        if name == "ours":
+        if name == "plain":
+            model, inputs = plain_port(source, length, classes, k, segments), pad_numpy(x, segments)
+        else:
             model, inputs = build_v2s(length, classes, source=source, segments=segments,
                                       mapping=sequential_mapping(classes, k)), x
-        else:
-            model, inputs = plain_port(source, length, classes, k, segments), pad_numpy(x, segments)
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-        rates[name] = time_fit(model, inputs, y, args.batch_size, args.repeats)
+        timer = time_training_loop if name == "now" else time_keras_fit
+        rates[name] = timer(model, inputs, y, args.batch_size, args.repeats)
     for name, rate in rates.items():
-        input_mb = n_train * (length if name == "ours" else 16000) * 4 / 2 ** 20
-        print(f"{name:5s}: {rate:7.1f} samples/s   one {args.dataset} epoch: {n_train / rate:7.1f} s   "
+        input_mb = n_train * (16000 if name == "plain" else length) * 4 / 2 ** 20
+        print(f"{name:6s}: {rate:7.1f} samples/s   one {args.dataset} epoch: {n_train / rate:7.1f} s   "
               f"training inputs in memory: {input_mb:8.1f} MB")
-    print(f"ratio ours/plain throughput: {rates['ours'] / rates['plain']:.2f}   "
-          f"input memory plain/ours: {16000 / length:.1f}x")
+    print(f"ratio now/before throughput: {rates['now'] / rates['before']:.2f}   "
+          f"now/plain: {rates['now'] / rates['plain']:.2f}   input memory plain/ours: {16000 / length:.1f}x")
 
 
 if __name__ == "__main__":

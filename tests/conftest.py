@@ -63,3 +63,15 @@ def make_toy_ucr(folder):
 @pytest.fixture
 def tiny_ucr(tmp_path):
     return make_toy_ucr(tmp_path)
+
+
+def cli_error(capsys, main, argv):
+    """Run a CLI's ``main(argv)`` that must refuse its input: exit code 2 and one line on stderr; returns the line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2, f"exit code {stop.value.code}, expected 2"
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines, "nothing on stderr"
+    assert "Traceback" not in "\n".join(lines)
+    return lines[-1]

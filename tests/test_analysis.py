@@ -1,6 +1,7 @@
 """Figures and analysis on a tiny finished run: CAM, tSNE, sliced Wasserstein distance."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import cam_v2s
 import swd
 import tsne_v2s
 import v2s_main
-from conftest import make_toy_ucr, tone, write_clip
+from conftest import cli_error, make_toy_ucr, tone, write_clip
 
 pytestmark = pytest.mark.slow
 
@@ -41,19 +42,38 @@ def test_cam_figure_and_map_shapes(runs, tmp_path):
     assert result["attention"].shape == (125,)
 
 
-def test_cam_bad_layer_and_index(runs, tmp_path):
+def test_cam_bad_layer_and_index(runs, tmp_path, capsys):
     base, _, _ = runs
-    with pytest.raises(SystemExit, match="valid layers: conv2d_1, conv2d_2"):
-        cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--layers", "conv9", "--out", str(tmp_path / "x.png")])
-    with pytest.raises(SystemExit, match="--index 99 is out of range"):
-        cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--index", "99", "--out", str(tmp_path / "x.png")])
+    run = str(base / "runs" / "v2s")
+    line = cli_error(capsys, cam_v2s.main, ["--run", run, "--layers", "conv9", "--out", str(tmp_path / "x.png")])
+    assert "valid layers: conv2d_1, conv2d_2" in line
+    line = cli_error(capsys, cam_v2s.main, ["--run", run, "--index", "99", "--out", str(tmp_path / "x.png")])
+    assert "--index 99 is out of range" in line
 
 
-def test_missing_run_folder_is_a_one_line_error(tmp_path):
-    with pytest.raises(SystemExit, match="cam_v2s.py: .*no_run"):
-        cam_v2s.main(["--run", str(tmp_path / "no_run"), "--out", str(tmp_path / "x.png")])
-    with pytest.raises(SystemExit, match="tsne_v2s.py: .*no_run"):
-        tsne_v2s.main(["--v2s-run", str(tmp_path / "no_run"), "--out", str(tmp_path / "x.png")])
+def test_missing_run_folder_is_a_one_line_error(tmp_path, capsys):
+    out = str(tmp_path / "x.png")
+    assert re.match(r"cam_v2s.py: error: .*no_run", cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "no_run"),
+                                                                                    "--out", out]))
+    assert re.match(r"tsne_v2s.py: error: .*no_run", cli_error(capsys, tsne_v2s.main,
+                                                              ["--v2s-run", str(tmp_path / "no_run"), "--out", out]))
+    assert re.match(r"swd.py: error: .*no_run", cli_error(capsys, swd.main, ["plot", str(tmp_path / "no_run")]))
+
+
+def test_runs_of_the_wrong_mode_are_refused(runs, tmp_path, capsys):
+    base, _, _ = runs
+    v2s, tf_run, out = str(base / "runs" / "v2s"), str(base / "runs" / "tf"), str(tmp_path / "x.png")
+    assert "must be a --mode transfer run" in cli_error(capsys, tsne_v2s.main, ["--v2s-run", v2s, "--tf-run", v2s,
+                                                                                 "--out", out])
+    assert "must be a reprogramming run" in cli_error(capsys, tsne_v2s.main, ["--v2s-run", tf_run, "--out", out])
+    assert "CAM needs a reprogramming run" in cli_error(capsys, cam_v2s.main, ["--run", tf_run, "--out", out])
+
+
+def test_figures_go_into_output_folders_that_do_not_exist_yet(runs, tmp_path):
+    base, _, _ = runs
+    out = tmp_path / "new" / "folder" / "cam.png"
+    cam_v2s.main(["--run", str(base / "runs" / "v2s"), "--out", str(out)])
+    assert out.stat().st_size > 10_000
 
 
 def test_cam_on_a_speech_clip(tmp_path):

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 
 import pretrain
+from conftest import cli_error
 from speech_commands import SpeechSet
 from utils import read_json
 
@@ -41,22 +43,24 @@ def test_resume_continues_after_the_last_finished_epoch(tmp_path, tone_gsc):
     assert second["history"]["loss"][0] == first["history"]["loss"][0]
 
 
-def test_without_data_the_cli_says_what_to_give():
-    with pytest.raises(SystemExit, match="--synthetic, --gsc-dir"):
-        pretrain.main(["--epochs", "1"])
+def test_without_data_the_cli_says_what_to_give(capsys):
+    assert "--synthetic, --gsc-dir" in cli_error(capsys, pretrain.main, ["--epochs", "1"])
 
 
-def test_missing_gsc_folder_is_a_one_line_error(tmp_path):
-    with pytest.raises(SystemExit, match="pretrain.py: GSC folder not found: .*nowhere"):
-        pretrain.main(["--gsc-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+def test_missing_gsc_folder_is_a_one_line_error(tmp_path, capsys):
+    line = cli_error(capsys, pretrain.main, ["--gsc-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert re.match(r"pretrain.py: error: GSC folder not found: .*nowhere", line)
 
 
-def test_evaluation_of_missing_weights_is_a_one_line_error(tmp_path, tone_gsc):
+def test_evaluation_of_missing_or_wrong_weights_is_a_one_line_error(tmp_path, tone_gsc, capsys):
     import source_evaluation
 
-    with pytest.raises(SystemExit, match="source_evaluation.py: .*none.weights.h5"):
-        source_evaluation.main(["--weights", str(tmp_path / "none.weights.h5"), "--arch", "V2Sa",
-                                "--gsc-dir", tone_gsc])
+    line = cli_error(capsys, source_evaluation.main, ["--weights", str(tmp_path / "none.weights.h5"), "--arch",
+                                                      "V2Sa", "--gsc-dir", tone_gsc])
+    assert re.match(r"source_evaluation.py: error: .*none.weights.h5", line)
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    line = cli_error(capsys, source_evaluation.main, ["--weights", readme, "--gsc-dir", tone_gsc])
+    assert "README.md is not a weights file" in line
 
 
 def test_help_explains_every_flag(capsys):

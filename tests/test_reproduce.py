@@ -83,9 +83,11 @@ def test_tiny_grid_runs_resumes_and_skips_missing_datasets(tmp_path, capsys):
 
 
 def _fake_run(folder, **changes):
-    import v2s_main
+    import dataclasses
 
-    config = vars(v2s_main.resolve(v2s_main.build_parser().parse_args(["--dataset", "Toy"])))
+    from runs import RunConfig
+
+    config = dataclasses.asdict(RunConfig(dataset="Toy").validated())
     config.update(changes)
     os.makedirs(folder)
     with open(os.path.join(folder, "summary.json"), "w") as fh:
@@ -105,20 +107,24 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
         reproduce.record_from_run(str(tmp_path))
 
 
-def test_run_made_before_a_flag_existed_counts_with_the_value_it_used(tmp_path):
-    import v2s_main
-
-    old = _fake_run(tmp_path / "old")
+def test_run_made_before_a_setting_existed_counts_with_the_value_it_used(tmp_path, monkeypatch):
+    old = _fake_run(tmp_path / "old", cosine=False)
     with open(os.path.join(old, "summary.json")) as fh:
         summary = json.load(fh)
     del summary["config"]["cosine"]  # summaries written before --cosine existed (constant learning rate)
     with open(os.path.join(old, "summary.json"), "w") as fh:
         json.dump(summary, fh)
-    if v2s_main.DEFAULT_COSINE:
-        with pytest.raises(ValueError, match=r"cosine=False \(default True\)"):
-            reproduce.record_from_run(old)
-    else:
-        assert reproduce.record_from_run(old)["key"] == reproduce.record_from_run(_fake_run(tmp_path / "new"))["key"]
+    assert reproduce.record_from_run(old)["key"] == reproduce.record_from_run(_fake_run(tmp_path / "new"))["key"]
+    # Were cosine the default, that old run would not be a default-grid run: it is read as cosine=False.
+    import dataclasses
+
+    @dataclasses.dataclass
+    class CosineByDefault(reproduce.runs.RunConfig):
+        cosine: bool = True
+
+    monkeypatch.setattr(reproduce.runs, "RunConfig", CosineByDefault)
+    with pytest.raises(ValueError, match=r"cosine=False \(default True\)"):
+        reproduce.record_from_run(old)
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import os
 import pytest
 
 import results_table
+from conftest import cli_error
 
 
 def fake_run(folder, name, acc, classes=2):
@@ -28,9 +29,9 @@ def test_table_lines_up_with_the_paper_and_excludes_artefacts_from_the_clean_mea
     assert os.path.getsize(tmp_path / "t.csv") > 0
 
 
-def test_empty_folder_is_reported(tmp_path):
-    with pytest.raises(SystemExit, match="no \\*/summary.json"):
-        results_table.main([str(tmp_path)])
+def test_empty_and_missing_folders_are_one_line_errors(tmp_path, capsys):
+    assert "no */summary.json under" in cli_error(capsys, results_table.main, [str(tmp_path)])
+    assert "is not a folder of runs" in cli_error(capsys, results_table.main, [str(tmp_path / "nowhere")])
 
 
 def compared_run(folder, name, config, val_ce, test):

@@ -70,10 +70,15 @@ def test_cosine_schedule_decays_to_zero(tmp_path, tiny_ucr):
     assert read_json(os.path.join(flat, "summary.json"))["config"]["cosine"] is False
 
 
-def test_reference_schedule_turns_the_default_cosine_off():
-    args = v2s_main.resolve(v2s_main.build_parser().parse_args(["--reference-schedule"]))
-    assert (args.lr, args.lr_decay, args.cosine) == (0.05, 0.48, False)
-    assert v2s_main.resolve(v2s_main.build_parser().parse_args([])).cosine is v2s_main.DEFAULT_COSINE
+def test_reference_schedule_sets_the_reference_adam_and_defaults_come_from_the_run_config():
+    from runs import RunConfig
+
+    config = v2s_main.config_from_args(v2s_main.build_parser().parse_args(["--reference-schedule"]))
+    assert (config.lr, config.lr_decay) == (0.05, 0.48)
+    plain = v2s_main.config_from_args(v2s_main.build_parser().parse_args([]))
+    assert plain == RunConfig()  # every CLI default is the run API's default
+    assert v2s_main.config_from_args(v2s_main.build_parser().parse_args(["--mod", "1", "--net", "1"])).mode == \
+        "transfer"
 
 
 def test_refit_trains_on_the_whole_training_set_for_the_chosen_epochs(tmp_path, tiny_ucr, capsys):
@@ -100,8 +105,7 @@ def test_killed_refit_resumes(tmp_path, tiny_ucr):
     first = cli(tiny_ucr, out, "--eps", "3", "--refit")
     refit_state = os.path.join(out, "ckpt_refit", "state.json")
     state = read_json(refit_state)
-    if first["refit_epochs"] < 2:
-        pytest.skip("the split run chose epoch 0; nothing to interrupt")
+    assert first["refit_epochs"] >= 2  # this seeded toy run picks a later epoch, so there is a refit to interrupt
     os.remove(os.path.join(out, "summary.json"))  # as if killed one epoch before the refit's end
     import json
 
@@ -113,29 +117,11 @@ def test_killed_refit_resumes(tmp_path, tiny_ucr):
     assert read_json(refit_state)["epoch"] == first["refit_epochs"]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--refit", "--val-on-test"], "no validation split"),
-    (["--cosine", "--reference-schedule"], "pick one"),
-    (["--mapping", "13"], "--mapping 12 or fewer"),
-    (["--seg", "500"], "--seg 400 or fewer"),
-    (["--dr", "1.5"], "--dr must be in"),
-])
-def test_bad_flags_give_clear_errors(tmp_path, tiny_ucr, flags, message):
-    with pytest.raises(SystemExit, match=message):
-        cli(tiny_ucr, str(tmp_path / "bad"), "--eps", "1", *flags)
-
-
-def test_unknown_dataset_and_missing_weights(tmp_path, tiny_ucr):
-    with pytest.raises(SystemExit, match="Did you mean"):
-        v2s_main.main(["--dataset", "Cofee", "--data-dir", tiny_ucr, "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit, match="nothing.weights.h5 not found"):
-        v2s_main.main(["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "y"),
-                       "--source-weights", str(tmp_path / "nothing.weights.h5")])
-
-
 def test_stratified_split_keeps_every_class():
     y = np.array([0] * 10 + [1] * 3 + [2] * 2)
-    tr, va = v2s_main.stratified_split(y, 0.2, seed=0)
+    from runs import stratified_split
+
+    tr, va = stratified_split(y, 0.2, seed=0)
     assert set(y[va]) == {0, 1, 2} and set(y[tr]) == {0, 1, 2}
     assert not set(tr) & set(va) and len(tr) + len(va) == len(y)
 
@@ -150,7 +136,8 @@ def test_resume_in_a_fresh_process(tmp_path, tiny_ucr):
     os.remove(os.path.join(out, "summary.json"))
     argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", out, "--source-weights", "random", "--verbose", "0",
             "--batch-size", "8", "--eps", "2", "--resume"]
-    done = subprocess.run([sys.executable, os.path.join(v2s_main.REPO, "v2s_main.py"), *argv],
-                          capture_output=True, text=True, cwd=v2s_main.REPO)
+    repo = os.path.dirname(os.path.abspath(v2s_main.__file__))
+    done = subprocess.run([sys.executable, os.path.join(repo, "v2s_main.py"), *argv],
+                          capture_output=True, text=True, cwd=repo)
     assert done.returncode == 0, done.stderr[-1500:]
     assert "Resuming" in done.stdout and read_json(os.path.join(out, "summary.json"))["epochs_run"] == 2

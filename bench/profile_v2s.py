@@ -1,0 +1,196 @@
+"""Where a V2S training step spends its time, part by part, on this machine.
+
+    python bench/profile_v2s.py [--length 500 --segments 10 --batch-size 32 --threads 1 --repeats 5]
+
+In:  the shape of a dataset (default FordA: series of length 500, m = 10 copies, 2 classes) and a batch size.
+Out: a table of milliseconds per training step for each part of the frozen source model, forward and backward
+     (the backward pass is the gradient with respect to the part's input, which is what reprogramming needs: the
+     source weights are frozen), then the whole step as ``model.fit`` runs it, the Adam update, and the per-epoch
+     extras (validation pass, checkpoint writes) of ``v2s_main.py``.
+
+Each part runs alone in a ``tf.function`` on inputs of the shape it sees inside the model (random values), so
+the parts' sum can be compared with the whole step: the difference is what the parts do not account for
+(Keras' step overhead, the data adapter, copies between parts). Timings are medians over ``--repeats`` passes
+of ``--steps`` calls each, after a warm-up call that traces the function.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+
+def median_ms(fn, steps, repeats):
+    """Median wall milliseconds of one call of ``fn`` (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        times.append((time.perf_counter() - start) / steps)
+    return 1000.0 * float(np.median(times))
+
+
+def part_timer(fn, x, steps, repeats):
+    """(forward ms, backward ms) of ``fn`` on ``x``; backward = gradient of a fixed projection w.r.t. ``x``."""
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    out = fn(x)
+    probe = tf.constant(np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype.as_numpy_dtype))
+
+    forward = tf.function(lambda: fn(x))
+
+    @tf.function
+    def both():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(probe, tf.float32))
+        return tape.gradient(loss, x)
+
+    f = median_ms(forward, steps, repeats)
+    fb = median_ms(both, steps, repeats)
+    return f, fb - f
+
+
+def source_parts(source):
+    """The source model cut into the parts the profile reports: [(name, function of the previous part's output)]."""
+    get = source.get_layer
+    mel = get("mel_stft")
+    stft, magnitude, filterbank, decibel = mel.layers
+
+    def chain(*names):
+        layers = [get(n) for n in names]
+
+        def run(x):
+            for layer in layers:
+                x = layer(x, training=False)
+            return x
+        return run
+
+    def attention(x):
+        last = get("last_step")(x)
+        query = get("query")(last)
+        weights = get("attSoftmax")(get("att_scores")([query, x]))
+        context = get("att_vector")([weights, x])
+        return chain("dense_1", "dense_2", "logits", "output")(context)
+
+    return [
+        ("STFT (frames, Hann window, FFT)", lambda x: stft(get("add_channel")(x))),
+        ("magnitude, mel filterbank, dB", lambda x: decibel(filterbank(magnitude(x)))),
+        ("normalisation, 2 convs, batch norms", chain("mel_norm", "spec_augment", "conv2d_1", "bn_1", "conv2d_2",
+                                                      "bn_2", "squeeze_last_dim")),
+        ("BiLSTM 1", chain("bilstm_1")),
+        ("BiLSTM 2", chain("bilstm_2")),
+        ("attention, dense head, softmax", attention),
+    ]
+
+
+def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5, val_size=720):
+    """Rows (part, forward ms, backward ms) per training step, and a dict of whole-step figures."""
+    import keras
+    import tensorflow as tf
+
+    from source_model import build_source_model
+    from ts_model import build_v2s, max_labels_per_class, random_mapping
+
+    keras.utils.set_random_seed(0)
+    source = build_source_model("V2Sa")
+    model = build_v2s(length, num_classes, source=source, segments=segments,
+                      mapping=random_mapping(num_classes, max_labels_per_class(num_classes)))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+    rng = np.random.default_rng(0)
+    series = rng.standard_normal((batch, length)).astype(np.float32)
+    labels = rng.integers(0, num_classes, batch)
+
+    rows = []
+    wave = model.get_layer("reprogram")(model.get_layer("segment_padding")(series))
+    f, b = part_timer(lambda x: model.get_layer("reprogram")(model.get_layer("segment_padding")(x)), series,
+                      steps, repeats)
+    rows.append(("segment padding + delta", f, b))
+    x = np.asarray(wave)
+    for name, fn in source_parts(source):
+        f, b = part_timer(fn, x, steps, repeats)
+        rows.append((name, f, b))
+        x = np.asarray(fn(tf.constant(x)))
+
+    # The whole step as model.fit runs it (forward, backward, Adam, metrics), per batch of a multi-batch epoch.
+    n = batch * steps
+    xs, ys = rng.standard_normal((n, length)).astype(np.float32), rng.integers(0, num_classes, n)
+    model.fit(xs[:batch], ys[:batch], batch_size=batch, epochs=1, verbose=0)
+    fit_times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(xs, ys, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+        fit_times.append((time.perf_counter() - start) / steps)
+    whole = {"fit step": 1000.0 * float(np.median(fit_times))}
+
+    # Adam's update of delta alone.
+    delta = model.get_layer("reprogram").delta
+    grad = tf.constant(rng.standard_normal(delta.shape).astype(np.float32))
+    optimizer = model.optimizer
+    whole["Adam update"] = median_ms(tf.function(lambda: optimizer.apply_gradients([(grad, delta)])), steps,
+                                     repeats)
+
+    # Per-epoch extras of v2s_main.py: a validation pass and the checkpoint writes (last.keras + best weights).
+    xv = rng.standard_normal((val_size, length)).astype(np.float32)
+    yv = rng.integers(0, num_classes, val_size)
+    model.evaluate(xv[:batch], yv[:batch], batch_size=batch, verbose=0)
+    whole["validation pass"] = median_ms(lambda: model.evaluate(xv, yv, batch_size=batch, verbose=0), 1,
+                                         max(1, repeats // 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        whole["checkpoint writes"] = median_ms(lambda: (model.save(os.path.join(tmp, "last.keras")),
+                                                        model.save_weights(os.path.join(tmp, "b.weights.h5"))),
+                                               1, repeats)
+    return rows, whole
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--length", type=int, default=500, help="Series length L (FordA: 500).")
+    p.add_argument("--segments", type=int, default=10, help="Copies m of the series (FordA default: 10).")
+    p.add_argument("--classes", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--val-size", type=int, default=720, help="Validation series per epoch (FordA's split: 720).")
+    p.add_argument("--steps", type=int, default=5, help="Calls per timed pass.")
+    p.add_argument("--repeats", type=int, default=5, help="Timed passes; the median is reported.")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: TensorFlow's choice).")
+    args = p.parse_args(argv)
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    rows, whole = profile(args.length, args.segments, args.classes, args.batch_size, args.steps, args.repeats,
+                          args.val_size)
+    total = sum(f + b for _, f, b in rows)
+    print(f"V2S training step, batch {args.batch_size}, series length {args.length}, m = {args.segments}, "
+          f"threads {args.threads or 'default'}, cores {os.cpu_count()}")
+    print(f"| part | forward ms | backward ms | share of the parts' sum |")
+    print("|---|---|---|---|")
+    for name, f, b in rows:
+        print(f"| {name} | {f:.1f} | {b:.1f} | {100 * (f + b) / total:.0f}% |")
+    print(f"| **sum of the parts** | | | {total:.1f} ms |")
+    step = whole["fit step"]
+    print(f"\nwhole step in model.fit: {step:.1f} ms ({1000 * args.batch_size / step:.0f} samples/s); "
+          f"parts' sum {total:.1f} ms, so {step - total:.1f} ms ({100 * (step - total) / step:.0f}%) is outside "
+          f"the parts (Adam, metrics, Keras' step, data)")
+    print(f"Adam update of delta: {whole['Adam update']:.2f} ms")
+    epoch_steps = -(-4 * args.val_size // args.batch_size)  # the training steps of an epoch with a 20% split
+    print(f"per epoch: validation pass over {args.val_size} series {whole['validation pass']:.0f} ms, checkpoint "
+          f"writes {whole['checkpoint writes']:.0f} ms; against {epoch_steps} training steps "
+          f"({epoch_steps * step / 1000:.1f} s) that is {100 * whole['validation pass'] / (epoch_steps * step):.0f}% "
+          f"and {100 * whole['checkpoint writes'] / (epoch_steps * step):.1f}%")
+
+
+if __name__ == "__main__":
+    main()

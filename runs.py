@@ -1,0 +1,499 @@
+"""One V2S run: its settings, its training and scoring, and the folder it leaves behind.
+
+    from runs import RunConfig, load_data, train, load_run
+    config = RunConfig(dataset="GunPoint", epochs=50).validated()
+    run = train(load_data(config), config)          # -> Run: .summary (dict), .folder, .model
+    run = load_run("runs/GunPoint_reprogram_V2Sa_s0") # a finished run, read back
+
+In:  a ``RunConfig`` (every setting, with its default, in one dataclass) and the dataset (``ts_dataloader.UCRData``).
+Out: a run folder (default ``runs/<Dataset>_<mode>_<arch>_s<seed>``; every file written atomically):
+     ``model.keras`` (reloads after ``import ts_model``), ``best.weights.h5``, ``history.csv`` (one row per epoch),
+     ``curves.png``, ``summary.json`` (settings, split sizes, best epoch, validation and test scores, wall time),
+     and ``ckpt/`` (the last epoch's model with its optimizer state, for ``resume``).
+
+Protocol (honest by default): a stratified part of the training set (``val_split``) picks the best epoch by
+validation cross-entropy (without any penalty on delta); the test set is scored once, at the end, with that
+epoch's weights, or with a fresh model trained on the whole training set for that many epochs (``refit``).
+``val_on_test`` reproduces the reference code (best epoch chosen on the test set); such runs are labelled
+OPTIMISTIC everywhere.
+"""
+
+import dataclasses
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from errors import UsageError
+from run_folder import REPO, Run, load_run, plot_curves, portable, read_summary, write_history  # noqa: F401
+
+__all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
+
+RUNS_DIR = os.path.join(REPO, "runs")
+DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
+                   "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
+MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
+ARCHITECTURES = ("V2Sa", "V2Su")
+MAP_TYPES = ("random", "sequential", "frequency")
+REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
+MAX_SEGMENTS = 10
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Every setting of a run. Defaults live here and nowhere else; the CLI's help repeats how each was chosen."""
+
+    # data
+    dataset: str = "Coffee"
+    data_dir: str = None
+    download: bool = False
+    val_split: float = 0.2
+    val_on_test: bool = False
+    # model
+    mode: str = "reprogram"
+    arch: str = "V2Sa"
+    source_weights: str = None  # None: the shipped weights of ``arch``; "random": an untrained source (control)
+    seg: int = 0  # copies m of the series; 0: as many as fit, at most MAX_SEGMENTS
+    mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
+    map_type: str = "random"
+    dr: float = 0.0  # dropout on delta (results/notes/dropout_selection.md)
+    per: int = 0  # 1: delta only outside the series copies
+    l2: float = 0.0  # L2 penalty on delta (results/notes/l2_selection.md)
+    # training
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 0.01
+    lr_decay: float = 0.0
+    cosine: bool = False  # results/notes/cosine_selection.md
+    refit: bool = False
+    patience: int = 0  # early stopping: epochs without a lower val_ce before stopping; 0: off (results/notes/speed_selection.md)
+    seed: int = 0
+    # output (never changes what is learned)
+    out: str = None
+    resume: bool = False
+    swd: bool = False
+    swd_gsc_dir: str = None
+    tensorboard: bool = False
+    verbose: int = 1
+
+    def validated(self):
+        """A copy with derived settings filled in; raises ``UsageError`` naming the flag of a bad value."""
+        c = dataclasses.replace(self)
+        checks = (
+            (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
+            (c.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
+            (c.map_type in MAP_TYPES, f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
+            (c.epochs >= 1, f"--eps (epochs) must be at least 1, got {c.epochs}"),
+            (c.batch_size >= 1, f"--batch-size must be at least 1, got {c.batch_size}"),
+            (np.isfinite(c.lr) and c.lr > 0, f"--lr must be a positive number, got {c.lr}"),
+            (np.isfinite(c.lr_decay) and c.lr_decay >= 0, f"--lr-decay must be 0 or more, got {c.lr_decay}"),
+            (c.mapping >= 0, f"--mapping must be 0 (maximal) or a positive count, got {c.mapping}"),
+            (c.seg >= 0, f"--seg must be 0 (as many as fit) or a positive count, got {c.seg}"),
+            (0.0 <= c.dr < 1.0, f"--dr must be in [0, 1), got {c.dr}"),
+            (np.isfinite(c.l2) and c.l2 >= 0, f"--l2 must be 0 or more, got {c.l2}"),
+            (c.per in (0, 1), f"--per must be 0 or 1, got {c.per}"),
+            (c.patience >= 0, f"--patience must be 0 (off) or a positive number of epochs, got {c.patience}"),
+            (not (c.cosine and c.lr_decay),
+             "--cosine and --lr-decay / --reference-schedule are two schedules; pick one"),
+            (not (c.refit and c.val_on_test), "--refit retrains on the whole training set for the epochs a validation "
+                                              "split chose; --val-on-test has no validation split"),
+            (c.val_on_test or 0.0 < c.val_split < 1.0,
+             f"--val-split must be in (0, 1), got {c.val_split} (or use --val-on-test)"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if c.source_weights is None:
+            c.source_weights = DEFAULT_WEIGHTS[c.arch]
+        if c.mode != "fcn" and c.source_weights != "random" and not os.path.isfile(c.source_weights):
+            raise UsageError(f"source weights {c.source_weights} not found; train them with pretrain.py or pass "
+                             "--source-weights random for the untrained control")
+        return c
+
+    def experiment(self):
+        """The settings that change what is learned (not where a run reads or writes, nor what it prints)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
+
+
+OUTPUT_SETTINGS = frozenset({"data_dir", "download", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
+                             "verbose"})
+class RunInterrupted(Exception):
+    """Ctrl-C during a run; the message says after which epoch and how to continue."""
+
+
+def load_data(config):
+    """The dataset ``config`` names (``ts_dataloader.load_ucr``); errors are ``UsageError`` subclasses."""
+    from ts_dataloader import load_ucr
+
+    return load_ucr(config.dataset, data_dir=config.data_dir, download=config.download)
+
+
+def folder_for(config, dataset_name):
+    """Where a run writes: ``config.out``, else runs/<canonical dataset name>_<mode>_<arch>_s<seed>."""
+    if config.out:
+        return config.out
+    return os.path.join(RUNS_DIR, f"{dataset_name}_{config.mode.replace('+', '_')}_{config.arch}_s{config.seed}")
+
+
+def check_writable(folder):
+    """Fail now, not after the first epoch, when ``folder`` cannot be created or written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write_test")
+        with open(probe, "w") as fh:
+            fh.write("")
+        os.remove(probe)
+    except OSError as err:
+        raise UsageError(f"--out {folder} cannot be written: {err.strerror or err}") from None
+
+
+def stratified_split(y, fraction, seed):
+    """Indices (train, val) with about ``fraction`` of every class in val (at least one per class when possible).
+
+    A class with a single series keeps it in train (nothing is left to validate it with).
+    """
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n = int(round(fraction * len(idx)))
+        n = min(max(n, 1), len(idx) - 1) if len(idx) > 1 else 0
+        val += list(idx[:n])
+    val = np.sort(np.array(val, dtype=int))
+    return np.setdiff1d(np.arange(len(y)), val), val
+
+
+def split_data(data, config):
+    """(x_fit, y_fit, x_val, y_val, notes): the arrays training and epoch selection see, and warnings to print."""
+    notes = []
+    if config.val_on_test:
+        return data.x_train, data.y_train, data.x_test, data.y_test, notes
+    counts = np.bincount(data.y_train, minlength=data.num_classes)
+    single = [str(data.labels[c]) for c in np.flatnonzero(counts == 1)]
+    tr, va = stratified_split(data.y_train, config.val_split, config.seed)
+    if not len(va):
+        raise UsageError(f"{data.name} has {len(data.y_train)} training series, at most one per class: no validation "
+                         "split can be held out; use --val-on-test (optimistic, best epoch chosen on the test set)")
+    if single:
+        notes.append(f"class {', '.join(single)} has one training series: it is only trained on, never validated")
+    return data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va], notes
+
+
+def default_segments(length):
+    """m when --seg is 0: as many copies of a length-``length`` series as fit in 16,000 samples, at most 10."""
+    return max(1, min(MAX_SEGMENTS, 16000 // length))
+
+
+def segments_for(config, length):
+    """Copies m of the series in the 16,000-sample input: one for TF_a (zero-padded only), none for the FCN."""
+    if config.mode == "fcn":
+        return None
+    return 1 if config.mode == "transfer" else config.seg or default_segments(length)
+
+
+def load_source(config):
+    """The source model with its weights (or random weights for the control)."""
+    from ts_model import build_source_model, load_source_weights
+
+    source = build_source_model(config.arch)
+    if config.source_weights != "random":
+        load_source_weights(source, config.source_weights)
+    return source
+
+
+def choose_mapping(config, source, x, y, num_classes, segments):
+    """(C, k) source labels per class: seeded random, sequential, or by the frozen model's votes on ``x``."""
+    from ts_model import (SegmentZeroPadding, frequency_mapping, max_labels_per_class, random_mapping,
+                          sequential_mapping)
+
+    k = config.mapping or max_labels_per_class(num_classes)
+    if config.map_type == "sequential":
+        return sequential_mapping(num_classes, k)
+    if config.map_type == "random":
+        return random_mapping(num_classes, k, seed=config.seed)
+    waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(x))
+    return frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
+
+
+def learning_rate(config, fit_size):
+    """Adam's learning rate: a constant, the reference's inverse-time decay per step, or a cosine to 0."""
+    import keras
+
+    if config.lr_decay:
+        return keras.optimizers.schedules.InverseTimeDecay(config.lr, 1, config.lr_decay)
+    if config.cosine:
+        steps = config.epochs * -(-fit_size // config.batch_size)
+        return keras.optimizers.schedules.CosineDecay(config.lr, steps)
+    return config.lr
+
+
+def check_task(config, data):
+    """Refuse, before anything trains, what the source model cannot represent."""
+    from ts_model import NUM_SOURCE_CLASSES, segment_positions
+
+    if config.mode in REPROGRAM_MODES:
+        if data.num_classes > NUM_SOURCE_CLASSES:
+            raise UsageError(f"{data.name}: {data.num_classes} classes > {NUM_SOURCE_CLASSES} source labels; a "
+                             "many-to-one label mapping needs at most one class per source label")
+        k = config.mapping or NUM_SOURCE_CLASSES // data.num_classes
+        if k * data.num_classes > NUM_SOURCE_CLASSES:
+            raise UsageError(f"--mapping {k} source labels x {data.num_classes} classes = {k * data.num_classes} > "
+                             f"{NUM_SOURCE_CLASSES} source labels; use --mapping "
+                             f"{NUM_SOURCE_CLASSES // data.num_classes} or fewer")
+    segments = segments_for(config, data.length)
+    if segments:
+        try:
+            segment_positions(data.length, segments)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+
+
+def build_model(config, data, x_fit, y_fit):
+    """(compiled model, segments, mapping) for ``config`` on ``data``; the mapping may look at ``x_fit`` only."""
+    import keras
+
+    from ts_model import build_v2s
+
+    segments = segments_for(config, data.length)
+    source = load_source(config) if config.mode != "fcn" else None
+    mapping = None
+    if config.mode in REPROGRAM_MODES:
+        mapping = choose_mapping(config, source, x_fit, y_fit, data.num_classes, segments)
+    model = build_v2s(data.length, data.num_classes, mode=config.mode, source=source, segments=segments or 1,
+                      mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per))
+    # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
+    # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, len(x_fit))),
+                  loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
+    return model, segments, mapping
+
+
+def mapping_of(model):
+    """A V2S model's label mapping (one row of source labels per class), or None for TF_a and the FCN."""
+    return model.get_layer("label_mapping").mapping if "label_mapping" in [l.name for l in model.layers] else None
+
+
+def load_checkpoint(folder):
+    """The model a ResumableCheckpoint saved in ``folder`` (V2S layers registered first, for a fresh process)."""
+    import keras
+
+    import ts_model  # noqa: F401
+
+    return keras.saving.load_model(os.path.join(folder, "last.keras"))
+
+
+class _Progress:
+    """One line per run that updates after every epoch (tqdm), or nothing when verbose is 0."""
+
+    def __init__(self, total, initial, verbose, desc):
+        self.bar = None
+        if verbose:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=sys.stdout,
+                            mininterval=0 if verbose == 2 else 0.5, leave=True)
+
+    def __call__(self, epoch, logs, seconds):
+        if self.bar is not None:
+            shown = {k: f"{logs[k]:.4f}" for k in ("loss", "accuracy", "val_ce", "val_accuracy") if k in logs}
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _open_checkpoint(folder, config, data, resume, monitor, patience=None):
+    """(checkpoint, model or None, state or None): resume from ``folder`` when asked and possible, else start fresh.
+
+    The checkpoint folder stores the experiment settings and the data's shape it was made with; resuming with
+    different ones is refused, naming the first difference.
+    """
+    from utils import ResumableCheckpoint, read_json, resume_state, write_json
+
+    identity = {**config.experiment(), "dataset": data.name, "length": int(data.length),
+                "classes": int(data.num_classes), "train_size": int(len(data.x_train))}
+    state = resume_state(folder) if resume else None
+    if resume and state is None:
+        print(f"--resume: no checkpoint in {folder}; starting fresh.")
+    if state is not None:
+        saved_path = os.path.join(folder, "run.json")
+        saved = read_json(saved_path) if os.path.isfile(saved_path) else None
+        if saved is not None:
+            # More epochs (or another patience) may continue a run, unless a cosine schedule was fitted to them.
+            extendable = {"patience"} | (set() if config.cosine else {"epochs"})
+            differ = [k for k in sorted(set(saved) | set(identity))
+                      if saved.get(k) != identity.get(k) and k not in extendable]
+            if differ:
+                k = differ[0]
+                raise UsageError(f"--resume: the checkpoint in {folder} was made with {k}={saved.get(k)!r}, this run "
+                                 f"has {k}={identity.get(k)!r}; use the same settings or another --out")
+        model = load_checkpoint(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        model = None
+        write_json(os.path.join(folder, "run.json"), identity)
+    return ResumableCheckpoint(folder, monitor=monitor, patience=patience), model, state
+
+
+def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, patience, callbacks_for, desc,
+              announce=None):
+    """Build or resume a model in checkpoint ``folder`` and train it; returns (model, checkpoint, samples seen).
+
+    ``announce(model)`` is called once the model exists, before training (it prints what is trained).
+    """
+    from training import fit
+    from utils import set_seed
+
+    checkpoint, model, state = _open_checkpoint(folder, config, data, config.resume, monitor, patience)
+    if model is None:
+        set_seed(config.seed)
+        model = build_model(config, data, x_fit, y_fit)[0]
+    else:
+        print(f"Resuming {folder} after epoch {state['epoch']}.")
+    if announce:
+        announce(model)
+    done = checkpoint.state["epoch"]
+    stopped = patience is not None and patience > 0 and checkpoint.state["wait"] >= patience
+    seen = 0
+    if done < epochs and not stopped:
+        progress = _Progress(epochs, done, config.verbose, desc)
+        try:
+            seen = fit(model, x_fit, y_fit, checkpoint, epochs=epochs, batch_size=config.batch_size,
+                       seed=config.seed, validation=validation, initial_epoch=done,
+                       epoch_callbacks=callbacks_for(model), progress=progress)
+        finally:
+            progress.close()
+    checkpoint.set_model(model)
+    return model, checkpoint, seen
+
+
+def _score(model, x, y):
+    """(accuracy, cross-entropy) of ``model`` on (x, y)."""
+    from training import cross_entropy
+
+    probs = model.predict(np.asarray(x, np.float32), batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(probs, axis=1) == y)), cross_entropy(probs, np.asarray(y))
+
+
+def train(data, config, command=None):
+    """Train and test one configuration on ``data``; returns the finished ``Run`` (also written to its folder).
+
+    ``command``: the command line recorded in the summary (default: this process's). Raises ``UsageError`` for
+    settings the data cannot take, before any training; Ctrl-C becomes ``RunInterrupted`` (the last finished
+    epoch is checkpointed, so ``resume`` continues from there).
+    """
+    config = config.validated()
+    check_task(config, data)
+    folder = folder_for(config, data.name)
+    check_writable(folder)
+    config = dataclasses.replace(config, out=folder, dataset=data.name)
+    stage = ["ckpt"]  # the checkpoint folder in use, for the message of an interrupted run
+    try:
+        return _train_and_score(data, config, folder, stage, command)
+    except KeyboardInterrupt:
+        from utils import resume_state
+
+        state = resume_state(os.path.join(folder, stage[0])) or {"epoch": 0}
+        raise RunInterrupted(f"interrupted after epoch {state['epoch']}"
+                             f"{' of the refit' if stage[0] == 'ckpt_refit' else ''}; rerun with --resume to "
+                             f"continue {folder}") from None
+
+
+def _describe(config, model, data, label):
+    segments, mapping = segments_for(config, data.length), mapping_of(model)
+    delta = config.mode in REPROGRAM_MODES
+    return (f"mode {config.mode}, " + (f"source {config.arch} ({config.source_weights}), "
+                                      if config.mode != "fcn" else "") +
+            (f"m={segments}, " if segments else "") +
+            (f"k={len(mapping[0])} {config.map_type} mapping, dropout {config.dr} on delta, " if delta else "") +
+            f"lr {config.lr}{' decay ' + str(config.lr_decay) if config.lr_decay else ''}"
+            f"{' cosine' if config.cosine else ''}"
+            f"{f', early stopping after {config.patience} epochs' if config.patience else ''}, trainable "
+            f"parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
+
+
+def _epoch_callbacks(config, folder, x_fit):
+    """A function model -> the per-epoch extras the run records (SWD, TensorBoard scalars)."""
+    def callbacks_for(model):
+        callbacks = []
+        if config.swd and config.mode in REPROGRAM_MODES:
+            from swd import SWDCallback, source_reference_logits
+            from ts_model import source_of
+
+            reference = source_reference_logits(source_of(model), config.swd_gsc_dir)
+            callbacks.append(SWDCallback(reference, x_fit, seed=config.seed))
+        if config.tensorboard:
+            from training import TensorBoardScalars
+
+            callbacks.append(TensorBoardScalars(os.path.join(folder, "tb")))
+        return callbacks
+    return callbacks_for
+
+
+def _train_and_score(data, config, folder, stage, command):
+    from utils import atomic_write, set_seed, write_json
+
+    set_seed(config.seed)
+    label = "OPTIMISTIC (best epoch chosen on the test set)" if config.val_on_test else "honest"
+    x_fit, y_fit, x_val, y_val, notes = split_data(data, config)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"{data.name}: {len(data.x_train)} train ({len(x_fit)} fit / {len(x_val)} "
+          f"{'test-as-val' if config.val_on_test else 'val'}), {len(data.x_test)} test, length {data.length}, "
+          f"{data.num_classes} classes {data.labels.tolist()}; source: {data.source}")
+    start = time.time()
+    model, checkpoint, seen = _train_in(os.path.join(folder, "ckpt"), config, data, x_fit, y_fit, (x_val, y_val),
+                                        config.epochs, "val_ce", config.patience or None,
+                                        _epoch_callbacks(config, folder, x_fit), f"{data.name} {config.mode}",
+                                        lambda m: print(_describe(config, m, data, label)))
+    checkpoint.restore_best()
+    test_acc, test_ce = _score(model, data.x_test, data.y_test)
+    hist, best = checkpoint.state["history"], checkpoint.state["best_epoch"]
+    seconds = checkpoint.state["seconds"]
+    split_test_acc = None
+    if config.refit and best is not None:
+        split_test_acc = test_acc
+        print(f"Refit: a fresh model on all {len(data.x_train)} training series for {best + 1} epochs "
+              f"(the split model scored {split_test_acc:.4f} on the test set).")
+        stage[0] = "ckpt_refit"
+        model, refit_ckpt, refit_seen = _train_in(os.path.join(folder, "ckpt_refit"), config, data, data.x_train,
+                                                  data.y_train, None, best + 1, None, None, lambda m: [],
+                                                  f"{data.name} refit")
+        seen += refit_seen
+        seconds += refit_ckpt.state["seconds"]
+        test_acc, test_ce = _score(model, data.x_test, data.y_test)
+    mapping = mapping_of(model)  # after a refit, the refit model's own (a frequency mapping may differ)
+    penalty = float(sum(float(np.asarray(v)) for v in model.losses)) if model.losses else 0.0
+    train_seconds = time.time() - start
+    summary = {
+        "dataset": data.name, "data_source": portable(data.source), "classes": data.num_classes,
+        "length": data.length, "train_size": len(data.x_train), "test_size": len(data.x_test), "protocol": label,
+        "config": {k: portable(v) for k, v in dataclasses.asdict(config).items()},
+        "segments": segments_for(config, data.length),
+        "mapping": None if mapping is None else [list(map(int, r)) for r in mapping],
+        "best_epoch": best, "epochs_run": checkpoint.state["epoch"],
+        "val_accuracy": hist["val_accuracy"][best] if best is not None else None,
+        "val_loss": hist["val_loss"][best] if best is not None else None,
+        "val_cross_entropy": hist["val_ce"][best] if best is not None else None,
+        "test_accuracy": test_acc, "test_loss": test_ce + penalty, "test_cross_entropy": test_ce,
+        "refit_epochs": best + 1 if split_test_acc is not None else None,
+        "split_model_test_accuracy": split_test_acc,
+        "wall_seconds": round(seconds, 2),
+        "train_samples_per_second": round(seen / train_seconds, 1) if seen > 0 else None,
+        "command": command or "python v2s_main.py " + " ".join(sys.argv[1:]),
+    }
+    atomic_write(os.path.join(folder, "best.weights.h5"), model.save_weights)
+    atomic_write(os.path.join(folder, "model.keras"), model.save)
+    write_history(os.path.join(folder, "history.csv"), hist)
+    plot_curves(os.path.join(folder, "curves.png"), hist, f"{data.name}, {config.mode} ({config.arch}), {label}")
+    write_json(os.path.join(folder, "summary.json"), summary)
+    tag = " [OPTIMISTIC: best epoch chosen on the test set]" if config.val_on_test else ""
+    print(f"--- Test accuracy: {test_acc:.4f}{tag}")
+    print(f"=== Best Val. Acc: {summary['val_accuracy']:.4f} At Epoch of {best}{tag}")
+    print(f"Run folder: {folder}")
+    return Run(folder, read_summary(os.path.join(folder, "summary.json")), model)
