@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-HOP, N_FFT, FRAMES = 128, 1024, 125
+from speech.commands import SAMPLE_RATE
+from speech.source_model import FRAMES, HOP, N_FFT, N_MELS
 CAM_LAYERS = ("conv2d_1", "conv2d_2")
 
 
@@ -62,7 +63,7 @@ def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
     return out
 
 
-def frame_profile_to_samples(profile, total=16000):
+def frame_profile_to_samples(profile, total=SAMPLE_RATE):
     """A per-frame profile (125,) -> per-sample (16000,) by linear interpolation at frame centres."""
     centres = np.arange(len(profile)) * HOP + N_FFT / 2
     return np.interp(np.arange(total), centres, profile)
@@ -107,8 +108,8 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
 
 def explain_clip(path, weights, layers=CAM_LAYERS):
     """The same maps for a speech clip through the source model alone (no fold-back)."""
-    from source_model import build_source_model, load_source_weights
-    from speech_commands import CLASSES, fit_to_one_second, read_clip
+    from speech.source_model import build_source_model, load_source_weights
+    from speech.commands import CLASSES, fit_to_one_second, read_clip
 
     source = load_source_weights(build_source_model("V2Sa"), weights)
     wave = fit_to_one_second(read_clip(path))
@@ -126,7 +127,7 @@ def plot(result, layers, path):
 
     panels = 3 + len(layers) + (1 if result["folded"] else 0)
     fig, axes = plt.subplots(panels, 1, figsize=(10, 2.6 * panels))
-    t = np.arange(16000) / 16000
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     ax = axes[0]
     ax.plot(t, result["wave"], lw=0.5, color="tab:blue", label="reprogrammed input")
     if result["series"] is not None:
@@ -137,10 +138,10 @@ def plot(result, layers, path):
            + (f", test index {result['index']}: true class {result['true']}, predicted {result['predicted']}"
               if result["index"] is not None else f": predicted {result['predicted']}"))
     ax.legend(loc="upper right", fontsize=8)
-    frames = np.arange(FRAMES) * HOP / 16000
+    frames = np.arange(FRAMES) * HOP / SAMPLE_RATE
     axes[1].plot(frames, result["attention"], color="tab:green")
     axes[1].set(xlabel="time (s)", ylabel="weight", title="(b) attention weights of the frozen source model")
-    extent = [0, FRAMES * HOP / 16000, 0, 80]
+    extent = [0, FRAMES * HOP / SAMPLE_RATE, 0, N_MELS]
     images = [("(c) mel spectrogram of the reprogrammed input (dB)", result["mel"], "magma", "dB")]
     images += [(f"({'def'[i]}) Grad-CAM from {n}" + (" (|weighted sum|: all evidence negative)"
                                                      if n in result["negative"] else ""), result[n], "jet",

@@ -45,7 +45,7 @@ PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
 DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
-PUBLISHED_BASELINES = os.path.join(REPO, "results", "published_baselines.csv")
+PUBLISHED_BASELINES = os.path.join(REPO, "reference", "published_baselines.csv")
 # What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights.
 TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights")
 
@@ -152,7 +152,8 @@ def run_task(task, data_dir, runs_dir):
         record = _run_minirocket(task, data_dir)
     else:
         config = task_config(task, data_dir, runs_dir)
-        summary = runs.train(runs.load_data(config), config, command=f"python reproduce.py (task {task['key']})").summary
+        command = f"python reproduce.py (task {task['key']})"
+        summary = runs.train(runs.load_data(config), config, command=command).summary
         record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                   "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
     record.update({k: task[k] for k in ("key",) + TASK_FIELDS if k in task},
@@ -167,7 +168,7 @@ RUN_ONLY_SETTINGS = runs.OUTPUT_SETTINGS | {"dataset", "seed", "epochs", "mode",
 def record_from_run(folder):
     """The store record of a finished ``v2s_main.py`` run folder (its summary.json), keyed like the grid's task.
 
-    Lets a sweep reuse runs made outside reproduce.py (e.g. results/run_ucr19.sh). Raises ValueError naming the
+    Lets a sweep reuse runs made outside reproduce.py (e.g. scripts/run_ucr19.sh). Raises ValueError naming the
     setting when the run is not one the grid would make: default settings, or the paper grid's dropout x m, with
     the shipped source weights (or none, for FCN).
     """
@@ -363,8 +364,8 @@ def build_table(records, references=REFERENCE_COLUMNS):
     lines.append("")
     lines.append("(*) FordA, FordB, Lightning2, Wafer: label-folding artefacts in the paper (reported there as 100%). "
                  "MPCE = mean over datasets of error% / classes, recomputed from the rows. "
-                 "Paper columns: results/paper_table2.csv (the paper's Table 2). HC2 s0: HIVE-COTE 2 on the default "
-                 "UCR split as published (timeseriesclassification.com reference results, results/"
+                 "Paper columns: reference/paper_table2.csv (the paper's Table 2). HC2 s0: HIVE-COTE 2 on the default "
+                 "UCR split as published (timeseriesclassification.com reference results, reference/"
                  "published_baselines.csv), not run here. Every other column is a run recorded in the store.")
     return "\n".join(lines), csv_rows, columns
 

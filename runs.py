@@ -28,6 +28,8 @@ import numpy as np
 
 from errors import UsageError
 from run_folder import REPO, Run, load_run, plot_curves, portable, read_summary, write_history  # noqa: F401
+from speech.commands import SAMPLE_RATE
+from speech.source_model import ARCHITECTURES
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
@@ -35,7 +37,6 @@ RUNS_DIR = os.path.join(REPO, "runs")
 DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-ARCHITECTURES = ("V2Sa", "V2Su")
 MAP_TYPES = ("random", "sequential", "frequency")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
@@ -68,7 +69,7 @@ class RunConfig:
     lr_decay: float = 0.0
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
-    patience: int = 0  # early stopping: epochs without a lower val_ce before stopping; 0: off (results/notes/speed_selection.md)
+    patience: int = 0  # early stopping: epochs without a lower val_ce before stopping; 0: off
     seed: int = 0
     # output (never changes what is learned)
     out: str = None
@@ -167,7 +168,7 @@ def stratified_split(y, fraction, seed):
 
 def split_data(data, config):
     """(x_fit, y_fit, x_val, y_val, notes): the arrays training and epoch selection see, and warnings to print."""
-    notes = []
+    notes = list(data.notes)
     if config.val_on_test:
         return data.x_train, data.y_train, data.x_test, data.y_test, notes
     counts = np.bincount(data.y_train, minlength=data.num_classes)
@@ -183,7 +184,7 @@ def split_data(data, config):
 
 def default_segments(length):
     """m when --seg is 0: as many copies of a length-``length`` series as fit in 16,000 samples, at most 10."""
-    return max(1, min(MAX_SEGMENTS, 16000 // length))
+    return max(1, min(MAX_SEGMENTS, SAMPLE_RATE // length))
 
 
 def segments_for(config, length):

@@ -36,13 +36,13 @@ def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
     from ts_model import logits_model
 
     if gsc_dir:
-        from speech_commands import load_gsc_folder, speaker_split
+        from speech.commands import load_gsc_folder, speaker_split
 
         data, split = load_gsc_folder(gsc_dir, progress=False)
         split = split if split is not None else speaker_split(data.speakers)
         x = data.x[split == "val"]
     else:
-        from synthetic_speech import CorpusConfig, load_or_generate
+        from speech.synthetic import CorpusConfig, load_or_generate
 
         x = load_or_generate(CorpusConfig(), splits=("val",), progress=False)[0].x
     if len(x) > max_clips:
@@ -85,7 +85,8 @@ def plot_curve(run, path):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     loss_key = "val_ce" if "val_ce" in rows[0] else "val_loss"  # v2s_main selects epochs on val_ce
     for ax, key, label in zip(axes, ("val_accuracy", loss_key, "swd"),
-                              ("validation accuracy", "validation loss (cross-entropy)", "sliced Wasserstein distance")):
+                              ("validation accuracy", "validation loss (cross-entropy)",
+                               "sliced Wasserstein distance")):
         ax.plot(epochs, [float(r[key]) for r in rows])
         ax.set(xlabel="epoch", ylabel=label, title=label)
     fig.suptitle(f"{os.path.basename(os.path.normpath(run))}: accuracy, loss and SWD per epoch")

@@ -17,6 +17,10 @@ numbered from 0, so ECG200's -1/1 become 0/1 and ECG5000's 1..5 become 0..4 in b
 Variable-length series (rows padded with NaN, or ``.ts`` rows of different lengths) are right-padded to the
 longest length with zeros, and missing values inside a series are filled by linear interpolation (edges: the
 nearest value); ``UCRData.lengths`` keeps each series' true length.
+
+Strict: a file that is not what it claims is refused with ``DatasetError`` naming the file and line (a truncated
+``.gz``, a row of another length than the first in a ``.tsv`` / ``.txt``, a blank field between separators, an
+infinite value); a class that appears only in the test set is kept and named in ``UCRData.notes``.
 """
 
 import dataclasses
@@ -29,7 +33,7 @@ import numpy as np
 
 from errors import UsageError
 
-MAX_LENGTH = 16000
+MAX_LENGTH = 16000  # one second at the source model's 16 kHz (speech.commands.SAMPLE_RATE)
 
 # Integer indices of the reference code's --dataset flag.
 REFERENCE_INDEX = ("FordA", "Beef", "ECG200", "Wine", "Earthquakes", "Worms", "DistalPhalanxTW",
@@ -80,6 +84,7 @@ class UCRData:
     source: str
     lengths_train: np.ndarray = None
     lengths_test: np.ndarray = None
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def num_classes(self):
@@ -96,6 +101,10 @@ class UCRData:
 
 class DatasetError(UsageError):
     """A dataset that cannot be found or read; the message names the file or name and what was expected."""
+
+
+class DatasetNotFound(DatasetError):
+    """The dataset is in none of the places looked at (as opposed to found but unreadable)."""
 
 
 def resolve_name(name_or_index):
@@ -123,23 +132,54 @@ def _open_text(path):
     return open(path, encoding="utf-8", errors="replace")
 
 
+def _fields(line, path, lineno):
+    """The fields of one .tsv (tab-separated) or .txt (commas, or runs of spaces) row; a blank field is an error."""
+    if path.endswith((".tsv", ".tsv.gz")):
+        parts = line.split("\t")
+    elif "," in line:
+        parts = [p.strip() for p in line.split(",")]
+    else:
+        return line.split()
+    blank = next((j for j, p in enumerate(parts) if not p.strip()), None)
+    if blank is not None:
+        raise DatasetError(f"{path}, line {lineno}: field {blank + 1} is blank (two separators in a row); every "
+                           "field must hold a label or a number (NaN for a missing value)")
+    return [p.strip() for p in parts]
+
+
 def _read_delimited(path):
-    """UCR .tsv / .txt: one series a row, label first. Returns (labels as strings, list of float arrays)."""
-    labels, rows = [], []
+    """UCR .tsv / .txt: one series a row, label first, every row as long as the first (NaN-padded if shorter).
+
+    Returns (labels as strings, list of float arrays).
+    """
+    labels, rows, width = [], [], None
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
+            line = line.strip("\r\n")
+            if not line.strip():
                 continue
-            parts = line.replace(",", " ").replace("\t", " ").split()
+            parts = _fields(line.strip(" "), path, lineno)
             try:
                 values = np.array([float(v) for v in parts[1:]], dtype=np.float64)
             except ValueError:
                 raise DatasetError(f"{path}, line {lineno}: expected a label followed by numbers, got "
                                    f"{line[:80]!r}") from None
+            if width is None:
+                width = (len(values), lineno)
+            elif len(values) != width[0]:
+                raise DatasetError(f"{path}, line {lineno}: {len(values)} values, but line {width[1]} has "
+                                   f"{width[0]}; every row of a UCR file has the same length (shorter series are "
+                                   "padded with NaN)")
+            _check_finite(values, path, lineno)
             labels.append(_label_text(parts[0]))
             rows.append(values)
     return labels, rows
+
+
+def _check_finite(values, path, lineno):
+    if np.isinf(values).any():
+        raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(np.isinf(values))[0]) + 1} is "
+                           "infinite; V2S takes finite numbers (NaN marks a missing value)")
 
 
 def _label_text(text):
@@ -183,6 +223,7 @@ def _read_ts(path):
             rows.append(np.array([_missing_or_float(v) for v in dims[0].split(",")], dtype=np.float64))
         except ValueError:
             raise DatasetError(f"{path}, line {lineno}: expected numbers before ':label'.") from None
+        _check_finite(rows[-1], path, lineno)
         labels.append(_label_text(label.strip()))
     return labels, rows
 
@@ -196,14 +237,22 @@ def _read_arff(path):
             rows.append(np.array([_missing_or_float(v) for v in values], dtype=np.float64))
         except ValueError:
             raise DatasetError(f"{path}, line {lineno}: expected numbers then a class label.") from None
+        _check_finite(rows[-1], path, lineno)
         labels.append(_label_text(label))
     return labels, rows
 
 
 def _read_file(path):
+    import zlib
+
     readers = {".ts": _read_ts, ".arff": _read_arff}
     ext = next((e for e in readers if path.endswith(e)), None)
-    labels, rows = (readers[ext] if ext else _read_delimited)(path)
+    try:
+        labels, rows = (readers[ext] if ext else _read_delimited)(path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DatasetError(f"{path} is truncated or not a gzip file ({err}); download or unpack it again") from None
+    except OSError as err:
+        raise DatasetError(f"{path} cannot be read: {err.strerror or err}") from None
     if not rows:
         raise DatasetError(f"{path} holds no series.")
     return labels, rows
@@ -296,15 +345,18 @@ def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2):
         known = name in UCR_2018
         hint = (" Point --data-dir (or $V2S_UCR_DIR) at a UCR archive folder holding "
                 f"{name}/{name}_TRAIN.tsv, or pass --download to fetch it with pyts.") if known else _suggest(name)
-        raise DatasetError(f"Dataset {name!r} not found{where}.{hint}")
+        raise DatasetNotFound(f"Dataset {name!r} not found{where}.{hint}")
     classes = label_map(ltr, lte)
     if len(classes) < min_classes:
         raise DatasetError(f"Dataset {name} has a single class ({classes[0]}); classification needs at least two.")
     if x_train.shape[1] > MAX_LENGTH:
         raise DatasetError(f"Dataset {name} has series of length {x_train.shape[1]}; V2S takes at most {MAX_LENGTH} "
                            "samples (one second at 16 kHz).")
+    only_test = sorted(set(map(str, lte)) - set(map(str, ltr)), key=list(classes).index)
+    notes = [f"class {', '.join(only_test)} of {name} appears only in the test set: no training series teaches it, "
+             "so its test series count as errors"] if only_test else []
     return UCRData(name, x_train, encode_labels(ltr, classes), x_test, encode_labels(lte, classes), classes, source,
-                   len_train, len_test)
+                   len_train, len_test, notes)
 
 
 def _from_pyts(name, download):

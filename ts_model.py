@@ -16,10 +16,12 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
-from source_model import NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model, load_source_weights
+from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model,
+                                 load_source_weights)
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "ReprogrammedSTFT", "spectral_training_model", "segment_positions", "label_mapping_matrix",
+__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "ReprogrammedSTFT", "spectral_training_model",
+           "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
            "reprogrammed_waveform", "reprogrammed_logits"]
@@ -83,8 +85,8 @@ class Reprogram(L.Layer):
     """Add a trainable perturbation: x' = x + dropout(M * delta).
 
     Shape: (batch, n) -> (batch, n). ``delta`` has n (16,000) values with an L2 penalty of ``l2`` (none by default;
-    the paper used 0.04, its code 0.05 — results/l2_selection.md shows why V2S defaults to 0); dropout on delta
-    (none by default, the reference code's 0.4 fitted worse: results/dropout_selection.md) is applied only in
+    the paper used 0.04, its code 0.05 — results/notes/l2_selection.md shows why V2S defaults to 0); dropout on delta
+    (none by default, the reference code's 0.4 fitted worse: results/notes/dropout_selection.md) is applied only in
     training (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1)
     restricts delta to where it is 1; None means everywhere.
     """
@@ -252,7 +254,7 @@ def spectral_training_model(model):
 def source_of(model):
     """The source model nested in a V2S model (or the model itself when it is a source model)."""
     for layer in model.layers:
-        if layer.name in ("V2Sa", "V2Su"):
+        if layer.name in ARCHITECTURES:
             return layer
     return model
 

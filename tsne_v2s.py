@@ -10,9 +10,7 @@ Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, 
 """
 
 import argparse
-import os
 
-import numpy as np
 
 
 def embed(features, seed=0):

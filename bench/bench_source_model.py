@@ -44,7 +44,7 @@ def main():
     import keras
     import tensorflow as tf
 
-    from source_model import build_source_model
+    from speech.source_model import build_source_model
 
     print(f"cores: {os.cpu_count()}  machine: {platform.machine()}  tensorflow {tf.__version__}  "
           f"keras {keras.__version__}")

@@ -101,7 +101,7 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from runs import default_segments
-    from source_model import build_source_model
+    from speech.source_model import build_source_model
     from ts_dataloader import DatasetError, load_ucr
     from ts_model import build_v2s, sequential_mapping
 

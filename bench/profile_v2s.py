@@ -99,7 +99,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     import keras
     import tensorflow as tf
 
-    from source_model import build_source_model
+    from speech.source_model import build_source_model
     from ts_model import build_v2s, max_labels_per_class, random_mapping
 
     keras.utils.set_random_seed(0)
@@ -110,7 +110,6 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
     rng = np.random.default_rng(0)
     series = rng.standard_normal((batch, length)).astype(np.float32)
-    labels = rng.integers(0, num_classes, batch)
 
     rows = []
     wave = model.get_layer("reprogram")(model.get_layer("segment_padding")(series))
@@ -175,7 +174,7 @@ def main(argv=None):
     total = sum(f + b for _, f, b in rows)
     print(f"V2S training step, batch {args.batch_size}, series length {args.length}, m = {args.segments}, "
           f"threads {args.threads or 'default'}, cores {os.cpu_count()}")
-    print(f"| part | forward ms | backward ms | share of the parts' sum |")
+    print("| part | forward ms | backward ms | share of the parts' sum |")
     print("|---|---|---|---|")
     for name, f, b in rows:
         print(f"| {name} | {f:.1f} | {b:.1f} | {100 * (f + b) / total:.0f}% |")

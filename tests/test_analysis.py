@@ -77,7 +77,7 @@ def test_figures_go_into_output_folders_that_do_not_exist_yet(runs, tmp_path):
 
 
 def test_cam_on_a_speech_clip(tmp_path):
-    from source_model import build_source_model
+    from speech.source_model import build_source_model
 
     weights = str(tmp_path / "w.weights.h5")
     build_source_model("V2Sa").save_weights(weights)

@@ -1,15 +1,14 @@
 """Pretraining end to end on a tiny tone 'speech' folder: learning, model card, resume, CLI errors."""
 
-import json
 import os
 import re
 
 import numpy as np
 import pytest
 
-import pretrain
+from speech import pretrain
 from conftest import cli_error
-from speech_commands import SpeechSet
+from speech.commands import SpeechSet
 from utils import read_json
 
 pytestmark = pytest.mark.slow
@@ -53,7 +52,7 @@ def test_missing_gsc_folder_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_evaluation_of_missing_or_wrong_weights_is_a_one_line_error(tmp_path, tone_gsc, capsys):
-    import source_evaluation
+    from speech import evaluation as source_evaluation
 
     line = cli_error(capsys, source_evaluation.main, ["--weights", str(tmp_path / "none.weights.h5"), "--arch",
                                                       "V2Sa", "--gsc-dir", tone_gsc])

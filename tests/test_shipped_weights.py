@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from source_model import build_source_model, load_source_weights
-from speech_commands import CLASSES
+from speech.source_model import build_source_model, load_source_weights
+from speech.commands import CLASSES
 from utils import read_json
 
 WEIGHTS = os.path.join(REPO, "weight", "v2sa.weights.h5")
@@ -25,8 +25,8 @@ def test_weights_load_and_card_describes_them():
 
 @pytest.mark.slow
 def test_shipped_weights_recognise_real_validation_speakers():
-    from source_evaluation import evaluate
-    from speech_commands import load_gsc_folder, speaker_split
+    from speech.evaluation import evaluate
+    from speech.commands import load_gsc_folder, speaker_split
 
     data, split = load_gsc_folder(shared_path("gsc"), progress=False)
     val = data.subset(speaker_split(data.speakers) == "val")

@@ -5,7 +5,7 @@ import pytest
 
 import keras
 
-from source_model import (NAMED_LAYERS, SpecAugment, UtteranceNormalization, build_source_model,
+from speech.source_model import (NAMED_LAYERS, SpecAugment, UtteranceNormalization, build_source_model,
                           count_trainable, load_source_weights)
 
 

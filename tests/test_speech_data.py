@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import tone, write_clip
-from speech_commands import CLASSES, load_gsc_folder, read_clip, speaker_split
-from synthetic_speech import CorpusConfig, generate, load_or_generate
+from speech.commands import CLASSES, load_gsc_folder, read_clip, speaker_split
+from speech.synthetic import CorpusConfig, generate, load_or_generate
 
 
 def test_class_order_is_the_reference_codes():
@@ -115,7 +115,7 @@ def test_cache_is_reused_and_serves_a_single_split(tmp_path, small_corpus):
 
 
 def test_unknown_voice_is_reported():
-    from espeak_tts import ESpeak
+    from speech.espeak import ESpeak
 
     with pytest.raises(ValueError, match="zz-nope"):
         ESpeak().say("yes", voice="zz-nope")

@@ -125,3 +125,53 @@ def test_shared_ecg200_is_labelled_explicitly():
     d = load_ucr("ECG200", data_dir=shared_path("ucr"))
     assert d.labels.tolist() == ["-1", "1"] and d.x_train.shape == (100, 96)
     assert np.bincount(d.y_train).tolist() == [31, 69]
+
+
+def test_truncated_gzip_is_named(tmp_path):
+    write_tsv(tmp_path, "Cut", "TRAIN", [[1, 1, 2], [2, 3, 4]] * 200, gz=True)
+    write_tsv(tmp_path, "Cut", "TEST", [[1, 1, 2]], gz=True)
+    path = tmp_path / "Cut" / "Cut_TRAIN.tsv.gz"
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(DatasetError, match="Cut_TRAIN.tsv.gz is truncated or not a gzip file"):
+        load_ucr("Cut", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ([2, 1.0, 2.0], "line 2: 2 values, but line 1 has 3"),           # was zero-padded silently
+    ([2, 1.0, 2.0, 3.0, 4.0], "line 2: 4 values, but line 1 has 3"),  # was widened silently
+    ([2, 1.0, "inf", 3.0], "line 2: value 2 is infinite"),            # was a NaN delta and a 50% test score
+])
+def test_rows_of_another_length_and_infinite_values_are_refused(tmp_path, bad_row, message):
+    write_tsv(tmp_path, "Odd", "TRAIN", [[1, 1.0, 2.0, 3.0], bad_row])
+    write_tsv(tmp_path, "Odd", "TEST", [[1, 1.0, 2.0, 3.0]])
+    with pytest.raises(DatasetError, match=message):
+        load_ucr("Odd", data_dir=str(tmp_path))
+
+
+def test_blank_field_between_tabs_is_refused_not_shifted(tmp_path):
+    (tmp_path / "Gap").mkdir()
+    (tmp_path / "Gap" / "Gap_TRAIN.tsv").write_text("1\t1.0\t2.0\t3.0\n2\t1.0\t\t3.0\n")
+    (tmp_path / "Gap" / "Gap_TEST.tsv").write_text("1\t1.0\t2.0\t3.0\n")
+    with pytest.raises(DatasetError, match="Gap_TRAIN.tsv, line 2: field 3 is blank"):
+        load_ucr("Gap", data_dir=str(tmp_path))
+
+
+def test_class_only_in_the_test_set_is_named(tmp_path):
+    write_tsv(tmp_path, "New", "TRAIN", [[1, 1, 2], [2, 3, 4]])
+    write_tsv(tmp_path, "New", "TEST", [[1, 1, 2], [3, 5, 6]])
+    d = load_ucr("New", data_dir=str(tmp_path))
+    assert d.num_classes == 3 and d.notes == [
+        "class 3 of New appears only in the test set: no training series teaches it, so its test series count as "
+        "errors"]
+
+
+def test_not_found_and_unreadable_are_told_apart(tmp_path):
+    from ts_dataloader import DatasetNotFound
+
+    with pytest.raises(DatasetNotFound):
+        load_ucr("Yoga", data_dir=str(tmp_path))
+    write_tsv(tmp_path, "Broken", "TRAIN", [[1, "x"]])
+    write_tsv(tmp_path, "Broken", "TEST", [[1, 2]])
+    with pytest.raises(DatasetError) as err:
+        load_ucr("Broken", data_dir=str(tmp_path))
+    assert not isinstance(err.value, DatasetNotFound)

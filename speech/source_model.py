@@ -2,7 +2,7 @@
 
 In:  raw one-second waveforms, shape (batch, 16000), float32 in about [-1, 1], 16 kHz.
 Out: class probabilities over the 36 speech-command outputs, shape (batch, 36), in the order of
-     ``speech_commands.CLASSES``.
+     ``speech.commands.CLASSES``.
 
 The layers CAM and the analysis code look up by name:
 ``mel_stft`` (kapre mel spectrogram, (batch, 125, 80, 1)), ``mel_norm`` (per-utterance normalisation),
@@ -17,10 +17,14 @@ import keras
 from keras import layers as L
 from keras import ops
 
-from speech_commands import CLASSES, SAMPLE_RATE
+from speech.commands import CLASSES, SAMPLE_RATE
 
 NUM_SOURCE_CLASSES = len(CLASSES)
 ARCHITECTURES = ("V2Sa", "V2Su")
+# The mel front end (the reference code's kapre settings): 1024-sample Hann frames every 128 samples, padded at the
+# end, so one second gives 125 frames of 513 bins, mapped to 80 mel bands from 40 Hz to 8 kHz, in decibels.
+N_FFT, HOP, N_MELS, MEL_F_MIN = 1024, 128, 80, 40.0
+FRAMES = -(-SAMPLE_RATE // HOP)
 NAMED_LAYERS = ("mel_stft", "mel_norm", "conv2d_1", "conv2d_2", "attSoftmax", "logits", "output")
 
 
@@ -100,8 +104,9 @@ def mel_layer(input_length=SAMPLE_RATE):
     from kapre.composed import get_melspectrogram_layer
 
     mel = get_melspectrogram_layer(
-        input_shape=(input_length, 1), n_fft=1024, hop_length=128, pad_end=True, sample_rate=SAMPLE_RATE,
-        n_mels=80, mel_f_min=40.0, mel_f_max=SAMPLE_RATE / 2, return_decibel=True, input_data_format="channels_last",
+        input_shape=(input_length, 1), n_fft=N_FFT, hop_length=HOP, pad_end=True, sample_rate=SAMPLE_RATE,
+        n_mels=N_MELS, mel_f_min=MEL_F_MIN, mel_f_max=SAMPLE_RATE / 2, return_decibel=True,
+        input_data_format="channels_last",
         output_data_format="channels_last", name="mel_stft")
     mel.trainable = False
     return mel

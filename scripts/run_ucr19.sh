@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # V2S (default settings, one seed, honest protocol) on every dataset of a UCR folder, then the table.
-#   bash results/run_ucr19.sh ../shared/ucr        (the 19 datasets the README table reports)
-#   OUT=results/ucr19_l2_0 FLAGS="--l2 0" bash results/run_ucr19.sh ../shared/ucr     (an ablation: extra flags)
-#   JOBS=2 bash results/run_ucr19.sh ../shared/ucr  (two datasets at a time, one TF thread each, largest first)
+#   bash scripts/run_ucr19.sh ../shared/ucr        (the 19 datasets the README table reports)
+#   OUT=results/ucr19_l2_0 FLAGS="--l2 0" bash scripts/run_ucr19.sh ../shared/ucr     (an ablation: extra flags)
+#   JOBS=2 bash scripts/run_ucr19.sh ../shared/ucr  (two datasets at a time, one TF thread each, largest first)
 # A rerun skips datasets whose summary.json exists; a killed dataset resumes from its checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,7 +8,7 @@ The split is by *voice variant* (timbre): a variant is in exactly one of train /
 so the test split holds voices never heard in training.
 
 In:  ``CorpusConfig`` (seed, number of variants, clips per word and voice, split percentages).
-Out: ``SpeechSet`` with x float32 (N, 16000) at 16 kHz, y int (N,) in ``speech_commands.CLASSES`` order,
+Out: ``SpeechSet`` with x float32 (N, 16000) at 16 kHz, y int (N,) in ``speech.commands.CLASSES`` order,
      speakers = voice names (e.g. ``"en-us+f3"``), plus a split array ('train' / 'val' / 'test') of length N.
 """
 
@@ -19,10 +19,11 @@ import os
 
 import numpy as np
 
-from espeak_tts import ACCENTS, ESpeak, voice_variants
-from speech_commands import SAMPLE_RATE, WORDS, SpeechSet, resample
+from speech.espeak import ACCENTS, ESpeak, voice_variants
+from speech.commands import SAMPLE_RATE, WORDS, SpeechSet, resample
 
-DEFAULT_CACHE = os.environ.get("V2S_CACHE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
+DEFAULT_CACHE = os.environ.get(
+    "V2S_CACHE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))  # <repo>/data
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,7 +85,7 @@ class ESpeak:
         """Synthesize ``text``; returns float32 samples at ``self.sample_rate`` with leading/trailing silence cut.
 
         Repeatable for the same arguments in a fresh process; within one process eSpeak NG's echo and flutter
-        state carries over from earlier utterances, so ``synthetic_speech`` gives each voice a process of its own.
+        state carries over from earlier utterances, so ``speech.synthetic`` gives each voice a process of its own.
         """
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}")
