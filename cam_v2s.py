@@ -95,7 +95,7 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
     series = data.x_test[index]
     padding = model.get_layer("segment_padding")
     wave = reprogrammed_waveform(model, series[None, :])[0]
-    matrix = np.asarray(model.get_layer("label_mapping").matrix)
+    matrix = model.get_layer("label_mapping").program_matrix(0)  # an ensemble is explained by its first program
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
     result = grad_cam(source_of(model), wave, layers,

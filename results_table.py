@@ -1,6 +1,7 @@
 """Collect finished runs (``<folder>/*/summary.json``) into a Markdown table beside the paper's numbers.
 
-In:  a results folder of run sub-folders written by ``v2s_main.py``; the paper's Table 2 (``reference/paper_table2.csv``).
+In:  a results folder of run sub-folders written by ``v2s_main.py``; the paper's Table 2
+     (``reference/paper_table2.csv``).
 Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test accuracy, validation accuracy, best
      epoch and wall time next to the paper's V2Sa and SOTA columns, with means over all rows and over the rows the
      paper reports cleanly (FordA, FordB, Lightning2 and Wafer are label-folding artefacts in the paper).

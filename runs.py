@@ -37,7 +37,7 @@ RUNS_DIR = os.path.join(REPO, "runs")
 DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-MAP_TYPES = ("random", "sequential", "frequency")
+MAP_TYPES = ("random", "sequential", "frequency", "learned")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 
@@ -58,7 +58,10 @@ class RunConfig:
     source_weights: str = None  # None: the shipped weights of ``arch``; "random": an untrained source (control)
     seg: int = 0  # copies m of the series; 0: as many as fit, at most MAX_SEGMENTS
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
-    map_type: str = "random"
+    map_type: str = "random"  # learned: the random mapping as the start of a trained mapping matrix
+    ensemble: int = 1  # K independent programs trained as one model, predictions averaged
+    znorm: bool = False  # z-normalise every series before padding
+    gain: bool = False  # a trainable gain on the series before padding
     dr: float = 0.0  # dropout on delta (results/notes/dropout_selection.md)
     per: int = 0  # 1: delta only outside the series copies
     l2: float = 0.0  # L2 penalty on delta (results/notes/l2_selection.md)
@@ -69,7 +72,7 @@ class RunConfig:
     lr_decay: float = 0.0
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
-    patience: int = 0  # early stopping: epochs without a lower val_ce before stopping; 0: off
+    patience: int = 20  # early stopping after this many epochs without a lower val_ce (results/notes/speed_selection.md)
     seed: int = 0
     # output (never changes what is learned)
     out: str = None
@@ -95,6 +98,7 @@ class RunConfig:
             (0.0 <= c.dr < 1.0, f"--dr must be in [0, 1), got {c.dr}"),
             (np.isfinite(c.l2) and c.l2 >= 0, f"--l2 must be 0 or more, got {c.l2}"),
             (c.per in (0, 1), f"--per must be 0 or 1, got {c.per}"),
+            (c.ensemble >= 1, f"--ensemble must be at least 1 (one program), got {c.ensemble}"),
             (c.patience >= 0, f"--patience must be 0 (off) or a positive number of epochs, got {c.patience}"),
             (not (c.cosine and c.lr_decay),
              "--cosine and --lr-decay / --reference-schedule are two schedules; pick one"),
@@ -204,18 +208,32 @@ def load_source(config):
     return source
 
 
+# Program j of an ensemble draws its random mapping with seed + PROGRAM_SEED_STEP * j (program 0: the run's seed).
+PROGRAM_SEED_STEP = 7919
+
+
 def choose_mapping(config, source, x, y, num_classes, segments):
-    """(C, k) source labels per class: seeded random, sequential, or by the frozen model's votes on ``x``."""
-    from ts_model import (SegmentZeroPadding, frequency_mapping, max_labels_per_class, random_mapping,
-                          sequential_mapping)
+    """(C, k) source labels per class, or (K, C, k) for an ensemble of K programs.
+
+    Seeded random (also the start of a learned mapping; each program its own seed), sequential, or by the frozen
+    model's votes on ``x`` (frequency); sequential and frequency mappings are the same for every program.
+    """
+    from ts_model import (SegmentZeroPadding, SeriesScaling, frequency_mapping, max_labels_per_class,
+                          random_mapping, sequential_mapping)
 
     k = config.mapping or max_labels_per_class(num_classes)
-    if config.map_type == "sequential":
-        return sequential_mapping(num_classes, k)
-    if config.map_type == "random":
-        return random_mapping(num_classes, k, seed=config.seed)
-    waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(x))
-    return frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
+    if config.map_type in ("random", "learned"):
+        maps = [random_mapping(num_classes, k, seed=config.seed + PROGRAM_SEED_STEP * j)
+                for j in range(config.ensemble)]
+    else:
+        if config.map_type == "sequential":
+            one = sequential_mapping(num_classes, k)
+        else:
+            scaled = np.asarray(SeriesScaling(znorm=config.znorm)(x))
+            waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(scaled))
+            one = frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
+        maps = [one] * config.ensemble
+    return maps[0] if config.ensemble == 1 else np.stack(maps)
 
 
 def learning_rate(config, fit_size):
@@ -262,8 +280,11 @@ def build_model(config, data, x_fit, y_fit):
     mapping = None
     if config.mode in REPROGRAM_MODES:
         mapping = choose_mapping(config, source, x_fit, y_fit, data.num_classes, segments)
+    reprogram = config.mode in REPROGRAM_MODES
     model = build_v2s(data.length, data.num_classes, mode=config.mode, source=source, segments=segments or 1,
-                      mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per))
+                      mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per),
+                      programs=config.ensemble if reprogram else 1, learned_map=config.map_type == "learned",
+                      znorm=config.znorm, gain=config.gain)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, len(x_fit))),
@@ -411,7 +432,11 @@ def _describe(config, model, data, label):
     return (f"mode {config.mode}, " + (f"source {config.arch} ({config.source_weights}), "
                                       if config.mode != "fcn" else "") +
             (f"m={segments}, " if segments else "") +
-            (f"k={len(mapping[0])} {config.map_type} mapping, dropout {config.dr} on delta, " if delta else "") +
+            (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, dropout {config.dr} on delta, "
+             if delta else "") +
+            (f"ensemble of {config.ensemble} programs, " if delta and config.ensemble > 1 else "") +
+            (f"series {'z-normalised' if config.znorm else ''}{' and ' if config.znorm and config.gain else ''}"
+             f"{'scaled by a trained gain' if config.gain else ''}, " if config.znorm or config.gain else "") +
             f"lr {config.lr}{' decay ' + str(config.lr_decay) if config.lr_decay else ''}"
             f"{' cosine' if config.cosine else ''}"
             f"{f', early stopping after {config.patience} epochs' if config.patience else ''}, trainable "
@@ -476,7 +501,7 @@ def _train_and_score(data, config, folder, stage, command):
         "length": data.length, "train_size": len(data.x_train), "test_size": len(data.x_test), "protocol": label,
         "config": {k: portable(v) for k, v in dataclasses.asdict(config).items()},
         "segments": segments_for(config, data.length),
-        "mapping": None if mapping is None else [list(map(int, r)) for r in mapping],
+        "mapping": None if mapping is None else np.asarray(mapping).astype(int).tolist(),
         "best_epoch": best, "epochs_run": checkpoint.state["epoch"],
         "val_accuracy": hist["val_accuracy"][best] if best is not None else None,
         "val_loss": hist["val_loss"][best] if best is not None else None,

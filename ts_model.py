@@ -20,7 +20,8 @@ from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE,
                                  load_source_weights)
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "LabelMapping", "ReprogrammedSTFT", "spectral_training_model",
+__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMapping", "ProgramAverage",
+           "ReprogrammedSTFT", "spectral_training_model",
            "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
@@ -82,35 +83,81 @@ class SegmentZeroPadding(L.Layer):
 
 @keras.saving.register_keras_serializable(package="V2S")
 class Reprogram(L.Layer):
-    """Add a trainable perturbation: x' = x + dropout(M * delta).
+    """Add a trainable perturbation: x' = x + dropout(M * delta), for one program or ``programs`` K at once.
 
-    Shape: (batch, n) -> (batch, n). ``delta`` has n (16,000) values with an L2 penalty of ``l2`` (none by default;
-    the paper used 0.04, its code 0.05 — results/notes/l2_selection.md shows why V2S defaults to 0); dropout on delta
-    (none by default, the reference code's 0.4 fitted worse: results/notes/dropout_selection.md) is applied only in
-    training (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1)
-    restricts delta to where it is 1; None means everywhere.
+    Shape: (batch, n) -> (batch, n) for one program; (batch, n) -> (K * batch, n) for K, the K perturbed copies of
+    the batch stacked along the batch axis (program k's rows are k * batch .. (k + 1) * batch - 1), so the frozen
+    source model runs once on all of them. ``delta`` has shape (n,) for one program and (K, n) for K, each row
+    drawn like the single program's (uniform in +-sqrt(3 / n), Glorot's limit for an (n,) weight).
+    ``l2``: L2 penalty on delta (none by default; the paper used 0.04, its code 0.05 — results/notes/
+    l2_selection.md shows why V2S defaults to 0). ``dropout`` on delta (none by default, the reference code's 0.4
+    fitted worse: results/notes/dropout_selection.md) is applied only in training, with one mask per program shared
+    by the batch (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1) restricts delta
+    to where it is 1; None means everywhere.
     """
 
-    def __init__(self, l2=0.0, dropout=0.0, mask=None, **kwargs):
+    def __init__(self, l2=0.0, dropout=0.0, mask=None, programs=1, **kwargs):
         super().__init__(**kwargs)
-        self.l2, self.dropout = float(l2), float(dropout)
+        self.l2, self.dropout, self.programs = float(l2), float(dropout), int(programs)
+        if self.programs < 1:
+            raise ValueError(f"--ensemble (programs) must be at least 1, got {programs}")
         self.mask = None if mask is None else [float(v) for v in np.asarray(mask).ravel()]
         self.drop = L.Dropout(self.dropout)
 
     def build(self, input_shape):
-        self.delta = self.add_weight(name="delta", shape=(input_shape[-1],), initializer="glorot_uniform",
+        n = input_shape[-1]
+        if self.programs == 1:
+            shape, init = (n,), "glorot_uniform"
+        else:
+            limit = float(np.sqrt(3.0 / n))
+            shape, init = (self.programs, n), keras.initializers.RandomUniform(-limit, limit)
+        self.delta = self.add_weight(name="delta", shape=shape, initializer=init,
                                      regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         self._mask = None if self.mask is None else ops.convert_to_tensor(np.array(self.mask, np.float32))
 
     def perturbation(self):
-        """The effective perturbation M * delta as a (n,) tensor (no dropout)."""
+        """The effective perturbation M * delta (no dropout): shape (n,) for one program, (K, n) for K."""
         return self.delta if self._mask is None else self.delta * self._mask
 
     def call(self, x, training=False):
-        return x + self.drop(self.perturbation()[None, :], training=training)
+        if self.programs == 1:
+            return x + self.drop(self.perturbation()[None, :], training=training)
+        perturbed = x[None, :, :] + self.drop(self.perturbation()[:, None, :], training=training)
+        return ops.reshape(perturbed, (-1, x.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (None if self.programs > 1 else input_shape[0], input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "l2": self.l2, "dropout": self.dropout, "mask": self.mask}
+        return {**super().get_config(), "l2": self.l2, "dropout": self.dropout, "mask": self.mask,
+                "programs": self.programs}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class SeriesScaling(L.Layer):
+    """Scale each series before it is padded: optional z-normalisation, then an optional trainable gain.
+
+    Shape: (batch, L) -> (batch, L). ``znorm``: subtract each series' mean and divide by its standard deviation
+    (a constant series becomes zeros). ``gain``: multiply by one trainable scalar, initialised to 1, trained with
+    delta (the series' amplitude against delta's and against the log-mel's dynamic range is otherwise fixed).
+    """
+
+    def __init__(self, znorm=False, gain=False, **kwargs):
+        super().__init__(**kwargs)
+        self.znorm, self.gain = bool(znorm), bool(gain)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(name="gain", shape=(), initializer="ones") if self.gain else None
+
+    def call(self, x):
+        if self.znorm:
+            mean = ops.mean(x, axis=-1, keepdims=True)
+            std = ops.std(x, axis=-1, keepdims=True)
+            x = (x - mean) / ops.where(std > 1e-8, std, ops.ones_like(std))
+        return x * self.scale if self.gain else x
+
+    def get_config(self):
+        return {**super().get_config(), "znorm": self.znorm, "gain": self.gain}
 
 
 def max_labels_per_class(num_classes, num_source=NUM_SOURCE_CLASSES):
@@ -171,43 +218,90 @@ def label_mapping_matrix(mapping, num_source=NUM_SOURCE_CLASSES):
     return matrix
 
 
+# A learned mapping starts with this weight (instead of 0) for the source labels a class does not own.
+LEARNED_FLOOR = 1e-6
+
+
 @keras.saving.register_keras_serializable(package="V2S")
 class LabelMapping(L.Layer):
-    """Many-to-one label mapping: (batch, 36) source probabilities -> (batch, C) target probabilities.
+    """Many-to-one label mapping: source probabilities -> target class probabilities.
 
-    Class c's score is the mean probability of the k source labels it owns (``mapping``, shape (C, k)); scores are
+    One program: (batch, 36) -> (batch, C); ``mapping`` (C, k) lists the k source labels class c owns, and class
+    c's score is their mean probability. K programs (``mapping`` (K, C, k), one mapping each): the (K * batch, 36)
+    probabilities ``Reprogram`` stacked go to (batch, K, C), each program read through its own mapping. Scores are
     renormalised to sum to 1, which leaves the cross-entropy gradient of the reference code unchanged.
+    ``learned``: the (36, C) averaging matrix of each program is trained with delta (a fully-connected output
+    mapping, as in later reprogramming work, e.g. AutoVP, Tsao et al. 2024, but started from the many-to-one
+    mapping). It is kept positive as exp(V), V starting at log(matrix) with LEARNED_FLOOR for the labels a class
+    does not own, so an untrained model predicts as the fixed mapping does (to about 1e-6), every score stays
+    positive, and Adam's steps on V change the matrix multiplicatively.
     """
 
-    def __init__(self, mapping, **kwargs):
+    def __init__(self, mapping, learned=False, **kwargs):
         super().__init__(**kwargs)
-        self.mapping = [[int(s) for s in row] for row in np.asarray(mapping)]
-        self.matrix = ops.convert_to_tensor(label_mapping_matrix(self.mapping))
+        mapping = np.asarray(mapping)
+        self.programs = 1 if mapping.ndim == 2 else len(mapping)
+        self.mapping = mapping.astype(int).tolist()
+        self.learned = bool(learned)
+        stacked = mapping[None] if mapping.ndim == 2 else mapping
+        self._initial = np.stack([label_mapping_matrix(m) for m in stacked])  # (K, 36, C)
+        self.matrix = ops.convert_to_tensor(self._initial[0] if self.programs == 1 else self._initial)
+
+    def build(self, input_shape):
+        if self.learned:
+            initial = self._initial[0] if self.programs == 1 else self._initial
+            self.log_matrix = self.add_weight(name="log_mapping_matrix", shape=initial.shape,
+                                              initializer=keras.initializers.Constant(
+                                                  np.log(np.maximum(initial, LEARNED_FLOOR))))
 
     def call(self, probs):
-        scores = ops.matmul(probs, ops.cast(self.matrix, probs.dtype))
+        matrix = ops.exp(self.log_matrix) if self.learned else ops.cast(self.matrix, probs.dtype)
+        if self.programs == 1:
+            scores = ops.matmul(probs, matrix)
+        else:
+            per_program = ops.reshape(probs, (self.programs, -1, probs.shape[-1]))  # (K, batch, 36)
+            scores = ops.transpose(ops.matmul(per_program, matrix), (1, 0, 2))  # (batch, K, C)
         return scores / (ops.sum(scores, axis=-1, keepdims=True) + 1e-12)
 
+    def program_matrix(self, program=0):
+        """The (36, C) matrix program ``program`` reads its classes through (the trained one when learned)."""
+        matrix = np.exp(np.asarray(self.log_matrix)) if self.learned else np.asarray(self.matrix)
+        return matrix if self.programs == 1 else matrix[program]
+
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], len(self.mapping))
+        classes = self._initial.shape[-1]
+        return (input_shape[0], classes) if self.programs == 1 else (None, self.programs, classes)
 
     def get_config(self):
-        return {**super().get_config(), "mapping": self.mapping}
+        return {**super().get_config(), "mapping": self.mapping, "learned": self.learned}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class ProgramAverage(L.Layer):
+    """The ensemble's prediction: (batch, K, C) per-program probabilities -> (batch, C), their mean."""
+
+    def call(self, probs):
+        return ops.mean(probs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
 
 
 @keras.saving.register_keras_serializable(package="V2S")
 class ReprogrammedSTFT(L.Layer):
     """STFT of reprogrammed waveforms by linearity: STFT(x + delta) = STFT(x) + STFT(delta).
 
-    Inputs: ``[waves, reprogrammed]``, both (batch, n): the zero-padded series x and x + delta as ``Reprogram``
-    made them (delta, with any dropout mask, is the same in every row). Out: the complex STFT (batch, frames,
-    bins, 1) of the reprogrammed waveforms, the front end's own kapre ``STFT`` with the settings ``stft_config``.
+    Inputs: ``[waves, reprogrammed]``: the zero-padded series x (batch, n) and x + delta as ``Reprogram`` made them,
+    (K * batch, n) for K programs (one program's delta, with any dropout mask, is the same in all its rows). Out:
+    the complex STFT (K * batch, frames, bins, 1) of the reprogrammed waveforms, with the front end's own kapre
+    ``STFT`` settings ``stft_config``.
 
     Why: only delta is trained, so the series' spectra need no gradient and delta's spectrum is computed once per
     batch instead of once per example, which removes the backward pass of the STFT over the batch (about a sixth
     of a training step on a CPU: ``bench/profile_v2s.py``). The forward values equal the plain path's to float
-    rounding (tests/test_ts_model.py checks predictions and gradients); delta is recovered as row 0 of
-    ``reprogrammed - waves``, and the gradient reaches it through that row alone.
+    rounding (tests/test_ts_model.py checks predictions and gradients); program k's delta is recovered as row
+    k * batch of ``reprogrammed`` minus row 0 of ``waves``, and the gradient reaches it through that row alone.
+    With K programs the series' spectra are also computed once for all K.
     """
 
     def __init__(self, stft_config, **kwargs):
@@ -223,9 +317,13 @@ class ReprogrammedSTFT(L.Layer):
         import tensorflow as tf
 
         waves, reprogrammed = inputs
-        delta = reprogrammed[:1] - tf.stop_gradient(waves[:1])
-        series = tf.stop_gradient(self.stft(waves[:, :, None]))
-        return series + self.stft(delta[:, :, None])
+        batch = tf.shape(waves)[0]
+        # Row k * batch of the stacked reprogrammed waves carries program k's delta (one program: row 0).
+        programs = tf.shape(reprogrammed)[0] // batch
+        deltas = tf.gather(reprogrammed, tf.range(programs) * batch) - tf.stop_gradient(waves[:1])
+        series = tf.stop_gradient(self.stft(waves[:, :, None]))  # (batch, frames, bins, 1)
+        spectra = series[None] + self.stft(deltas[:, :, None])[:, None]  # (K, batch, frames, bins, 1)
+        return tf.reshape(spectra, tf.concat([[-1], tf.shape(series)[1:]], axis=0))
 
     def get_config(self):
         return {**super().get_config(), "stft_config": self.stft_config}
@@ -235,14 +333,17 @@ def spectral_training_model(model):
     """A model with ``model``'s layers and weights and the same outputs, built to train faster (reprogram modes).
 
     The frozen front end's STFT is taken by linearity (``ReprogrammedSTFT``); everything after it is the source
-    model's own layers. Used only for the training step: the saved model stays ``model``.
+    model's own layers. Used only for the training step: the saved model stays ``model``. For an ensemble the
+    output is each program's probabilities (batch, K, C), on which every program is trained separately.
     """
     source = source_of(model)
     front = source.get_layer("mel_stft")
     stft, *to_mel = front.layers
     tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
     inputs = keras.Input(model.input.shape[1:], name="series")
-    waves = model.get_layer("segment_padding")(inputs)
+    names = {layer.name for layer in model.layers}
+    series = model.get_layer("series_scaling")(inputs) if "series_scaling" in names else inputs
+    waves = model.get_layer("segment_padding")(series)
     spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves,
                                                                             model.get_layer("reprogram")(waves)])
     for layer in to_mel:
@@ -265,22 +366,30 @@ def logits_model(source):
 
 
 def padded_series(model, x):
-    """The zero-padded copies of series ``x`` (N, L) that a V2S or TF_a model feeds its source: (N, 16000)."""
-    return np.asarray(model.get_layer("segment_padding")(np.asarray(x, np.float32)))
+    """The zero-padded copies of series ``x`` (N, L) that a V2S or TF_a model feeds its source: (N, 16000).
+
+    Any scaling the model applies first (``SeriesScaling``) is applied too.
+    """
+    x = np.asarray(x, np.float32)
+    if "series_scaling" in {layer.name for layer in model.layers}:
+        x = model.get_layer("series_scaling")(x)
+    return np.asarray(model.get_layer("segment_padding")(x))
 
 
-def reprogrammed_waveform(model, x):
+def reprogrammed_waveform(model, x, program=0):
     """What the frozen source model hears for series ``x`` (N, L): padded copies plus delta, (N, 16000).
 
-    Inference mode: no dropout on delta.
+    Inference mode: no dropout on delta. For an ensemble, the waveforms of program ``program``.
     """
-    return np.asarray(model.get_layer("reprogram")(padded_series(model, x), training=False))
+    layer = model.get_layer("reprogram")
+    waves = np.asarray(layer(padded_series(model, x), training=False))
+    return waves if layer.programs == 1 else waves[program * len(x):(program + 1) * len(x)]
 
 
-def reprogrammed_logits(model, x, batch_size=64):
-    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L)."""
+def reprogrammed_logits(model, x, batch_size=64, program=0):
+    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L) (ensemble: one program)."""
     head = logits_model(source_of(model))
-    out = [np.asarray(head(reprogrammed_waveform(model, x[i:i + batch_size]), training=False))
+    out = [np.asarray(head(reprogrammed_waveform(model, x[i:i + batch_size], program), training=False))
            for i in range(0, len(x), batch_size)]
     return np.concatenate(out)
 
@@ -299,13 +408,16 @@ def build_fcn(length, num_classes):
 
 
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
-              dropout=0.0, l2=0.0, mask=False):
+              dropout=0.0, l2=0.0, mask=False, programs=1, learned_map=False, znorm=False, gain=False):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None.
-    ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k).
-    ``mask``: restrict delta to the samples outside the series copies (the paper's M). Returns a Keras model
-    taking (batch, length) series and giving (batch, num_classes) probabilities.
+    ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k), or
+    (K, C, k), one mapping per program, when ``programs`` K > 1 (an ensemble of K independent programs trained as
+    one model; its prediction is the mean of theirs). ``mask``: restrict delta to the samples outside the series
+    copies (the paper's M). ``learned_map``: train the mapping matrix too (``LabelMapping``). ``znorm`` / ``gain``:
+    z-normalise each series / scale it by a trainable gain before padding (``SeriesScaling``).
+    Returns a Keras model taking (batch, length) series and giving (batch, num_classes) probabilities.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
@@ -314,8 +426,9 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     source = source if source is not None else build_source_model(arch)
     source.trainable = mode != "reprogram"
     inputs = keras.Input((length,), name="series")
+    series = SeriesScaling(znorm, gain, name="series_scaling")(inputs) if (znorm or gain) else inputs
     padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
-    wave = padding(inputs)
+    wave = padding(series)
     if mode == "transfer":
         logits = logits_model(source)
         # training=False keeps the source's batch-norm statistics fixed while its weights fine-tune.
@@ -323,10 +436,18 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
         return keras.Model(inputs, outputs, name="TF_a")
     if mapping is None:
-        mapping = sequential_mapping(num_classes, max_labels_per_class(num_classes))
-    if len(mapping) != num_classes:
-        raise ValueError(f"The label mapping has {len(mapping)} rows but the data has {num_classes} classes.")
-    wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, name="reprogram")(wave)
+        one = sequential_mapping(num_classes, max_labels_per_class(num_classes))
+        mapping = one if programs == 1 else np.stack([one] * programs)
+    mapping = np.asarray(mapping)
+    if (mapping.ndim == 3) != (programs > 1) or (programs > 1 and len(mapping) != programs):
+        raise ValueError(f"{programs} programs need {'one (C, k) mapping' if programs == 1 else f'{programs} mappings'}"
+                         f", got an array of shape {mapping.shape}.")
+    if mapping.shape[-2] != num_classes:
+        raise ValueError(f"The label mapping has {mapping.shape[-2]} rows but the data has {num_classes} classes.")
+    wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, programs=programs,
+                     name="reprogram")(wave)
     probs = source(wave, training=False)
-    outputs = LabelMapping(mapping, name="label_mapping")(probs)
+    outputs = LabelMapping(mapping, learned=learned_map, name="label_mapping")(probs)
+    if programs > 1:
+        outputs = ProgramAverage(name="program_average")(outputs)
     return keras.Model(inputs, outputs, name="V2S" if mode == "reprogram" else "V2S_finetune")

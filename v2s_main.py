@@ -65,8 +65,17 @@ def build_parser():
     model.add_argument("--mapping", type=int, default=d.mapping,
                        help="Source labels per target class k (0 = maximal, floor(36 / classes)).")
     model.add_argument("--map-type", choices=MAP_TYPES, default=d.map_type,
-                       help="Many-to-one label mapping: seeded random (paper), sequential (reference code), or "
-                            "frequency (labels the frozen model predicts most for each class).")
+                       help="Many-to-one label mapping: seeded random (paper), sequential (reference code), "
+                            "frequency (labels the frozen model predicts most for each class), or learned (a "
+                            "trainable 36 x C matrix started at the random mapping, trained with delta).")
+    model.add_argument("--ensemble", type=int, default=d.ensemble,
+                       help="Train K independent programs (own delta, own random mapping) as one model and average "
+                            "their class probabilities; the best epoch is the ensemble's. Costs about K times "
+                            f"one program per epoch (default {d.ensemble}).")
+    model.add_argument("--znorm", action=argparse.BooleanOptionalAction, default=d.znorm,
+                       help="Z-normalise every series (its own mean and standard deviation) before padding.")
+    model.add_argument("--gain", action=argparse.BooleanOptionalAction, default=d.gain,
+                       help="Multiply every series by a trainable gain (one scalar, starts at 1) before padding.")
     model.add_argument("--dr", type=float, default=d.dr,
                        help="Dropout rate on the perturbation delta (training only). Default 0, chosen on validation "
                             "data over the UCR sets (results/notes/dropout_selection.md); the reference code used 0.4.")

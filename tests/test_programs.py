@@ -1,0 +1,156 @@
+"""Ensembles of programs, the learned mapping, series scaling and the spectral training path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+
+from ts_model import (LabelMapping, ProgramAverage, Reprogram, SeriesScaling, build_source_model, build_v2s,
+                      random_mapping, spectral_training_model)
+
+LENGTH, CLASSES = 40, 3
+
+
+@pytest.fixture(scope="module")
+def source():
+    keras.utils.set_random_seed(0)
+    return build_source_model("V2Sa")
+
+
+@pytest.fixture(scope="module")
+def series():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((6, LENGTH)).astype(np.float32), rng.integers(0, CLASSES, 6).astype(np.int32)
+
+
+def mappings(k):
+    return np.stack([random_mapping(CLASSES, 12, seed=s) for s in range(k)])
+
+
+def test_one_program_is_the_single_program_model(source, series):
+    x, _ = series
+    keras.utils.set_random_seed(3)
+    plain = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])
+    keras.utils.set_random_seed(3)
+    one = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], programs=1)
+    assert [tuple(w.shape) for w in one.trainable_weights] == [(16000,)]
+    np.testing.assert_array_equal(np.asarray(plain(x)), np.asarray(one(x)))
+
+
+def test_an_ensemble_predicts_the_mean_of_its_programs(source, series):
+    x, _ = series
+    ensemble = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(3), programs=3)
+    delta = np.asarray(ensemble.get_layer("reprogram").delta)
+    assert delta.shape == (3, 16000) and not np.allclose(delta[0], delta[1])
+    limit = np.sqrt(3 / 16000)  # each row drawn like a single program's delta
+    assert np.abs(delta).max() <= limit and np.abs(delta).max() > 0.9 * limit
+    singles = []
+    for k in range(3):
+        single = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(3)[k])
+        single.get_layer("reprogram").delta.assign(delta[k])
+        singles.append(np.asarray(single(x)))
+    np.testing.assert_allclose(np.asarray(ensemble(x)), np.mean(singles, axis=0), atol=1e-6)
+
+
+def test_programs_train_independently(source, series):
+    """The gradient of one program's delta does not depend on another program's delta (nor on its outputs)."""
+    x, y = series
+    model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(2), programs=2)
+    trained = spectral_training_model(model)
+    delta = model.get_layer("reprogram").delta
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            probs = trained(x, training=True)  # (batch, K, C): each program scored on its own predictions
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.repeat(y[:, None], 2, 1), probs))
+        return np.asarray(tape.gradient(loss, delta.value))
+
+    before = gradient()
+    delta.assign(np.asarray(delta) * np.array([[1.0], [-3.0]], np.float32))  # change program 1 only
+    after = gradient()
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-4, atol=1e-9)
+    assert not np.allclose(after[1], before[1])
+
+
+def test_spectral_path_matches_the_plain_path(source, series):
+    """STFT by linearity: same predictions and the same gradient of delta as the plain model, to float rounding."""
+    x, y = series
+    for programs in (1, 2):
+        model = build_v2s(LENGTH, CLASSES, source=source, segments=4, programs=programs,
+                          mapping=mappings(2) if programs == 2 else mappings(1)[0])
+        spectral = spectral_training_model(model)
+        plain = np.asarray(model(x))
+        fast = np.asarray(spectral(x))
+        np.testing.assert_allclose(fast.mean(axis=1) if programs == 2 else fast, plain, atol=1e-5)
+        delta = model.get_layer("reprogram").delta
+        grads = []
+        for m in (model, spectral):
+            with tf.GradientTape() as tape:
+                probs = m(x, training=True)
+                probs = tf.reduce_mean(probs, axis=1) if len(probs.shape) == 3 else probs
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+            grads.append(np.asarray(tape.gradient(loss, delta.value)))
+        assert np.linalg.norm(grads[0] - grads[1]) <= 1e-4 * np.linalg.norm(grads[0])
+
+
+def test_learned_mapping_starts_as_the_many_to_one_mapping(source, series):
+    x, _ = series
+    fixed = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])
+    learned = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], learned_map=True)
+    learned.get_layer("reprogram").delta.assign(np.asarray(fixed.get_layer("reprogram").delta))
+    np.testing.assert_allclose(np.asarray(learned(x)), np.asarray(fixed(x)), atol=1e-5)
+    assert {tuple(w.shape) for w in learned.trainable_weights} == {(16000,), (36, CLASSES)}
+
+
+def test_learned_mapping_trains_and_stays_a_distribution():
+    layer = LabelMapping(random_mapping(CLASSES, 12, seed=0), learned=True)
+    probs = tf.nn.softmax(tf.random.stateless_normal((8, 36), seed=(1, 2)))
+    start = np.asarray(layer(probs))
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(tf.math.log(layer(probs)[:, 0]))
+    grad = tape.gradient(loss, layer.log_matrix.value)
+    layer.log_matrix.assign(layer.log_matrix - 50.0 * grad)  # a large step towards class 0
+    out = np.asarray(layer(probs))
+    assert (out > 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    assert (out[:, 0] > start[:, 0]).all()
+    assert np.allclose(layer.program_matrix(), np.exp(np.asarray(layer.log_matrix)))
+
+
+def test_series_scaling():
+    x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]], np.float32)
+    z = np.asarray(SeriesScaling(znorm=True)(x))
+    np.testing.assert_allclose(z[0], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
+    assert (z[1] == 0).all()  # a constant series becomes zeros, not NaN
+    gained = SeriesScaling(gain=True)
+    gained(x)
+    gained.scale.assign(2.5)
+    np.testing.assert_allclose(np.asarray(gained(x)), 2.5 * x)
+
+
+@pytest.mark.parametrize("layer, inputs", [
+    (Reprogram(programs=3, dropout=0.1, name="r"), np.zeros((2, 50), np.float32)),
+    (LabelMapping(np.stack([random_mapping(2, 3, seed=s) for s in range(2)]), learned=True, name="m"),
+     np.full((4, 36), 1 / 36, np.float32)),
+    (ProgramAverage(name="a"), np.random.default_rng(0).random((2, 3, 4)).astype(np.float32)),
+    (SeriesScaling(znorm=True, gain=True, name="s"), np.random.default_rng(0).random((2, 9)).astype(np.float32)),
+])
+def test_new_layers_survive_a_keras_round_trip(tmp_path, layer, inputs):
+    inp = keras.Input(inputs.shape[1:])
+    model = keras.Model(inp, layer(inp))
+    for w in model.weights:
+        w.assign(np.random.default_rng(1).random(w.shape).astype(np.float32))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(model(inputs)), rtol=1e-6)
+    assert again.layers[1].get_config() == model.layers[1].get_config()
+
+
+def test_ensemble_model_round_trip(tmp_path, source, series):
+    x, _ = series
+    model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(2), programs=2,
+                      learned_map=True, znorm=True, gain=True)
+    model.save(str(tmp_path / "e.keras"))
+    again = keras.saving.load_model(str(tmp_path / "e.keras"))
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
