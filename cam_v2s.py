@@ -108,10 +108,10 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
 
 def explain_clip(path, weights, layers=CAM_LAYERS):
     """The same maps for a speech clip through the source model alone (no fold-back)."""
-    from speech.source_model import build_source_model, load_source_weights
+    from speech.source_model import load_source_model
     from speech.commands import CLASSES, fit_to_one_second, read_clip
 
-    source = load_source_weights(build_source_model("V2Sa"), weights)
+    source = load_source_model(weights)
     wave = fit_to_one_second(read_clip(path))
     result = grad_cam(source, wave, layers)
     result.update(series=None, wave=wave, predicted=CLASSES[int(np.argmax(result["probs"]))],

@@ -84,38 +84,64 @@ def markdown(rows):
 
 
 def comparison(runs, baseline):
-    """Markdown comparing two sweeps (say an ablation against the main one) on the datasets they share.
+    """Markdown comparing two sweeps or screens (say an ablation against the defaults), paired run by run.
 
-    The decision rule a user may apply without touching the test set is the validation cross-entropy, so the table
-    counts where each sweep is lower and reports the test mean of picking, per dataset, the sweep with the lower one.
+    Runs pair on (dataset, seed). The decision rule a user may apply without touching the test set is the
+    validation cross-entropy, so the table counts the runs and the datasets (mean over seeds) where each side is
+    lower, and reports the test mean of picking, per dataset, the side with the lower mean validation CE.
     """
-    base = {r["dataset"]: r for r in baseline}
-    pairs = [(base[r["dataset"]], r) for r in sorted(runs, key=lambda r: r["dataset"].lower()) if r["dataset"] in base]
+    def key(r):
+        return r["dataset"], r["config"].get("seed", 0)
+
+    base = {key(r): r for r in baseline}
+    pairs = [(base[key(r)], r) for r in sorted(runs, key=lambda r: (r["dataset"].lower(), key(r)[1]))
+             if key(r) in base]
     if not pairs:
-        raise UsageError("the two folders share no dataset")
+        raise UsageError("the two folders share no (dataset, seed) run")
     differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
-                     if k not in OUTPUT_SETTINGS | {"dataset"} and b["config"].get(k) != r["config"].get(k)})
+                     if k not in OUTPUT_SETTINGS | {"dataset", "seed"} and b["config"].get(k) != r["config"].get(k)})
     label = lambda run: ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"  # noqa: E731
     a, b = label(pairs[0][0]), label(pairs[0][1])
-    lines = [f"| dataset | val CE, {a} | val CE, {b} | val acc %, {a} | val acc %, {b} | test %, {a} | test %, {b} |",
-             "|---|---|---|---|---|---|---|"]
+    by_set = {}
     for old, new in pairs:
-        name = new["dataset"] + (" (*)" if new["dataset"] in PAPER_ARTEFACTS else "")
-        lines.append(f"| {name} | {old['val_cross_entropy']:.3f} | {new['val_cross_entropy']:.3f} | "
-                     f"{100 * old['val_accuracy']:.2f} | {100 * new['val_accuracy']:.2f} | "
-                     f"{100 * old['test_accuracy']:.2f} | {100 * new['test_accuracy']:.2f} |")
+        by_set.setdefault(old["dataset"], []).append((old, new))
+    seeds = sorted({key(r)[1] for _, r in pairs})
+    lines = [f"Paired on {len(pairs)} runs: {len(by_set)} datasets x seeds {', '.join(map(str, seeds))} "
+             "(means over the seeds each dataset has).", "",
+             f"| dataset | runs | val CE, {a} | val CE, {b} | test %, {a} | test %, {b} | minutes, {a} | minutes, {b} |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def mean(items, field, scale=1.0):
+        return float(np.mean([scale * r[field] for r in items]))
+
+    rows = []
+    for name, items in by_set.items():
+        olds, news = [o for o, _ in items], [n for _, n in items]
+        rows.append((name, olds, news))
+        lines.append(f"| {name}{' (*)' if name in PAPER_ARTEFACTS else ''} | {len(items)} | "
+                     f"{mean(olds, 'val_cross_entropy'):.3f} | {mean(news, 'val_cross_entropy'):.3f} | "
+                     f"{mean(olds, 'test_accuracy', 100):.2f} | {mean(news, 'test_accuracy', 100):.2f} | "
+                     f"{mean(olds, 'wall_seconds', 1 / 60):.1f} | {mean(news, 'wall_seconds', 1 / 60):.1f} |")
     lines.append("")
     for title, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in PAPER_ARTEFACTS)):
-        kept = [(o, n) for o, n in pairs if keep(o["dataset"])]
-        lower = sum(n["val_cross_entropy"] < o["val_cross_entropy"] for o, n in kept)
-        picked = [n if n["val_cross_entropy"] < o["val_cross_entropy"] else o for o, n in kept]
-        lines.append(f"- {title} ({len(kept)} sets): val CE lower with {b} on {lower}, "
-                     f"with {a} on {len(kept) - lower}; "
-                     f"mean val CE {np.mean([o['val_cross_entropy'] for o, _ in kept]):.3f} vs "
-                     f"{np.mean([n['val_cross_entropy'] for _, n in kept]):.3f}; mean test "
-                     f"{100 * np.mean([o['test_accuracy'] for o, _ in kept]):.2f} vs "
-                     f"{100 * np.mean([n['test_accuracy'] for _, n in kept]):.2f}; per dataset by lower val CE: "
-                     f"{100 * np.mean([r['test_accuracy'] for r in picked]):.2f}")
+        kept = [(n, o, w) for n, o, w in rows if keep(n)]
+        kept_pairs = [(o, w) for _, olds, news in kept for o, w in zip(olds, news)]
+        if not kept:
+            continue
+        lower_runs = sum(w["val_cross_entropy"] < o["val_cross_entropy"] for o, w in kept_pairs)
+        lower_sets = sum(mean(w, "val_cross_entropy") < mean(o, "val_cross_entropy") for _, o, w in kept)
+        picked = [w if mean(w, "val_cross_entropy") < mean(o, "val_cross_entropy") else o for _, o, w in kept]
+        lines.append(
+            f"- {title} ({len(kept)} datasets, {len(kept_pairs)} runs): val CE lower with {b} on {lower_runs} runs "
+            f"and {lower_sets} datasets, with {a} on {len(kept_pairs) - lower_runs} runs and "
+            f"{len(kept) - lower_sets} datasets; mean val CE "
+            f"{np.mean([mean(o, 'val_cross_entropy') for _, o, _ in kept]):.3f} vs "
+            f"{np.mean([mean(w, 'val_cross_entropy') for _, _, w in kept]):.3f}; mean test "
+            f"{np.mean([mean(o, 'test_accuracy', 100) for _, o, _ in kept]):.2f} vs "
+            f"{np.mean([mean(w, 'test_accuracy', 100) for _, _, w in kept]):.2f}; per dataset by lower mean val CE: "
+            f"{np.mean([mean(r, 'test_accuracy', 100) for r in picked]):.2f}; minutes "
+            f"{sum(o['wall_seconds'] for o, _ in kept_pairs) / 60:.0f} vs "
+            f"{sum(w['wall_seconds'] for _, w in kept_pairs) / 60:.0f}")
     return "\n".join(lines)
 
 

@@ -200,12 +200,11 @@ def segments_for(config, length):
 
 def load_source(config):
     """The source model with its weights (or random weights for the control)."""
-    from ts_model import build_source_model, load_source_weights
+    from speech.source_model import build_source_model, load_source_model
 
-    source = build_source_model(config.arch)
-    if config.source_weights != "random":
-        load_source_weights(source, config.source_weights)
-    return source
+    if config.source_weights == "random":
+        return build_source_model(config.arch)
+    return load_source_model(config.source_weights, config.arch)
 
 
 # Program j of an ensemble draws its random mapping with seed + PROGRAM_SEED_STEP * j (program 0: the run's seed).

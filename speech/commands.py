@@ -22,6 +22,8 @@ CLASSES = (
     "forward", "happy", "house", "learn", "marvin", "sheila", "tree", "visual", "wow",
 )
 WORDS = CLASSES[1:]
+# The ten command words of the Speech Commands benchmark (Warden 2018); the rest are its auxiliary words.
+CORE_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 SILENCE_FOLDERS = ("_silence_", "_background_noise_")
 AUDIO_EXTENSIONS = (".wav", ".flac")
 

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from errors import UsageError
-from speech.commands import CLASSES
+from speech.commands import CLASSES, CORE_WORDS
 from speech.source_model import ARCHITECTURES
 
 
@@ -24,8 +24,10 @@ def evaluate(model, data, batch_size=128):
     np.add.at(confusion, (data.y, pred), 1)
     support = confusion.sum(axis=1)
     per_class = {CLASSES[c]: float(confusion[c, c] / support[c]) for c in range(len(CLASSES)) if support[c]}
+    core = np.isin(data.y, [CLASSES.index(w) for w in CORE_WORDS])
     return {"accuracy": float(np.mean(pred == data.y)), "confusion": confusion, "per_class": per_class,
-            "clips": int(len(data))}
+            "clips": int(len(data)), "core_words_accuracy": float(np.mean(pred[core] == data.y[core])) if core.any()
+            else None, "core_word_clips": int(core.sum())}
 
 
 def plot_confusion(confusion, path, title):
@@ -77,17 +79,10 @@ def main(argv=None):
 
 
 def _run(args):
-    import json
-    import os
+    from speech.source_model import load_source_model
 
-    from speech.source_model import build_source_model, check_weights_file, load_source_weights
-
-    check_weights_file(args.weights)
-    arch = args.arch
-    card = args.weights.replace(".weights.h5", ".json").replace(".keras", ".json")
-    if arch is None:
-        arch = json.load(open(card))["architecture"] if os.path.isfile(card) else "V2Sa"
-    model = load_source_weights(build_source_model(arch), args.weights)
+    model = load_source_model(args.weights, args.arch)
+    arch = model.name
     if args.gsc_dir:
         from speech.commands import load_gsc_folder, speaker_split
 
@@ -108,6 +103,9 @@ def _run(args):
     result = evaluate(model, data)
     print(f"{arch} weights {args.weights} on {name} [{args.split}]: accuracy {result['accuracy']:.4f} "
           f"({result['clips']} clips)")
+    if result["core_words_accuracy"] is not None:
+        print(f"  the 10 core words ({', '.join(CORE_WORDS)}): accuracy {result['core_words_accuracy']:.4f} "
+              f"({result['core_word_clips']} clips)")
     for cls, acc in result["per_class"].items():
         print(f"  {cls:>9s} {acc:.3f}")
     if args.plot:

@@ -99,15 +99,68 @@ class LastStep(L.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def mel_layer(input_length=SAMPLE_RATE):
-    """The frozen kapre front end of the reference code: (batch, 16000, 1) -> (batch, 125, 80, 1) decibels."""
-    from kapre.composed import get_melspectrogram_layer
+@keras.saving.register_keras_serializable(package="V2S")
+class LogMelFilterbank(L.Layer):
+    """Magnitude spectrogram -> natural-log mel spectrogram, with TensorFlow's HTK mel matrix.
 
-    mel = get_melspectrogram_layer(
-        input_shape=(input_length, 1), n_fft=N_FFT, hop_length=HOP, pad_end=True, sample_rate=SAMPLE_RATE,
-        n_mels=N_MELS, mel_f_min=MEL_F_MIN, mel_f_max=SAMPLE_RATE / 2, return_decibel=True,
-        input_data_format="channels_last",
-        output_data_format="channels_last", name="mel_stft")
+    Shape: (batch, frames, N_FFT // 2 + 1, 1) -> (batch, frames, n_mels, 1). ``log(mel + offset)`` of
+    ``tf.signal.linear_to_mel_weight_matrix(n_mels, bins, sample_rate, f_min, f_max)`` (HTK mel scale, no area
+    normalisation, DC bin unused): the front end of the original attention RNN's weights (de Andrade et al. 2018).
+    """
+
+    def __init__(self, n_mels=N_MELS, sample_rate=SAMPLE_RATE, f_min=MEL_F_MIN, f_max=SAMPLE_RATE / 2,
+                 offset=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.n_mels, self.sample_rate, self.f_min, self.f_max, self.offset = (int(n_mels), int(sample_rate),
+                                                                              float(f_min), float(f_max),
+                                                                              float(offset))
+
+    def build(self, input_shape):
+        import tensorflow as tf
+
+        self.matrix = tf.signal.linear_to_mel_weight_matrix(self.n_mels, int(input_shape[2]), self.sample_rate,
+                                                            self.f_min, self.f_max)
+
+    def call(self, magnitude):
+        mel = ops.einsum("btfc,fm->btmc", magnitude, ops.cast(self.matrix, magnitude.dtype))
+        return ops.log(mel + self.offset)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.n_mels, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "n_mels": self.n_mels, "sample_rate": self.sample_rate, "f_min": self.f_min,
+                "f_max": self.f_max, "offset": self.offset}
+
+
+# Front ends a source model can have; a weights file's model card names the one its weights were trained with.
+#   kapre_db:     the reference code's kapre mel spectrogram in decibels (this project's pretrained weights);
+#   gscv2_logmel: magnitude STFT, TensorFlow's HTK mel matrix, natural log (the original GSC v2 weights).
+FRONT_ENDS = ("kapre_db", "gscv2_logmel")
+
+
+def mel_layer(front_end="kapre_db", input_length=SAMPLE_RATE):
+    """The frozen front end ``mel_stft``: (batch, 16000, 1) -> (batch, 125, 80, 1), in kapre layers.
+
+    Both front ends frame the same way (N_FFT-sample Hann windows every HOP samples, padded at the end) and give
+    80 mel bands from 40 Hz to 8 kHz; see FRONT_ENDS for how they differ.
+    """
+    if front_end not in FRONT_ENDS:
+        raise ValueError(f"Unknown front end {front_end!r}; expected one of {FRONT_ENDS}.")
+    if front_end == "kapre_db":
+        from kapre.composed import get_melspectrogram_layer
+
+        mel = get_melspectrogram_layer(
+            input_shape=(input_length, 1), n_fft=N_FFT, hop_length=HOP, pad_end=True, sample_rate=SAMPLE_RATE,
+            n_mels=N_MELS, mel_f_min=MEL_F_MIN, mel_f_max=SAMPLE_RATE / 2, return_decibel=True,
+            input_data_format="channels_last", output_data_format="channels_last", name="mel_stft")
+    else:
+        from kapre.time_frequency import STFT, Magnitude
+
+        mel = keras.Sequential([keras.Input((input_length, 1)),
+                                STFT(n_fft=N_FFT, hop_length=HOP, pad_end=True, input_data_format="channels_last",
+                                     output_data_format="channels_last"),
+                                Magnitude(), LogMelFilterbank()], name="mel_stft")
     mel.trainable = False
     return mel
 
@@ -129,11 +182,12 @@ def _unet_block(x):
 
 
 def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0, freq_mask=0, seed=None,
-                       bn_momentum=0.99):
+                       bn_momentum=0.99, front_end="kapre_db"):
     """Build the attention-RNN source model (``arch="V2Sa"``) or its U-Net variant (``"V2Su"``).
 
     ``time_mask`` / ``freq_mask`` > 0 add SpecAugment masking used only while training (pretraining); the
     weights are the same either way, so masked and unmasked builds load each other's weights.
+    ``front_end``: one of FRONT_ENDS (weights only fit the front end they were trained with).
     ``bn_momentum`` is the batch-norm moving-average momentum (Keras' 0.99 as in the reference code); short
     training runs need a smaller one, because the second conv layer's output variance is tiny (~1e-4) and a
     0.99 moving average takes about a thousand steps to get there from its initial 1.
@@ -142,7 +196,7 @@ def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0,
         raise ValueError(f"Unknown source architecture {arch!r}; expected one of {ARCHITECTURES}.")
     inputs = keras.Input((SAMPLE_RATE,), name="input")
     x = L.Reshape((SAMPLE_RATE, 1), name="add_channel")(inputs)
-    x = mel_layer()(x)
+    x = mel_layer(front_end)(x)
     x = UtteranceNormalization(name="mel_norm")(x)
     x = SpecAugment(time_mask, freq_mask, seed=seed, name="spec_augment")(x)
     if arch == "V2Su":
@@ -200,6 +254,33 @@ def load_source_weights(model, path):
             f"Weights in {path} do not fit the {model.name} architecture ({len(shapes)} weight tensors, "
             f"{model.count_params():,} parameters): {str(err).splitlines()[0][:300]}") from None
     return model
+
+
+def model_card(weights_path):
+    """The model card (JSON) beside a weights file (``x.weights.h5`` -> ``x.json``), or {} when there is none."""
+    import json
+
+    card = weights_path.replace(".weights.h5", ".json").replace(".keras", ".json")
+    if card == weights_path or not os.path.isfile(card):
+        return {}
+    try:
+        with open(card) as fh:
+            return json.load(fh)
+    except ValueError as err:
+        raise ValueError(f"{card}: the model card beside {weights_path} is not JSON ({err})") from None
+
+
+def load_source_model(weights_path, arch=None):
+    """The source model a weights file describes: architecture and front end from its model card, weights loaded.
+
+    ``arch`` overrides the card (default: the card's ``architecture``, else V2Sa). Front end: the card's
+    ``front_end`` (cards written before front ends were recorded mean kapre_db).
+    """
+    check_weights_file(weights_path)
+    card = model_card(weights_path)
+    model = build_source_model(arch or card.get("architecture", "V2Sa"),
+                               front_end=card.get("front_end", "kapre_db"))
+    return load_source_weights(model, weights_path)
 
 
 def count_trainable(model):

@@ -34,18 +34,19 @@ def test_empty_and_missing_folders_are_one_line_errors(tmp_path, capsys):
     assert "is not a folder of runs" in cli_error(capsys, results_table.main, [str(tmp_path / "nowhere")])
 
 
-def compared_run(folder, name, config, val_ce, test):
-    os.makedirs(folder / name, exist_ok=True)
-    (folder / name / "summary.json").write_text(json.dumps({
-        "dataset": name, "config": {**config, "out": str(folder)}, "val_cross_entropy": val_ce,
-        "val_accuracy": 0.5, "test_accuracy": test}))
+def compared_run(folder, name, config, val_ce, test, seed=0):
+    run = folder / f"{name}_s{seed}"
+    os.makedirs(run, exist_ok=True)
+    (run / "summary.json").write_text(json.dumps({
+        "dataset": name, "config": {**config, "seed": seed, "out": str(folder)}, "val_cross_entropy": val_ce,
+        "val_accuracy": 0.5, "test_accuracy": test, "wall_seconds": 60.0}))
 
 
 def test_compare_names_a_flag_older_runs_did_not_record(tmp_path, capsys):
     compared_run(tmp_path / "old", "A", {"l2": 0.0}, 0.5, 0.6)  # written before --cosine existed
     compared_run(tmp_path / "new", "A", {"l2": 0.0, "cosine": True}, 0.4, 0.7)
     results_table.main([str(tmp_path / "new"), "--compare", str(tmp_path / "old")])
-    assert "| dataset | val CE, cosine=False | val CE, cosine=True |" in capsys.readouterr().out
+    assert "| dataset | runs | val CE, cosine=False | val CE, cosine=True |" in capsys.readouterr().out
 
 
 def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
@@ -59,10 +60,22 @@ def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
     run(tmp_path / "ablation", "B", 0.0, 0.4, 0.7)
     results_table.main([str(tmp_path / "ablation"), "--compare", str(tmp_path / "main")])
     out = capsys.readouterr().out
-    assert "| dataset | val CE, l2=0.05 | val CE, l2=0.0 |" in out and "OnlyHere" not in out
+    assert "| dataset | runs | val CE, l2=0.05 | val CE, l2=0.0 |" in out and "OnlyHere" not in out
     # l2=0 is lower on A only; picking per dataset takes A from the ablation (80) and B from the main sweep (90).
-    assert "val CE lower with l2=0.0 on 1, with l2=0.05 on 1" in out
-    assert "mean test 75.00 vs 75.00; per dataset by lower val CE: 85.00" in out
+    assert "val CE lower with l2=0.0 on 1 runs and 1 datasets, with l2=0.05 on 1 runs and 1 datasets" in out
+    assert "mean test 75.00 vs 75.00; per dataset by lower mean val CE: 85.00" in out
+
+
+def test_compare_pairs_runs_by_dataset_and_seed(tmp_path, capsys):
+    for seed, (old_ce, new_ce) in enumerate(((0.5, 0.4), (0.5, 0.7), (0.6, 0.5))):
+        compared_run(tmp_path / "base", "A", {"ensemble": 1}, old_ce, 0.5, seed)
+        compared_run(tmp_path / "ens", "A", {"ensemble": 3}, new_ce, 0.7, seed)
+    compared_run(tmp_path / "ens", "A", {"ensemble": 3}, 0.1, 0.9, seed=7)  # no partner: left out
+    results_table.main([str(tmp_path / "ens"), "--compare", str(tmp_path / "base")])
+    out = capsys.readouterr().out
+    assert "Paired on 3 runs: 1 datasets x seeds 0, 1, 2" in out
+    assert "| A | 3 | 0.533 | 0.533 | 50.00 | 70.00 |" in out
+    assert "val CE lower with ensemble=3 on 2 runs and 0 datasets, with ensemble=1 on 1 runs and 1 datasets" in out
 
 
 def test_csv_with_compare_is_refused_not_ignored(tmp_path, capsys):
