@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from errors import UsageError, cli_errors
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
 import runs
@@ -48,6 +49,8 @@ DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
 PUBLISHED_BASELINES = os.path.join(REPO, "reference", "published_baselines.csv")
 # What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights.
 TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights")
+# Every store line has these (and "test_accuracy", or "failed" for a task that raised); others count as corrupt.
+RECORD_FIELDS = ("key", "dataset", "method", "config", "seed")
 
 
 # ----------------------------------------------------------------------------------------------------- the store
@@ -85,7 +88,9 @@ class ResultStore:
                     continue
                 try:
                     record = json.loads(line)
-                    record["key"]
+                    missing = [f for f in RECORD_FIELDS if f not in record]
+                    if missing or not ("failed" in record or "test_accuracy" in record):
+                        raise KeyError(missing or ["test_accuracy"])
                     records.append(record)
                 except (json.JSONDecodeError, KeyError, TypeError):
                     problems.append(f"{self.path}, line {lineno}: not a run record, skipped ({line.strip()[:60]!r})")
@@ -122,17 +127,19 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None):
 
 
 def available_datasets(names, data_dir):
-    """(present, missing) among ``names`` in ``data_dir``."""
-    from ts_dataloader import DatasetError, load_ucr
+    """(present, missing, unreadable) among ``names`` in ``data_dir``; unreadable: [(name, the reason)]."""
+    from ts_dataloader import DatasetError, DatasetNotFound, load_ucr
 
-    present, missing = [], []
+    present, missing, unreadable = [], [], []
     for name in names:
         try:
             load_ucr(name, data_dir=data_dir)
             present.append(name)
-        except DatasetError:
+        except DatasetNotFound:
             missing.append(name)
-    return present, missing
+        except DatasetError as err:
+            unreadable.append((name, str(err)))
+    return present, missing, unreadable
 
 
 def task_config(task, data_dir, runs_dir):
@@ -146,16 +153,26 @@ def task_config(task, data_dir, runs_dir):
 
 
 def run_task(task, data_dir, runs_dir):
-    """Run one task and return its record (accuracy, validation loss, wall time)."""
+    """Run one task and return its record (accuracy, validation loss, wall time).
+
+    A task that raises does not end the sweep: its record says ``failed`` (the error in one line) and holds no
+    accuracy; a later sweep on the same store runs it again.
+    """
     start = time.time()
-    if task["method"] == "MiniRocket":
-        record = _run_minirocket(task, data_dir)
-    else:
-        config = task_config(task, data_dir, runs_dir)
-        command = f"python reproduce.py (task {task['key']})"
-        summary = runs.train(runs.load_data(config), config, command=command).summary
-        record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
-                  "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
+    try:
+        if task["method"] == "MiniRocket":
+            record = _run_minirocket(task, data_dir)
+        else:
+            config = task_config(task, data_dir, runs_dir)
+            command = f"python reproduce.py (task {task['key']})"
+            summary = runs.train(runs.load_data(config), config, command=command).summary
+            record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
+                      "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
+    except Exception as err:  # noqa: BLE001  (any failure of one task is recorded, the sweep goes on)
+        message = str(err).splitlines()[0] if str(err) else ""
+        record = {"failed": f"{type(err).__name__}: {message}"[:300]}
+        print(f"reproduce.py: {task['method']} on {task['dataset']} (seed {task['seed']}) failed: "
+              f"{record['failed']}", file=sys.stderr)
     record.update({k: task[k] for k in ("key",) + TASK_FIELDS if k in task},
                   wall_seconds=round(time.time() - start, 2))
     return record
@@ -200,7 +217,7 @@ def import_runs(paths, store):
 
     Runs already in the store are skipped; folders that are not grid runs are reported and skipped.
     """
-    done = {r["key"] for r in store.load()[0]}
+    done = {r["key"] for r in store.load()[0] if "failed" not in r}
     added = 0
     for path in paths:
         folders = [path] if os.path.isfile(os.path.join(path, "summary.json")) else sorted(
@@ -219,10 +236,8 @@ def import_runs(paths, store):
 
 
 def _run_minirocket(task, data_dir):
-    try:
-        from aeon.classification.convolution_based import MiniRocketClassifier
-    except ImportError:
-        raise SystemExit("reproduce.py: MiniRocket needs the optional extra: pip install -r requirements-extra.txt")
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
     from ts_dataloader import load_ucr
 
     data = load_ucr(task["dataset"], data_dir=data_dir)
@@ -277,9 +292,14 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
 
 # ----------------------------------------------------------------------------------------------------- the table
 def select(records):
-    """{(dataset, method): [test accuracy per seed]}, keeping per seed the configuration of lowest validation loss."""
+    """{(dataset, method): [test accuracy per seed]}, keeping per seed the configuration of lowest validation loss.
+
+    Failed tasks are left out (``failures`` lists them).
+    """
     best = {}
     for r in records:
+        if "failed" in r:
+            continue
         method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "")
         group = (r["dataset"], method, r["seed"])
         score = r["val_loss"] if r["val_loss"] is not None else 0.0
@@ -289,6 +309,13 @@ def select(records):
     for (dataset, method, _), (_, acc, _) in sorted(best.items()):
         out.setdefault((dataset, method), []).append(100.0 * acc)
     return out
+
+
+def failures(records):
+    """The failed tasks that no later record of the same key replaced: [(dataset, method, seed, error)]."""
+    done = {r["key"] for r in records if "failed" not in r}
+    latest = {r["key"]: r for r in records if "failed" in r and r["key"] not in done}
+    return sorted((r["dataset"], r["method"], r["seed"], r["failed"]) for r in latest.values())
 
 
 def mpce(errors_and_classes):
@@ -330,10 +357,12 @@ def reference_columns(datasets, references=REFERENCE_COLUMNS):
 def build_table(records, references=REFERENCE_COLUMNS):
     """Markdown text and CSV rows of the Table 2 comparison."""
     chosen = select(records)
-    datasets = sorted({d for d, _ in chosen}, key=str.lower)
-    labels = {m for _, m in chosen}
+    failed = failures(records)
+    failed_cells = {(d, m) for d, m, _, _ in failed}
+    datasets = sorted({d for d, _ in chosen} | {d for d, _ in failed_cells}, key=str.lower)
+    labels = {m for _, m in chosen} | {m for _, m in failed_cells}
     methods = [m for m in METHODS if m in labels] + sorted(labels - set(METHODS))
-    classes = {r["dataset"]: r["classes"] for r in records}
+    classes = {r["dataset"]: r["classes"] for r in records if r.get("classes") is not None}
     columns = reference_columns(datasets, references)
     refs = list(columns)
     columns.update({m: {d: float(np.mean(chosen[(d, m)])) for d in datasets if (d, m) in chosen} for m in methods})
@@ -341,16 +370,18 @@ def build_table(records, references=REFERENCE_COLUMNS):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     csv_rows = []
     for d in datasets:
-        cells = [d + (" (*)" if d in ARTEFACTS else ""), str(classes[d])]
+        cells = [d + (" (*)" if d in ARTEFACTS else ""), str(classes.get(d, ""))]
         cells += [f"{columns[c][d]:.2f}" if d in columns[c] else "" for c in refs]
         for m in methods:
             runs = chosen.get((d, m))
-            cells.append("" if not runs else f"{np.mean(runs):.2f}" + (f" +- {np.std(runs):.2f}" if len(runs) > 1
-                                                                         else ""))
+            if not runs:
+                cells.append("failed" if (d, m) in failed_cells else "")
+                continue
+            cells.append(f"{np.mean(runs):.2f}" + (f" +- {np.std(runs):.2f}" if len(runs) > 1 else ""))
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append(dict(zip(header, cells)))
     for label, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in ARTEFACTS)):
-        stats = {c: summary_rows(columns[c], classes, keep) for c in refs + methods}
+        stats = {c: summary_rows(columns[c], classes, lambda d: keep(d) and d in classes) for c in refs + methods}
         for i, name in enumerate(("mean", "median", "MPCE")):
             cells = [f"**{name}, {label}**", ""] + [
                 "" if stats[c][i] is None else f"{stats[c][i]:.2f}" for c in refs + methods]
@@ -361,6 +392,10 @@ def build_table(records, references=REFERENCE_COLUMNS):
             if ref != m and ref in columns:
                 w, t, l = wins(columns[m], columns[ref])
                 lines.append(f"- {m} vs {ref}: {w} wins, {t} ties, {l} losses")
+    if failed:
+        lines.append("")
+        lines.append("Failed tasks (a rerun on this store tries them again):")
+        lines += [f"- {m} on {d}, seed {seed}: {error}" for d, m, seed, error in failed]
     lines.append("")
     lines.append("(*) FordA, FordB, Lightning2, Wafer: label-folding artefacts in the paper (reported there as 100%). "
                  "MPCE = mean over datasets of error% / classes, recomputed from the rows. "
@@ -424,25 +459,45 @@ def table_prefix(out, store):
 
 
 def main(argv=None):
+    """Run the grid (or import runs / only rebuild the table), then write the table; returns the store's records.
+
+    Bad input (a missing folder, a store without runs, MiniRocket without its extra) is one line on stderr and
+    exit code 2; a task that fails is recorded and the sweep goes on.
+    """
     args = build_parser().parse_args(argv)
+    if args.jobs < 1:
+        build_parser().error(f"--jobs must be at least 1, got {args.jobs}")
+    with cli_errors("reproduce.py"):
+        return _main(args)
+
+
+def _main(args):
     store = ResultStore(args.store)
     if args.import_runs:
         for path in args.import_runs:
             if not os.path.isdir(path):
-                raise SystemExit(f"reproduce.py: --import-runs {path!r} is not a folder.")
+                raise UsageError(f"--import-runs {path!r} is not a folder")
         print(f"Imported {import_runs(args.import_runs, store)} new runs into {args.store}.")
     elif not args.table_only:
         if not args.data_dir or not os.path.isdir(args.data_dir):
-            raise SystemExit(f"reproduce.py: --data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR).")
+            raise UsageError(f"--data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR)")
+        if "MiniRocket" in args.methods:
+            try:
+                import aeon  # noqa: F401
+            except ImportError:
+                raise UsageError("MiniRocket needs the optional extra: pip install -r requirements-extra.txt") \
+                    from None
         names = args.datasets or list(paper_rows())
-        present, missing = available_datasets(names, args.data_dir)
+        present, missing, unreadable = available_datasets(names, args.data_dir)
         if missing:
             print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")
+        for name, reason in unreadable:
+            print(f"Unreadable, skipped: {name}: {reason}", file=sys.stderr)
         tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs, args.source_weights)
         records, problems = store.load()
         for problem in problems:
             print(problem, file=sys.stderr)
-        done = {r["key"] for r in records}
+        done = {r["key"] for r in records if "failed" not in r}
         todo = [t for t in tasks if t["key"] not in done]
         print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")
         runs_dir = os.path.join(os.path.dirname(os.path.abspath(args.store)), "runs")
@@ -451,7 +506,7 @@ def main(argv=None):
     for problem in problems:
         print(problem, file=sys.stderr)
     if not records:
-        raise SystemExit(f"reproduce.py: no finished runs in {args.store}.")
+        raise UsageError(f"no finished runs in {args.store}")
     text, rows, columns = build_table(records)
     out = table_prefix(args.out, args.store)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -108,7 +108,8 @@ def comparison(runs, baseline):
     seeds = sorted({key(r)[1] for _, r in pairs})
     lines = [f"Paired on {len(pairs)} runs: {len(by_set)} datasets x seeds {', '.join(map(str, seeds))} "
              "(means over the seeds each dataset has).", "",
-             f"| dataset | runs | val CE, {a} | val CE, {b} | test %, {a} | test %, {b} | minutes, {a} | minutes, {b} |",
+             f"| dataset | runs | val CE, {a} | val CE, {b} | test %, {a} | test %, {b} | minutes, {a} | "
+             f"minutes, {b} |",
              "|---|---|---|---|---|---|---|---|"]
 
     def mean(items, field, scale=1.0):

@@ -72,7 +72,7 @@ class RunConfig:
     lr_decay: float = 0.0
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
-    patience: int = 20  # early stopping after this many epochs without a lower val_ce (results/notes/speed_selection.md)
+    patience: int = 20  # stop after this many epochs without a lower val_ce (results/notes/speed_selection.md)
     seed: int = 0
     # output (never changes what is learned)
     out: str = None

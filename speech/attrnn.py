@@ -14,7 +14,6 @@ The layers after the front end are the same in both models, in the same order; o
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import sys

@@ -44,15 +44,71 @@ def test_paper_protocol_grid_size():
     assert len({t["key"] for t in tasks}) == len(tasks)
 
 
+def record(key, **extra):
+    return {"key": key, "dataset": "X", "method": "FCN", "config": {}, "seed": 0, "test_accuracy": 0.5, **extra}
+
+
 def test_corrupt_store_line_is_reported_not_fatal(tmp_path):
     store = reproduce.ResultStore(str(tmp_path / "runs.jsonl"))
-    store.append({"key": "a", "x": 1})
+    store.append(record("a"))
     with open(store.path, "a") as fh:
         fh.write('{"key": "b", "x": \n')  # a torn line, as a kill mid-write would leave
-    store.append({"key": "c", "x": 3})
+    store.append({"key": "d", "x": 3})  # valid JSON, but not a run record: fields missing
+    store.append(record("c"))
     records, problems = store.load()
     assert [r["key"] for r in records] == ["a", "c"]
-    assert len(problems) == 1 and "line 2" in problems[0]
+    assert len(problems) == 2 and "line 2" in problems[0] and "line 3" in problems[1]
+
+
+def test_not_found_and_unreadable_datasets_are_told_apart(tmp_path):
+    data = make_toy_ucr(tmp_path / "ucr")
+    os.makedirs(os.path.join(data, "Broken"))
+    with open(os.path.join(data, "Broken", "Broken_TRAIN.tsv"), "w") as fh:
+        fh.write("1\t1.0\t2.0\n2\t1.0\n")
+    with open(os.path.join(data, "Broken", "Broken_TEST.tsv"), "w") as fh:
+        fh.write("1\t1.0\t2.0\n")
+    present, missing, unreadable = reproduce.available_datasets(["Toy", "NotThere", "Broken"], data)
+    assert present == ["Toy"] and missing == ["NotThere"]
+    assert unreadable[0][0] == "Broken" and "line 2: 1 values, but line 1 has 2" in unreadable[0][1]
+
+
+def many_class_ucr(folder, classes=40):
+    """A dataset with more classes than the 36 source labels: V2Sa cannot map it, the FCN can train on it."""
+    os.makedirs(os.path.join(folder, "Many"), exist_ok=True)
+    for split in ("TRAIN", "TEST"):
+        with open(os.path.join(folder, "Many", f"Many_{split}.tsv"), "w") as fh:
+            for c in range(classes):
+                for _ in range(2):
+                    fh.write("\t".join([str(c)] + [f"{c + 0.01 * i:.2f}" for i in range(20)]) + "\n")
+
+
+@pytest.mark.slow
+def test_a_failing_task_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    data = make_toy_ucr(tmp_path / "ucr")
+    many_class_ucr(data)
+    store = str(tmp_path / "runs.jsonl")
+    argv = ["--data-dir", data, "--datasets", "Many", "Toy", "--methods", "V2Sa", "FCN", "--epochs", "1",
+            "--source-weights", "random", "--store", store, "--out", str(tmp_path / "t")]
+    records = reproduce.main(argv)
+    failed = [r for r in records if "failed" in r]
+    assert [(r["dataset"], r["method"]) for r in failed] == [("Many", "V2Sa")]
+    assert "40 classes > 36 source labels" in failed[0]["failed"]
+    assert len(records) == 4  # the three other tasks ran after the failure
+    table = open(tmp_path / "t.md").read()
+    assert "| Many | 40 | " in table and "failed |" in table and "- V2Sa on Many, seed 0: UsageError" in table
+    again = reproduce.main(argv)  # a rerun tries the failed task again, and only that one
+    assert "1 to run" in capsys.readouterr().out and len(again) == 5
+
+
+@pytest.mark.slow
+def test_two_local_jobs(tmp_path):
+    data = make_toy_ucr(tmp_path / "ucr")
+    records = reproduce.main(["--data-dir", data, "--datasets", "Toy", "--methods", "FCN", "--seeds", "0", "1",
+                              "--epochs", "1", "--jobs", "2", "--store", str(tmp_path / "runs.jsonl"),
+                              "--out", str(tmp_path / "t")])
+    assert sorted(r["seed"] for r in records) == [0, 1] and all("test_accuracy" in r for r in records)
+    lines = open(tmp_path / "runs.jsonl").read().splitlines()
+    assert len(lines) == 2 and len({json.loads(line)["key"] for line in lines}) == 2
 
 
 @pytest.mark.slow
