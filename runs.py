@@ -112,9 +112,13 @@ class RunConfig:
                 raise UsageError(message)
         if c.source_weights is None:
             c.source_weights = DEFAULT_WEIGHTS[c.arch]
-        if c.mode != "fcn" and c.source_weights != "random" and not os.path.isfile(c.source_weights):
-            raise UsageError(f"source weights {c.source_weights} not found; train them with pretrain.py or pass "
-                             "--source-weights random for the untrained control")
+        if c.mode != "fcn" and c.source_weights != "random":
+            if not os.path.isfile(c.source_weights):
+                raise UsageError(f"source weights {c.source_weights} not found; train them with pretrain.py or "
+                                 "pass --source-weights random for the untrained control")
+            from speech.source_model import check_weights_file
+
+            check_weights_file(c.source_weights)
         return c
 
     def experiment(self):

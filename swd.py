@@ -114,8 +114,12 @@ def table(folder, gsc_dir=None):
                                                                                                 data.x_train))))
     if not rows:
         raise UsageError(f"no reprogram runs (*/summary.json) under {folder}")
-    values = np.array([v for _, v in rows])
-    return rows, float(values.mean()), float(np.median(values))
+    return (rows,) + mean_and_median([v for _, v in rows])
+
+
+def mean_and_median(values):
+    """Table 3's two summaries of per-run SWD values."""
+    return float(np.mean(values)), float(np.median(values))
 
 
 def main(argv=None):

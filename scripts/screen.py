@@ -5,49 +5,40 @@
     python scripts/screen.py ... --flags=""          # the defaults, as the baseline of the pairing
 
 Each run goes to <out>/<Dataset>_s<seed>/ (a normal run folder); a rerun skips finished runs and resumes killed
-ones. Jobs run in their own processes with one TensorFlow thread each. Compare two screens, run by run, on
+ones. Every run is a ``v2s_main.py`` process with one TensorFlow thread; ``--jobs`` of them run at a time. Compare two screens, run by run, on
 validation cross-entropy with ``python results_table.py <screen> --compare <baseline screen>``.
 """
 
 import argparse
-import multiprocessing
 import os
 import shlex
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _one(task):
-    """Train one (dataset, seed) of the screen in this worker; returns (name, test accuracy or the error)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import contextlib
-    import io
-
-    import v2s_main
-    from errors import UsageError
+    """Train one (dataset, seed) of the screen with v2s_main.py in its own process; returns (folder, outcome)."""
+    import json
+    import subprocess
 
     dataset, seed, data_dir, out, flags = task
     folder = os.path.join(out, f"{dataset}_s{seed}")
-    if os.path.isfile(os.path.join(folder, "summary.json")):
+    summary = os.path.join(folder, "summary.json")
+    if os.path.isfile(summary):
         return folder, "done before"
     argv = ["--dataset", dataset, "--data-dir", data_dir, "--seed", str(seed), "--out", folder, "--verbose", "0"]
     argv += shlex.split(flags)
     if os.path.isfile(os.path.join(folder, "ckpt", "state.json")):
         argv.append("--resume")
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log):
-            config = v2s_main.config_from_args(v2s_main.build_parser().parse_args(argv)).validated()
-            import runs
-
-            run = runs.train(runs.load_data(config), config, command="python v2s_main.py " + shlex.join(argv))
-        return folder, f"{100 * run.summary['test_accuracy']:.2f}% in {run.summary['wall_seconds'] / 60:.1f} min"
-    except UsageError as err:
-        return folder, f"failed: {err}"
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, os.path.join(REPO, "v2s_main.py"), *argv], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    if done.returncode != 0:
+        return folder, f"failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or [''])[-1]}"
+    with open(summary) as fh:
+        result = json.load(fh)
+    return folder, f"{100 * result['test_accuracy']:.2f}% in {result['wall_seconds'] / 60:.1f} min"
 
 
 def main(argv=None):
@@ -65,8 +56,10 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "screen.txt"), "w") as fh:
         fh.write("python scripts/screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]) + "\n")
-    with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-        for folder, result in pool.imap_unordered(_one, tasks):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for folder, result in pool.map(_one, tasks):
             print(f"{folder}: {result}", flush=True)
 
 

@@ -117,4 +117,5 @@ def test_swd_recorded_per_epoch_plotted_and_tabled(runs, tmp_path):
     swd.main(["plot", str(base / "runs" / "v2s"), "--out", out])
     assert os.path.getsize(out) > 10_000
     rows, mean, median = swd.main(["table", str(base / "runs"), "--gsc-dir", gsc])
-    assert [name for name, _ in rows] == ["Toy"] and mean == median > 0
+    assert [name for name, _ in rows] == ["Toy"] and mean == median == rows[0][1] > 0  # the tf run is left out
+    assert swd.mean_and_median([1.0, 2.0, 6.0]) == (3.0, 2.0)

@@ -1,0 +1,96 @@
+"""Every bad input a user can give the training CLI ends in one line on stderr and exit code 2, before training."""
+
+import os
+
+import numpy as np
+import pytest
+
+import v2s_main
+from conftest import cli_error, make_toy_ucr
+
+
+@pytest.fixture(scope="module")
+def ucr(tmp_path_factory):
+    """The toy dataset plus one broken or awkward dataset per case below."""
+    folder = tmp_path_factory.mktemp("ucr")
+    make_toy_ucr(folder)
+
+    def write(name, train, test=None):
+        os.makedirs(folder / name, exist_ok=True)
+        (folder / name / f"{name}_TRAIN.tsv").write_text(train)
+        (folder / name / f"{name}_TEST.tsv").write_text(test if test is not None else "1\t1\t2\t3\n2\t3\t2\t1\n")
+
+    write("Short", "1\t1\t2\t3\n2\t1\t2\n")
+    write("Long", "1\t1\t2\t3\n2\t1\t2\t3\t4\n")
+    write("Blank", "1\t1\t2\t3\n2\t1\t\t3\n")
+    write("Infinite", "1\t1\t2\t3\n2\tinf\t2\t3\n")
+    write("Single", "1\t1\t2\t3\n2\t3\t2\t1\n")  # one training series per class
+    rows = "".join(f"{c}\t{c}\t{c + 1}\t{c + 2}\n" for c in range(52) for _ in range(2))
+    write("Many", rows, rows)  # 52 classes, as PigCVP
+    import gzip
+
+    os.makedirs(folder / "Cut", exist_ok=True)
+    with gzip.open(folder / "Cut" / "Cut_TRAIN.tsv.gz", "wt") as fh:
+        fh.write("1\t1\t2\t3\n2\t3\t2\t1\n" * 300)
+    with gzip.open(folder / "Cut" / "Cut_TEST.tsv.gz", "wt") as fh:
+        fh.write("1\t1\t2\t3\n")
+    data = (folder / "Cut" / "Cut_TRAIN.tsv.gz").read_bytes()
+    (folder / "Cut" / "Cut_TRAIN.tsv.gz").write_bytes(data[:len(data) // 2])
+    (folder / "a_file").write_text("not a folder")
+    return str(folder)
+
+
+CASES = [
+    (["--eps", "0"], "--eps (epochs) must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--lr", "-0.01"], "--lr must be a positive number, got -0.01"),
+    (["--lr", "nan"], "--lr must be a positive number, got nan"),
+    (["--mapping", "-1"], "--mapping must be 0 (maximal) or a positive count, got -1"),
+    (["--mapping", "13"], "--mapping 13 source labels x 3 classes = 39 > 36 source labels; use --mapping 12 or fewer"),
+    (["--seg", "500"], "--seg 400 or fewer"),
+    (["--dr", "1.5"], "--dr must be in [0, 1), got 1.5"),
+    (["--l2", "-1"], "--l2 must be 0 or more, got -1.0"),
+    (["--ensemble", "0"], "--ensemble must be at least 1"),
+    (["--patience", "-2"], "--patience must be 0 (off) or a positive number of epochs, got -2"),
+    (["--val-split", "1.5"], "--val-split must be in (0, 1), got 1.5"),
+    (["--refit", "--val-on-test"], "no validation split"),
+    (["--cosine", "--reference-schedule"], "pick one"),
+    (["--source-weights", "nothing.weights.h5"], "source weights nothing.weights.h5 not found"),
+    (["--source-weights", "README.md"], "README.md is not a weights file"),
+    (["--out", "{ucr}/a_file/run"], "--out {ucr}/a_file/run cannot be written"),
+    (["--dataset", "Cofee"], "Did you mean Coffee"),
+    (["--dataset", "Short"], "Short_TRAIN.tsv, line 2: 2 values, but line 1 has 3"),
+    (["--dataset", "Long"], "Long_TRAIN.tsv, line 2: 4 values, but line 1 has 3"),
+    (["--dataset", "Blank"], "Blank_TRAIN.tsv, line 2: field 3 is blank"),
+    (["--dataset", "Infinite"], "Infinite_TRAIN.tsv, line 2: value 1 is infinite"),
+    (["--dataset", "Cut"], "Cut_TRAIN.tsv.gz is truncated or not a gzip file"),
+    (["--dataset", "Single"], "Single has 2 training series, at most one per class: no validation split"),
+    (["--dataset", "Many"], "Many: 52 classes > 36 source labels"),
+    (["--data-dir", "{ucr}/nowhere"], "UCR data folder not found: {ucr}/nowhere"),
+]
+
+
+@pytest.mark.parametrize("flags, message", CASES, ids=[" ".join(f) for f, _ in CASES])
+def test_bad_input_is_one_line_and_exit_code_2(ucr, tmp_path, capsys, flags, message):
+    flags = [f.replace("{ucr}", ucr) for f in flags]
+    argv = ["--dataset", "toy", "--data-dir", ucr, "--out", str(tmp_path / "run"), "--source-weights", "random",
+            "--verbose", "0"]
+    argv += flags  # later flags win
+    line = cli_error(capsys, v2s_main.main, argv)
+    assert line.startswith("v2s_main.py: error: ") and message.replace("{ucr}", ucr) in line
+    assert not os.path.exists(tmp_path / "run" / "ckpt")  # refused before anything trained
+
+
+def test_a_class_only_in_the_test_set_is_named(ucr, tmp_path, capsys):
+    folder = os.path.join(ucr, "Unseen")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, classes in (("TRAIN", (1, 2)), ("TEST", (1, 2, 3))):
+        with open(os.path.join(folder, f"Unseen_{split}.tsv"), "w") as fh:
+            for c in classes:
+                for _ in range(4):
+                    fh.write("\t".join([str(c)] + [f"{v:.3f}" for v in rng.standard_normal(12)]) + "\n")
+    v2s_main.main(["--dataset", "Unseen", "--data-dir", ucr, "--out", str(tmp_path / "u"), "--source-weights",
+                   "random", "--verbose", "0", "--eps", "1"])
+    assert "note: class 3 of Unseen appears only in the test set" in capsys.readouterr().out

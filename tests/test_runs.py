@@ -1,0 +1,157 @@
+"""The run API: exact resume, early stopping, best-epoch scoring, interrupts, run folders, schedules, V2Su."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+
+import runs
+import v2s_main
+from conftest import cli_error
+from utils import ResumableCheckpoint, atomic_write, read_json
+
+pytestmark = pytest.mark.slow
+
+
+def config(data_dir, out, **changes):
+    return runs.RunConfig(dataset="toy", data_dir=data_dir, out=str(out), source_weights="random", verbose=0,
+                          batch_size=8, **changes)
+
+
+def train(cfg):
+    return runs.train(runs.load_data(cfg), cfg).summary
+
+
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, tiny_ucr):
+    whole = train(config(tiny_ucr, tmp_path / "whole", epochs=4))
+    train(config(tiny_ucr, tmp_path / "parts", epochs=2))
+    first_part = read_json(tmp_path / "parts" / "ckpt" / "state.json")["seconds"]
+    os.remove(tmp_path / "parts" / "summary.json")
+    resumed = train(config(tiny_ucr, tmp_path / "parts", epochs=4, resume=True))
+    final = read_json(tmp_path / "parts" / "ckpt" / "state.json")
+    a = read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]
+    assert a["loss"] == final["history"]["loss"] and a["val_ce"] == final["history"]["val_ce"]  # same batches
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    # The wall time counts both processes' training, not only the resumed part.
+    assert first_part > 0 and resumed["wall_seconds"] == pytest.approx(final["seconds"], abs=0.01)
+    assert final["seconds"] > first_part
+
+
+def test_early_stopping_stops_and_a_stopped_run_resumes_as_stopped(tmp_path, tiny_ucr):
+    # lr 5 makes the validation cross-entropy jump after the first epochs, so patience 2 stops the run early.
+    summary = train(config(tiny_ucr, tmp_path / "es", epochs=30, patience=2, lr=5.0))
+    assert summary["epochs_run"] == summary["best_epoch"] + 3 < 30
+    os.remove(tmp_path / "es" / "summary.json")
+    again = train(config(tiny_ucr, tmp_path / "es", epochs=30, patience=2, lr=5.0, resume=True))
+    assert again["epochs_run"] == summary["epochs_run"]  # nothing more was trained
+    assert again["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_the_test_score_uses_the_best_epochs_weights(tmp_path, tiny_ucr):
+    summary = train(config(tiny_ucr, tmp_path / "best", epochs=6, lr=5.0, patience=0))
+    assert summary["best_epoch"] < summary["epochs_run"] - 1  # the last epoch is not the best one here
+    best = keras.saving.load_model(str(tmp_path / "best" / "model.keras"))
+    last = keras.saving.load_model(str(tmp_path / "best" / "ckpt" / "last.keras"))
+    delta_best = np.asarray(best.get_layer("reprogram").delta)
+    assert not np.allclose(delta_best, np.asarray(last.get_layer("reprogram").delta))
+    ckpt = keras.saving.load_model(str(tmp_path / "best" / "ckpt" / "last.keras"))
+    ckpt.load_weights(str(tmp_path / "best" / "ckpt" / "best.weights.h5"))
+    np.testing.assert_array_equal(delta_best, np.asarray(ckpt.get_layer("reprogram").delta))
+    data = runs.load_data(config(tiny_ucr, tmp_path))
+    accuracy = np.mean(np.argmax(best.predict(data.x_test, verbose=0), axis=1) == data.y_test)
+    assert accuracy == pytest.approx(summary["test_accuracy"])
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, tiny_ucr, capsys, monkeypatch):
+    def interrupt(self, epoch, logs, seconds):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs._Progress, "__call__", interrupt)
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "int"), "--source-weights",
+            "random", "--verbose", "0", "--eps", "5", "--batch-size", "8"]
+    with pytest.raises(SystemExit) as stop:
+        v2s_main.main(argv)
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"v2s_main.py: interrupted after epoch 2; rerun with --resume to continue {tmp_path / 'int'}"
+
+
+def test_resume_without_a_checkpoint_starts_fresh_and_other_settings_are_refused(tmp_path, tiny_ucr, capsys):
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "r"), "--source-weights", "random",
+            "--verbose", "0", "--eps", "1", "--batch-size", "8"]
+    v2s_main.main(argv + ["--resume"])
+    assert "--resume: no checkpoint in" in capsys.readouterr().out
+    os.remove(tmp_path / "r" / "summary.json")
+    line = cli_error(capsys, v2s_main.main, argv + ["--resume", "--lr", "0.5"])
+    assert "the checkpoint in" in line and "was made with lr=0.01, this run has lr=0.5" in line
+    v2s_main.main(argv + ["--resume", "--eps", "2"])  # more epochs may continue a run
+
+
+def test_dataset_index_and_any_case_name_the_same_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "RUNS_DIR", str(tmp_path))
+    for name in ("2", "ecg200", "ECG200"):
+        from ts_dataloader import resolve_name
+
+        cfg = runs.RunConfig(dataset=resolve_name(name))
+        assert runs.folder_for(cfg, "ECG200") == str(tmp_path / "ECG200_reprogram_V2Sa_s0")
+    data = runs.load_data(runs.RunConfig(dataset="gunpoint"))
+    assert data.name == "GunPoint"  # the folder is named after the loaded dataset's own spelling
+
+
+def test_inverse_time_decay_is_recorded_per_epoch(tmp_path, tiny_ucr):
+    train(config(tiny_ucr, tmp_path / "decay", epochs=3, lr=0.1, lr_decay=0.5))
+    rates = [float(r.split(",")[-1]) for r in open(tmp_path / "decay" / "history.csv").read().splitlines()[1:]]
+    steps_per_epoch = 2  # 15 fit series, batches of 8
+    expected = [0.1 / (1 + 0.5 * steps_per_epoch * (e + 1)) for e in range(3)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+
+
+def test_v2su_through_the_cli(tmp_path, tiny_ucr):
+    summary = v2s_main.main(["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "u"), "--arch",
+                             "V2Su", "--source-weights", "random", "--verbose", "0", "--eps", "1", "--batch-size",
+                             "8", "--seg", "2"])
+    assert summary["config"]["arch"] == "V2Su"
+    model = keras.saving.load_model(str(tmp_path / "u" / "model.keras"))
+    assert "unet_enc1_a" in [l.name for l in model.get_layer("V2Su").layers]
+
+
+def test_ensemble_run_records_every_programs_mapping(tmp_path, tiny_ucr):
+    summary = train(config(tiny_ucr, tmp_path / "ens", epochs=1, ensemble=2, map_type="learned"))
+    mapping = np.array(summary["mapping"])
+    assert mapping.shape == (2, 3, 12) and not np.array_equal(mapping[0], mapping[1])
+
+
+def test_resumable_checkpoint_keeps_the_best_weights_and_counts_patience(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    checkpoint = ResumableCheckpoint(str(tmp_path / "c"), monitor="val", patience=2)
+    checkpoint.set_model(model)
+    for epoch, (value, weight) in enumerate(((0.5, 1.0), (0.3, 2.0), (0.4, 3.0), (0.6, 4.0))):
+        model.layers[0].kernel.assign(np.full((2, 1), weight, np.float32))
+        checkpoint.on_epoch_end(epoch, {"val": value})
+    assert checkpoint.state["best_epoch"] == 1 and checkpoint.state["wait"] == 2 and model.stop_training
+    checkpoint.restore_best()
+    assert np.asarray(model.layers[0].kernel).ravel().tolist() == [2.0, 2.0]
+    again = ResumableCheckpoint(str(tmp_path / "c"), monitor="val", patience=2)
+    assert again.state["epoch"] == 4 and again.state["history"]["val"] == [0.5, 0.3, 0.4, 0.6]
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_text('{"old": 1}')
+
+    def fails(tmp):
+        with open(tmp, "w") as fh:
+            fh.write('{"new": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(str(path), fails)
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert os.listdir(tmp_path) == ["f.json"]  # no temporary file left behind
+    atomic_write(str(tmp_path / "new" / "g.txt"), lambda tmp: open(tmp, "w").write("x"))
+    assert (tmp_path / "new" / "g.txt").read_text() == "x"
