@@ -5,8 +5,9 @@
     python scripts/screen.py ... --flags=""          # the defaults, as the baseline of the pairing
 
 Each run goes to <out>/<Dataset>_s<seed>/ (a normal run folder); a rerun skips finished runs and resumes killed
-ones. Every run is a ``v2s_main.py`` process with one TensorFlow thread; ``--jobs`` of them run at a time. Compare two screens, run by run, on
-validation cross-entropy with ``python results_table.py <screen> --compare <baseline screen>``.
+ones. Every run is a ``v2s_main.py`` process with one TensorFlow thread; ``--jobs`` of them run at a time.
+Compare two screens, run by run, on validation cross-entropy with
+``python results_table.py <screen> --compare <baseline screen>``.
 """
 
 import argparse
