@@ -40,6 +40,9 @@ MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 MAP_TYPES = ("random", "sequential", "frequency", "learned")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
+SELECT_MODES = ("none", "auto")
+# The candidates of --select auto, as changes to the run's own settings (results/notes/selection.md says why these).
+SELECTION_GRID = ({}, {"ensemble": 3})
 
 
 @dataclasses.dataclass
@@ -73,6 +76,7 @@ class RunConfig:
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
     patience: int = 20  # stop after this many epochs without a lower val_ce (results/notes/speed_selection.md)
+    select: str = "none"  # auto: choose among SELECTION_GRID by validation cross-entropy
     seed: int = 0
     # output (never changes what is learned)
     out: str = None
@@ -99,6 +103,10 @@ class RunConfig:
             (np.isfinite(c.l2) and c.l2 >= 0, f"--l2 must be 0 or more, got {c.l2}"),
             (c.per in (0, 1), f"--per must be 0 or 1, got {c.per}"),
             (c.ensemble >= 1, f"--ensemble must be at least 1 (one program), got {c.ensemble}"),
+            (c.select in SELECT_MODES, f"--select must be one of {', '.join(SELECT_MODES)}, got {c.select!r}"),
+            (c.select == "none" or (c.mode in REPROGRAM_MODES and not c.val_on_test),
+             "--select auto chooses among reprogramming settings on the validation split; it needs a reprogram mode "
+             "and no --val-on-test"),
             (c.patience >= 0, f"--patience must be 0 (off) or a positive number of epochs, got {c.patience}"),
             (not (c.cosine and c.lr_decay),
              "--cosine and --lr-decay / --reference-schedule are two schedules; pick one"),
@@ -398,9 +406,11 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
 
 
 def _score(model, x, y):
-    """(accuracy, cross-entropy) of ``model`` on (x, y)."""
+    """(accuracy, cross-entropy) of ``model`` on (x, y); (None, None) when there is nothing to score."""
     from training import cross_entropy
 
+    if not len(x):
+        return None, None
     probs = model.predict(np.asarray(x, np.float32), batch_size=256, verbose=0)
     return float(np.mean(np.argmax(probs, axis=1) == y)), cross_entropy(probs, np.asarray(y))
 
@@ -417,6 +427,8 @@ def train(data, config, command=None):
     folder = folder_for(config, data.name)
     check_writable(folder)
     config = dataclasses.replace(config, out=folder, dataset=data.name)
+    if config.select == "auto":
+        return _train_selected(data, config, command)
     stage = ["ckpt"]  # the checkpoint folder in use, for the message of an interrupted run
     try:
         return _train_and_score(data, config, folder, stage, command)
@@ -427,6 +439,52 @@ def train(data, config, command=None):
         raise RunInterrupted(f"interrupted after epoch {state['epoch']}"
                              f"{' of the refit' if stage[0] == 'ckpt_refit' else ''}; rerun with --resume to "
                              f"continue {folder}") from None
+
+
+def candidate_name(changes):
+    """A candidate's folder name: its changed settings ("defaults" for none)."""
+    return "_".join(f"{k}-{v}" for k, v in sorted(changes.items())) or "defaults"
+
+
+def _train_selected(data, config, command, grid=None):
+    """--select auto: train every candidate of ``grid`` on the split, keep the lowest validation cross-entropy.
+
+    The candidates see the training set only (the test arrays are removed before they train); the chosen one is
+    then scored on the test set, once. Each candidate is a run folder of its own in <run>/candidates/<name>, so a
+    killed selection resumes candidate by candidate. The run folder gets the chosen candidate's files and a
+    summary whose ``selection`` lists every candidate with its validation cross-entropy.
+    """
+    from utils import write_json
+
+    grid = SELECTION_GRID if grid is None else grid
+    folder = config.out
+    without_test = dataclasses.replace(data, x_test=data.x_test[:0], y_test=data.y_test[:0])
+    candidates = []
+    for changes in grid:
+        name = candidate_name(changes)
+        candidate = dataclasses.replace(config, select="none", out=os.path.join(folder, "candidates", name),
+                                        **changes)
+        print(f"--select auto: candidate {name}")
+        finished = os.path.isfile(os.path.join(candidate.out, "summary.json"))
+        run = load_run(candidate.out) if finished else train(
+            without_test, dataclasses.replace(candidate, resume=True), command=command)
+        candidates.append({"name": name, "changes": changes, "val_cross_entropy": run.summary["val_cross_entropy"],
+                           "val_accuracy": run.summary["val_accuracy"], "wall_seconds": run.summary["wall_seconds"],
+                           "config": candidate})
+    chosen = min(candidates, key=lambda c: c["val_cross_entropy"])
+    print(f"--select auto: chose {chosen['name']} (validation cross-entropy "
+          + ", ".join(f"{c['name']} {c['val_cross_entropy']:.4f}" for c in candidates) + ")")
+    # The chosen candidate's checkpoint is complete: resuming it trains nothing more and scores the test set.
+    final = train(data, dataclasses.replace(chosen["config"], resume=True), command=command)
+    for name in ("model.keras", "best.weights.h5", "history.csv", "curves.png"):
+        shutil.copyfile(os.path.join(final.folder, name), os.path.join(folder, name))
+    summary = dict(final.summary, config={**final.summary["config"], "select": "auto", "out": portable(folder)},
+                   wall_seconds=round(sum(c["wall_seconds"] for c in candidates) + final.summary["wall_seconds"], 2),
+                   selection={"chosen": chosen["name"], "candidates": [
+                       {k: c[k] for k in ("name", "changes", "val_cross_entropy", "val_accuracy", "wall_seconds")}
+                       for c in candidates]})
+    write_json(os.path.join(folder, "summary.json"), summary)
+    return Run(folder, read_summary(os.path.join(folder, "summary.json")), final.model)
 
 
 def _describe(config, model, data, label):
@@ -509,7 +567,8 @@ def _train_and_score(data, config, folder, stage, command):
         "val_accuracy": hist["val_accuracy"][best] if best is not None else None,
         "val_loss": hist["val_loss"][best] if best is not None else None,
         "val_cross_entropy": hist["val_ce"][best] if best is not None else None,
-        "test_accuracy": test_acc, "test_loss": test_ce + penalty, "test_cross_entropy": test_ce,
+        "test_accuracy": test_acc, "test_loss": None if test_ce is None else test_ce + penalty,
+        "test_cross_entropy": test_ce,
         "refit_epochs": best + 1 if split_test_acc is not None else None,
         "split_model_test_accuracy": split_test_acc,
         "wall_seconds": round(seconds, 2),
@@ -522,7 +581,7 @@ def _train_and_score(data, config, folder, stage, command):
     plot_curves(os.path.join(folder, "curves.png"), hist, f"{data.name}, {config.mode} ({config.arch}), {label}")
     write_json(os.path.join(folder, "summary.json"), summary)
     tag = " [OPTIMISTIC: best epoch chosen on the test set]" if config.val_on_test else ""
-    print(f"--- Test accuracy: {test_acc:.4f}{tag}")
+    print(f"--- Test accuracy: {test_acc:.4f}{tag}" if test_acc is not None else "--- (no test set scored)")
     print(f"=== Best Val. Acc: {summary['val_accuracy']:.4f} At Epoch of {best}{tag}")
     print(f"Run folder: {folder}")
     return Run(folder, read_summary(os.path.join(folder, "summary.json")), model)

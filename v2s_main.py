@@ -23,7 +23,7 @@ import dataclasses
 import shlex
 import sys
 
-from runs import ARCHITECTURES, MAP_TYPES, MODES, RunConfig
+from runs import ARCHITECTURES, MAP_TYPES, MODES, SELECT_MODES, RunConfig
 
 DEFAULTS = RunConfig()
 REFERENCE_MODES = dict(enumerate(("reprogram", "transfer", "reprogram+finetune", "fcn")))
@@ -104,6 +104,10 @@ def build_parser():
                        help="After the validation split has chosen the best epoch E, train a fresh model (same seed) "
                             "on the whole training set for E+1 epochs and score that model on the test set "
                             "(default: off, the model trained on the split is scored).")
+    train.add_argument("--select", choices=SELECT_MODES, default=d.select,
+                       help="auto: train each candidate of a small grid (runs.SELECTION_GRID) on the validation "
+                            "split, keep the one with the lowest validation cross-entropy, and score only that one on "
+                            f"the test set; costs the sum of the candidates (default {d.select}).")
     train.add_argument("--seed", type=int, default=d.seed,
                        help="Seed of the split, mapping, initialisation and batch order.")
     out = p.add_argument_group("output")

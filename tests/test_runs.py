@@ -155,3 +155,33 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     assert os.listdir(tmp_path) == ["f.json"]  # no temporary file left behind
     atomic_write(str(tmp_path / "new" / "g.txt"), lambda tmp: open(tmp, "w").write("x"))
     assert (tmp_path / "new" / "g.txt").read_text() == "x"
+
+
+def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
+    """--select auto picks on validation data: poisoning the test labels leaves the choice unchanged."""
+    grid = ({}, {"lr": 5.0}, {"seg": 2})
+    monkeypatch.setattr(runs, "SELECTION_GRID", grid)
+    clean = train(config(tiny_ucr, tmp_path / "clean", epochs=3, select="auto"))
+    real_load = runs.load_data
+
+    def poisoned(cfg):
+        data = real_load(cfg)
+        data.y_test = (data.y_test + 1) % data.num_classes
+        data.x_test = data.x_test[::-1].copy()
+        return data
+
+    monkeypatch.setattr(runs, "load_data", poisoned)
+    dirty_cfg = config(tiny_ucr, tmp_path / "dirty", epochs=3, select="auto")
+    dirty = runs.train(runs.load_data(dirty_cfg), dirty_cfg).summary
+    assert clean["selection"]["chosen"] == dirty["selection"]["chosen"]
+    assert [c["val_cross_entropy"] for c in clean["selection"]["candidates"]] == \
+        [c["val_cross_entropy"] for c in dirty["selection"]["candidates"]]
+    chosen = min(clean["selection"]["candidates"], key=lambda c: c["val_cross_entropy"])
+    assert clean["selection"]["chosen"] == chosen["name"] and len(clean["selection"]["candidates"]) == 3
+    assert clean["test_accuracy"] != dirty["test_accuracy"] or clean["test_accuracy"] == 0.0
+    for name in ("model.keras", "summary.json", "history.csv"):
+        assert os.path.isfile(tmp_path / "clean" / name)
+    # candidates never scored the test set; only the chosen one has a test accuracy
+    scored = [read_json(tmp_path / "clean" / "candidates" / c["name"] / "summary.json")["test_accuracy"]
+              for c in clean["selection"]["candidates"]]
+    assert sum(s is not None for s in scored) == 1
