@@ -122,16 +122,21 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
         rows.append((name, f, b))
         x = np.asarray(fn(tf.constant(x)))
 
-    # The whole step as model.fit runs it (forward, backward, Adam, metrics), per batch of a multi-batch epoch.
-    n = batch * steps
-    xs, ys = rng.standard_normal((n, length)).astype(np.float32), rng.integers(0, num_classes, n)
+    # The whole training step (forward, backward, Adam): as training.fit compiles it (the STFT by linearity), the
+    # same step through the plain model, and model.fit's step (how runs trained before training.fit); per batch,
+    # over a pass of 4 * steps batches so a pass's fixed cost is spread thin.
+    from training import StepFunctions
+
+    n = batch * 4 * steps
+    xs, ys = rng.standard_normal((n, length)).astype(np.float32), rng.integers(0, num_classes, n).astype(np.int32)
+    whole = {}
+    for name, step in (("spectral step", StepFunctions(model, length).train_step),
+                       ("plain step", StepFunctions(model, length, train_outputs=model).train_step)):
+        whole[name] = median_ms(lambda: [step(xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch)],
+                                1, repeats) / (4 * steps)
     model.fit(xs[:batch], ys[:batch], batch_size=batch, epochs=1, verbose=0)
-    fit_times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.fit(xs, ys, batch_size=batch, epochs=1, verbose=0, shuffle=True)
-        fit_times.append((time.perf_counter() - start) / steps)
-    whole = {"fit step": 1000.0 * float(np.median(fit_times))}
+    whole["model.fit step"] = median_ms(lambda: model.fit(xs, ys, batch_size=batch, epochs=1, verbose=0), 1,
+                                        repeats) / (4 * steps)
 
     # Adam's update of delta alone.
     delta = model.get_layer("reprogram").delta
@@ -142,10 +147,8 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
 
     # Per-epoch extras of v2s_main.py: a validation pass and the checkpoint writes (last.keras + best weights).
     xv = rng.standard_normal((val_size, length)).astype(np.float32)
-    yv = rng.integers(0, num_classes, val_size)
-    model.evaluate(xv[:batch], yv[:batch], batch_size=batch, verbose=0)
-    whole["validation pass"] = median_ms(lambda: model.evaluate(xv, yv, batch_size=batch, verbose=0), 1,
-                                         max(1, repeats // 2))
+    predictor = StepFunctions(model, length)
+    whole["validation pass"] = median_ms(lambda: predictor.predict(xv), 1, max(1, repeats // 2))
     with tempfile.TemporaryDirectory() as tmp:
         whole["checkpoint writes"] = median_ms(lambda: (model.save(os.path.join(tmp, "last.keras")),
                                                         model.save_weights(os.path.join(tmp, "b.weights.h5"))),
@@ -172,6 +175,7 @@ def main(argv=None):
     rows, whole = profile(args.length, args.segments, args.classes, args.batch_size, args.steps, args.repeats,
                           args.val_size)
     total = sum(f + b for _, f, b in rows)
+    stft_backward = next(b for name, _, b in rows if name.startswith("STFT"))
     print(f"V2S training step, batch {args.batch_size}, series length {args.length}, m = {args.segments}, "
           f"threads {args.threads or 'default'}, cores {os.cpu_count()}")
     print("| part | forward ms | backward ms | share of the parts' sum |")
@@ -179,10 +183,12 @@ def main(argv=None):
     for name, f, b in rows:
         print(f"| {name} | {f:.1f} | {b:.1f} | {100 * (f + b) / total:.0f}% |")
     print(f"| **sum of the parts** | | | {total:.1f} ms |")
-    step = whole["fit step"]
-    print(f"\nwhole step in model.fit: {step:.1f} ms ({1000 * args.batch_size / step:.0f} samples/s); "
-          f"parts' sum {total:.1f} ms, so {step - total:.1f} ms ({100 * (step - total) / step:.0f}%) is outside "
-          f"the parts (Adam, metrics, Keras' step, data)")
+    step = whole["spectral step"]
+    print(f"\nwhole training step, ms per batch of {args.batch_size} (samples/s):")
+    for name in ("plain step", "model.fit step", "spectral step"):
+        print(f"  {name:15s} {whole[name]:6.1f} ms ({1000 * args.batch_size / whole[name]:.0f} samples/s)")
+    print(f"the parts sum to {total:.1f} ms, the plain step takes {whole['plain step']:.1f} ms; the spectral step "
+          f"(training.fit's) drops most of the STFT's backward pass ({stft_backward:.1f} ms over the batch)")
     print(f"Adam update of delta: {whole['Adam update']:.2f} ms")
     epoch_steps = -(-4 * args.val_size // args.batch_size)  # the training steps of an epoch with a 20% split
     print(f"per epoch: validation pass over {args.val_size} series {whole['validation pass']:.0f} ms, checkpoint "
