@@ -41,12 +41,12 @@ class StepFunctions:
         import keras
         import tensorflow as tf
 
-        from ts_model import spectral_training_model
+        from training_graph import training_graph
 
         self.model = model
         names = {layer.name for layer in model.layers}
         if train_outputs is None and {"reprogram", "label_mapping"} <= names:
-            train_outputs = spectral_training_model(model)  # same outputs, no STFT backward over the batch
+            train_outputs = training_graph(model)  # the same outputs, computed to train faster (training_graph.py)
         train_model = train_outputs or model
         weights = model.trainable_weights
         optimizer = model.optimizer

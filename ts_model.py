@@ -21,7 +21,6 @@ from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE,
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMapping", "ProgramAverage",
-           "ReprogrammedSTFT", "spectral_training_model",
            "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
@@ -285,71 +284,6 @@ class ProgramAverage(L.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
-
-
-@keras.saving.register_keras_serializable(package="V2S")
-class ReprogrammedSTFT(L.Layer):
-    """STFT of reprogrammed waveforms by linearity: STFT(x + delta) = STFT(x) + STFT(delta).
-
-    Inputs: ``[waves, reprogrammed]``: the zero-padded series x (batch, n) and x + delta as ``Reprogram`` made them,
-    (K * batch, n) for K programs (one program's delta, with any dropout mask, is the same in all its rows). Out:
-    the complex STFT (K * batch, frames, bins, 1) of the reprogrammed waveforms, with the front end's own kapre
-    ``STFT`` settings ``stft_config``.
-
-    Why: only delta is trained, so the series' spectra need no gradient and delta's spectrum is computed once per
-    batch instead of once per example, which removes the backward pass of the STFT over the batch (about a sixth
-    of a training step on a CPU: ``bench/profile_v2s.py``). The forward values equal the plain path's to float
-    rounding (tests/test_ts_model.py checks predictions and gradients); program k's delta is recovered as row
-    k * batch of ``reprogrammed`` minus row 0 of ``waves``, and the gradient reaches it through that row alone.
-    With K programs the series' spectra are also computed once for all K.
-    """
-
-    def __init__(self, stft_config, **kwargs):
-        super().__init__(**kwargs)
-        from kapre.time_frequency import STFT
-
-        self.stft_config = {k: v for k, v in dict(stft_config).items()
-                            if k in ("n_fft", "win_length", "hop_length", "window_name", "pad_begin", "pad_end",
-                                     "input_data_format", "output_data_format")}
-        self.stft = STFT(**self.stft_config)
-
-    def call(self, inputs):
-        import tensorflow as tf
-
-        waves, reprogrammed = inputs
-        batch = tf.shape(waves)[0]
-        # Row k * batch of the stacked reprogrammed waves carries program k's delta (one program: row 0).
-        programs = tf.shape(reprogrammed)[0] // batch
-        deltas = tf.gather(reprogrammed, tf.range(programs) * batch) - tf.stop_gradient(waves[:1])
-        series = tf.stop_gradient(self.stft(waves[:, :, None]))  # (batch, frames, bins, 1)
-        spectra = series[None] + self.stft(deltas[:, :, None])[:, None]  # (K, batch, frames, bins, 1)
-        return tf.reshape(spectra, tf.concat([[-1], tf.shape(series)[1:]], axis=0))
-
-    def get_config(self):
-        return {**super().get_config(), "stft_config": self.stft_config}
-
-
-def spectral_training_model(model):
-    """A model with ``model``'s layers and weights and the same outputs, built to train faster (reprogram modes).
-
-    The frozen front end's STFT is taken by linearity (``ReprogrammedSTFT``); everything after it is the source
-    model's own layers. Used only for the training step: the saved model stays ``model``. For an ensemble the
-    output is each program's probabilities (batch, K, C), on which every program is trained separately.
-    """
-    source = source_of(model)
-    front = source.get_layer("mel_stft")
-    stft, *to_mel = front.layers
-    tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
-    inputs = keras.Input(model.input.shape[1:], name="series")
-    names = {layer.name for layer in model.layers}
-    series = model.get_layer("series_scaling")(inputs) if "series_scaling" in names else inputs
-    waves = model.get_layer("segment_padding")(series)
-    spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves,
-                                                                            model.get_layer("reprogram")(waves)])
-    for layer in to_mel:
-        spectrum = layer(spectrum)
-    probs = tail(spectrum, training=False)
-    return keras.Model(inputs, model.get_layer("label_mapping")(probs), name=f"{model.name}_spectral")
 
 
 def source_of(model):

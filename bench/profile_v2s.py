@@ -117,9 +117,15 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
                       steps, repeats)
     rows.append(("segment padding + delta", f, b))
     x = np.asarray(wave)
+    from training_graph import FrozenBiLSTM
+
+    frozen_rows = []
     for name, fn in source_parts(source):
         f, b = part_timer(fn, x, steps, repeats)
         rows.append((name, f, b))
+        if name.startswith("BiLSTM"):  # the same part as training_graph runs it for a frozen source
+            frozen = FrozenBiLSTM(source.get_layer(f"bilstm_{name[-1]}"))
+            frozen_rows.append((f"{name} as FrozenBiLSTM (training step)",) + part_timer(frozen, x, steps, repeats))
         x = np.asarray(fn(tf.constant(x)))
 
     # The whole training step (forward, backward, Adam): as training.fit compiles it (the STFT by linearity), the
@@ -153,7 +159,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
         whole["checkpoint writes"] = median_ms(lambda: (model.save(os.path.join(tmp, "last.keras")),
                                                         model.save_weights(os.path.join(tmp, "b.weights.h5"))),
                                                1, repeats)
-    return rows, whole
+    return rows, whole, frozen_rows
 
 
 def main(argv=None):
@@ -172,8 +178,8 @@ def main(argv=None):
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    rows, whole = profile(args.length, args.segments, args.classes, args.batch_size, args.steps, args.repeats,
-                          args.val_size)
+    rows, whole, frozen_rows = profile(args.length, args.segments, args.classes, args.batch_size, args.steps,
+                                       args.repeats, args.val_size)
     total = sum(f + b for _, f, b in rows)
     stft_backward = next(b for name, _, b in rows if name.startswith("STFT"))
     print(f"V2S training step, batch {args.batch_size}, series length {args.length}, m = {args.segments}, "
@@ -183,6 +189,8 @@ def main(argv=None):
     for name, f, b in rows:
         print(f"| {name} | {f:.1f} | {b:.1f} | {100 * (f + b) / total:.0f}% |")
     print(f"| **sum of the parts** | | | {total:.1f} ms |")
+    for name, f, b in frozen_rows:
+        print(f"| {name} | {f:.1f} | {b:.1f} | |")
     step = whole["spectral step"]
     print(f"\nwhole training step, ms per batch of {args.batch_size} (samples/s):")
     for name in ("plain step", "model.fit step", "spectral step"):

@@ -6,8 +6,9 @@ import tensorflow as tf
 
 import keras
 
+from training_graph import training_graph
 from ts_model import (LabelMapping, ProgramAverage, Reprogram, SeriesScaling, build_source_model, build_v2s,
-                      random_mapping, spectral_training_model)
+                      random_mapping)
 
 LENGTH, CLASSES = 40, 3
 
@@ -57,7 +58,7 @@ def test_programs_train_independently(source, series):
     """The gradient of one program's delta does not depend on another program's delta (nor on its outputs)."""
     x, y = series
     model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(2), programs=2)
-    trained = spectral_training_model(model)
+    trained = training_graph(model)
     delta = model.get_layer("reprogram").delta
 
     def gradient():
@@ -73,13 +74,13 @@ def test_programs_train_independently(source, series):
     assert not np.allclose(after[1], before[1])
 
 
-def test_spectral_path_matches_the_plain_path(source, series):
-    """STFT by linearity: same predictions and the same gradient of delta as the plain model, to float rounding."""
+def test_training_graph_matches_the_plain_model(source, series):
+    """STFT by linearity and frozen BiLSTMs: the plain model's predictions and gradient of delta, to float rounding."""
     x, y = series
     for programs in (1, 2):
         model = build_v2s(LENGTH, CLASSES, source=source, segments=4, programs=programs,
                           mapping=mappings(2) if programs == 2 else mappings(1)[0])
-        spectral = spectral_training_model(model)
+        spectral = training_graph(model)
         plain = np.asarray(model(x))
         fast = np.asarray(spectral(x))
         np.testing.assert_allclose(fast.mean(axis=1) if programs == 2 else fast, plain, atol=1e-5)
@@ -154,3 +155,32 @@ def test_ensemble_model_round_trip(tmp_path, source, series):
     model.save(str(tmp_path / "e.keras"))
     again = keras.saving.load_model(str(tmp_path / "e.keras"))
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
+
+
+def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_path):
+    from training_graph import FrozenBiLSTM
+
+    inp = keras.Input((30, 8))
+    wrapped = keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True))
+    keras.Model(inp, wrapped(inp))
+    rng = np.random.default_rng(0)
+    for w in wrapped.weights:
+        w.assign(rng.standard_normal(w.shape).astype(np.float32) * 0.5)
+    frozen = FrozenBiLSTM(wrapped)
+    x = tf.constant(rng.standard_normal((3, 30, 8)).astype(np.float32))
+    probe = tf.constant(rng.standard_normal((3, 30, 12)).astype(np.float32))
+    np.testing.assert_allclose(np.asarray(frozen(x)), np.asarray(wrapped(x)), atol=1e-5)
+    grads = []
+    for layer in (wrapped, frozen):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * probe)
+        grads.append(np.asarray(tape.gradient(loss, x)))
+    np.testing.assert_allclose(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+    inp = keras.Input((30, 8))
+    model = keras.Model(inp, frozen(inp))
+    model.save(str(tmp_path / "f.keras"))
+    again = keras.saving.load_model(str(tmp_path / "f.keras"))
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(frozen(x)), atol=1e-6)
+    with pytest.raises(ValueError, match="needs a default Bidirectional"):
+        FrozenBiLSTM(keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True, activation="relu")))
