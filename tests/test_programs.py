@@ -157,9 +157,11 @@ def test_ensemble_model_round_trip(tmp_path, source, series):
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
 
 
-def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])  # one loop for both directions, or one loop each
+def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_path, monkeypatch, threads):
     from training_graph import FrozenBiLSTM
 
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: threads)
     inp = keras.Input((30, 8))
     wrapped = keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True))
     keras.Model(inp, wrapped(inp))
@@ -184,3 +186,22 @@ def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_pa
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(frozen(x)), atol=1e-6)
     with pytest.raises(ValueError, match="needs a default Bidirectional"):
         FrozenBiLSTM(keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True, activation="relu")))
+
+
+def test_folded_batch_norm_conv_is_the_two_layers_including_the_edges(tmp_path):
+    from training_graph import FoldedBatchNormConv
+
+    source = build_source_model("V2Sa")
+    bn, conv = source.get_layer("bn_1"), source.get_layer("conv2d_2")
+    rng = np.random.default_rng(0)
+    for w in bn.weights + conv.weights:  # statistics and weights far from the identity, so the fold is exercised
+        w.assign(rng.standard_normal(w.shape).astype(np.float32) * 0.5 + (1.0 if "variance" in w.path else 0.0))
+    y = tf.constant(np.abs(rng.standard_normal((2, 125, 80, 10))).astype(np.float32))
+    folded = FoldedBatchNormConv(bn, conv)
+    plain = np.asarray(conv(bn(y, training=False)))
+    np.testing.assert_allclose(np.asarray(folded(y)), plain, atol=1e-5 * np.abs(plain).max())
+    inp = keras.Input((125, 80, 10))
+    model = keras.Model(inp, folded(inp))
+    model.save(str(tmp_path / "f.keras"))
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(str(tmp_path / "f.keras"))(y)),
+                               np.asarray(folded(y)), atol=1e-6)
