@@ -10,8 +10,8 @@ with respect to its weights, and Keras' generic recurrent loop on a CPU differen
 Here (1) the input projections x @ W + b of every step are one matrix product before the loop, (2) the
 hand-written backward pass carries only what the input gradient needs: one small product per step, then one large
 product for all steps' input gradients, (3) XLA compiles each loop, fusing each step's element-wise work, and (4)
-the two directions run as one batched loop on one thread, or as two loops side by side on two. Gradients with respect to the weights are not
-computed (they come back as None), so use this only where the weights are frozen.
+the two directions run as one batched loop on one thread, or as two loops side by side on two. Gradients with
+respect to the weights are not computed (they come back as None), so use this only where the weights are frozen.
 """
 
 import os

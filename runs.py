@@ -41,8 +41,9 @@ MAP_TYPES = ("random", "sequential", "frequency", "learned")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
-# The candidates of --select auto, as changes to the run's own settings (results/notes/selection.md says why these).
-SELECTION_GRID = ({}, {"ensemble": 3})
+# The candidates of --select auto, as changes to the run's own settings: the default ensemble of three programs and
+# one program alone (results/notes/program_selection.md: the other levers screened did not lower validation loss).
+SELECTION_GRID = ({}, {"ensemble": 1})
 
 
 @dataclasses.dataclass
@@ -62,7 +63,7 @@ class RunConfig:
     seg: int = 0  # copies m of the series; 0: as many as fit, at most MAX_SEGMENTS
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
     map_type: str = "random"  # learned: the random mapping as the start of a trained mapping matrix
-    ensemble: int = 1  # K independent programs trained as one model, predictions averaged
+    ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     gain: bool = False  # a trainable gain on the series before padding
     dr: float = 0.0  # dropout on delta (results/notes/dropout_selection.md)

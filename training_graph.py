@@ -168,12 +168,13 @@ class FoldedAway(L.Layer):
         return x
 
 
-def _frozen_tail(source, tail):
-    """``tail`` with a frozen source's faster equivalents: FrozenBiLSTM, and bn_1 + conv2d_2 folded."""
+def _frozen_tail(source, tail, lstm_loops):
+    """``tail`` with a frozen source's faster equivalents: bn_1 + conv2d_2 folded and, if ``lstm_loops``, the
+    BiLSTMs as FrozenBiLSTM."""
     folded = FoldedBatchNormConv(source.get_layer("bn_1"), source.get_layer("conv2d_2"))
 
     def faster(layer):
-        if isinstance(layer, L.Bidirectional):
+        if lstm_loops and isinstance(layer, L.Bidirectional):
             return FrozenBiLSTM(layer)
         if layer.name == "bn_1":
             return FoldedAway(name="bn_1_folded_away")
@@ -182,19 +183,24 @@ def _frozen_tail(source, tail):
     return keras.models.clone_model(tail, clone_function=faster)
 
 
-def training_graph(model):
+def training_graph(model, lstm_loops=None):
     """A model with ``model``'s layers and weights and the same outputs, built to train faster (reprogram modes).
 
     Everything after the STFT is the source model's own layers, except that a frozen source's bidirectional LSTMs
-    become ``FrozenBiLSTM`` and its bn_1 + conv2d_2 become ``FoldedBatchNormConv`` (same weights). For an ensemble the output is each program's probabilities (batch,
-    K, C).
+    become ``FrozenBiLSTM`` and its bn_1 + conv2d_2 become ``FoldedBatchNormConv`` (same weights). For an ensemble
+    the output is each program's probabilities (batch, K, C). ``lstm_loops`` None: FrozenBiLSTM only when no GPU
+    is visible, because on a GPU Keras' own LSTM layers take the cuDNN path, which a hand-written loop would block.
     """
+    if lstm_loops is None:
+        import tensorflow as tf
+
+        lstm_loops = not tf.config.list_physical_devices("GPU")
     source = source_of(model)
     front = source.get_layer("mel_stft")
     stft, *to_mel = front.layers
     tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
     if not source.trainable:
-        tail = _frozen_tail(source, tail)
+        tail = _frozen_tail(source, tail, lstm_loops)
     inputs = keras.Input(model.input.shape[1:], name="series")
     names = {layer.name for layer in model.layers}
     series = model.get_layer("series_scaling")(inputs) if "series_scaling" in names else inputs

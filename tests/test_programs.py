@@ -95,6 +95,21 @@ def test_training_graph_matches_the_plain_model(source, series):
         assert np.linalg.norm(grads[0] - grads[1]) <= 1e-4 * np.linalg.norm(grads[0])
 
 
+def test_training_graph_keeps_keras_lstms_when_asked(source, series):
+    """On a GPU the training graph keeps Keras' LSTM layers (their cuDNN path); outputs stay the model's."""
+    x, _ = series
+    model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])
+
+    def kinds(graph):
+        tail = graph.get_layer(f"{source.name}_after_mel")
+        return {type(layer).__name__ for layer in tail.layers}
+
+    assert "FrozenBiLSTM" in kinds(training_graph(model, lstm_loops=True))
+    keras_lstms = training_graph(model, lstm_loops=False)
+    assert "FrozenBiLSTM" not in kinds(keras_lstms) and "Bidirectional" in kinds(keras_lstms)
+    np.testing.assert_allclose(np.asarray(keras_lstms(x)), np.asarray(model(x)), atol=1e-5)
+
+
 def test_learned_mapping_starts_as_the_many_to_one_mapping(source, series):
     x, _ = series
     fixed = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])

@@ -24,7 +24,7 @@ def test_cli_run_writes_every_output(tmp_path, tiny_ucr, capsys):
     saved = read_json(os.path.join(out, "summary.json"))
     assert saved["dataset"] == "Toy" and saved["classes"] == 3 and saved["segments"] == 4
     assert saved["protocol"] == "honest" and 0.0 <= saved["test_accuracy"] <= 1.0
-    assert len(saved["mapping"]) == 3 and len(saved["mapping"][0]) == 12  # maximal k = 36 // 3
+    assert np.shape(saved["mapping"]) == (3, 3, 12)  # the default 3 programs x 3 classes x maximal k = 36 // 3
     assert summary["epochs_run"] == 2
     text = capsys.readouterr().out
     assert "--- Test accuracy:" in text and "=== Best Val. Acc:" in text
@@ -57,7 +57,7 @@ def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
 
 def test_frequency_mapping_flag(tmp_path, tiny_ucr):
     summary = cli(tiny_ucr, str(tmp_path / "freq"), "--eps", "1", "--map-type", "frequency", "--mapping", "2")
-    assert len(summary["mapping"][0]) == 2
+    assert np.shape(summary["mapping"]) == (3, 3, 2)  # every program of the ensemble: the same frequency mapping
 
 
 def test_cosine_schedule_decays_to_zero(tmp_path, tiny_ucr):
