@@ -85,3 +85,25 @@ def test_csv_with_compare_is_refused_not_ignored(tmp_path, capsys):
         results_table.main([str(tmp_path / "a"), "--compare", str(tmp_path / "b"), "--csv", str(tmp_path / "t.csv")])
     assert "with --compare use --md" in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_source_ablation_uses_shared_datasets_and_the_first_seed(tmp_path, capsys):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "source_ablation.py")
+    spec = importlib.util.spec_from_file_location("source_ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    compared_run(tmp_path / "a", "X", {}, 0.2, 0.9)
+    compared_run(tmp_path / "a", "X", {}, 0.9, 0.1, seed=1)  # a later seed: not the one compared
+    compared_run(tmp_path / "a2", "Y", {}, 0.6, 0.5)  # a source's runs may sit in several folders
+    compared_run(tmp_path / "a", "OnlyHere", {}, 0.1, 1.0)
+    compared_run(tmp_path / "b", "X", {}, 0.3, 0.7)
+    compared_run(tmp_path / "b", "Y", {}, 0.4, 0.6)
+    ablation.main([f"a={tmp_path / 'a'},{tmp_path / 'a2'}", f"b={tmp_path / 'b'}", "--gsc-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.startswith("2 datasets: X, Y")
+    assert "| a | `-` | not measured | 0.400 | 70.00 | 1 of 2 |" in out
+    assert "| b | `-` | not measured | 0.350 | 65.00 | 1 of 2 |" in out
+    with pytest.raises(SystemExit, match="expected name"):
+        ablation.parse_source("no-folder")

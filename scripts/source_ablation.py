@@ -1,0 +1,118 @@
+"""What the source model is worth: V2S accuracy against the source model's accuracy on real speech.
+
+    python scripts/source_ablation.py --gsc-dir ../shared/gsc --out img/source_ablation.png \
+        random=results/screens/sources/random \
+        synthetic:weight/v2sa_synthetic.weights.h5=results/screens/sources/synthetic \
+        shipped:weight/v2sa.weights.h5=results/screens/s10/default,results/ucr19_v2 \
+        gscv2:weight/v2sa_gscv2.weights.h5=results/screens/s10/gscv2,results/screens/sources/gscv2
+
+In:  sources as ``name[:weights]=screen``: a label, the source weights (``random`` alone: an untrained V2Sa,
+     seeded as ``v2s_main.py --source-weights random`` builds it) and folders of V2S run folders trained on that
+     source (``scripts/screen.py`` output or a sweep; several separated by commas); ``--gsc-dir``, a Speech Commands layout folder.
+Out: a markdown table on stdout (per source: real-speech accuracy on the validation speakers of ``--gsc-dir``, the
+     datasets every source has, mean validation cross-entropy and mean test accuracy over them, and on how many
+     datasets each source has the lowest validation cross-entropy) and, with ``--out``, a PNG scatter of mean V2S
+     test accuracy against real-speech accuracy. Only datasets present in every folder (first seed of each) count.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def parse_source(text):
+    """``name[:weights]=folder[,folder...]`` -> (name, weights or "random", [folders])."""
+    head, sep, folders = text.partition("=")
+    name, _, weights = head.partition(":")
+    if not sep or not name or not folders:
+        raise SystemExit(f"source_ablation.py: error: expected name[:weights]=folder[,folder...], got {text!r}")
+    return name, weights or ("random" if name == "random" else None), folders.split(",")
+
+
+def runs_by_dataset(folders):
+    """{dataset: summary} for the lowest seed of each dataset in folders of run folders."""
+    from run_folder import read_summary
+
+    found = {}
+    for path in sorted(os.path.join(f, e, "summary.json") for f in folders for e in os.listdir(f)):
+        if os.path.isfile(path):
+            summary = read_summary(path)
+            seed = summary["config"]["seed"]
+            if summary["dataset"] not in found or seed < found[summary["dataset"]]["config"]["seed"]:
+                found[summary["dataset"]] = summary
+    return found
+
+
+def speech_accuracy(weights, gsc_dir):
+    """Accuracy of a source model on the validation speakers of a GSC-layout folder."""
+    import keras
+
+    from speech.commands import load_gsc_folder, speaker_split
+    from speech.evaluation import evaluate
+    from speech.source_model import build_source_model, load_source_model
+
+    if weights == "random":
+        keras.utils.set_random_seed(0)
+        model = build_source_model("V2Sa")
+    else:
+        model = load_source_model(weights)
+    data, split = load_gsc_folder(gsc_dir, progress=False)
+    if split is None:
+        split = speaker_split(data.speakers)
+    return evaluate(model, data.subset(split == "val"))["accuracy"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", help="name[:weights]=folder[,folder...], one per source model.")
+    p.add_argument("--gsc-dir", required=True, help="Speech Commands layout folder for the real-speech accuracy.")
+    p.add_argument("--out", help="PNG of V2S mean test accuracy against real-speech accuracy.")
+    args = p.parse_args(argv)
+    sources = [parse_source(s) for s in args.sources]
+    runs = {name: runs_by_dataset(folders) for name, _, folders in sources}
+    shared = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if not shared:
+        raise SystemExit("source_ablation.py: error: no dataset is in every folder")
+    best = {name: 0 for name, _, _ in sources}
+    for dataset in shared:
+        best[min(runs, key=lambda n: runs[n][dataset]["val_cross_entropy"])] += 1
+    rows = []
+    for name, weights, _ in sources:
+        rows.append({"name": name, "weights": weights,
+                     "speech": speech_accuracy(weights, args.gsc_dir) if weights else float("nan"),
+                     "val_ce": float(np.mean([runs[name][d]["val_cross_entropy"] for d in shared])),
+                     "test": 100 * float(np.mean([runs[name][d]["test_accuracy"] for d in shared])),
+                     "best": best[name]})
+    print(f"{len(shared)} datasets: {', '.join(shared)}\n")
+    print("| source | weights | real speech, validation speakers | mean val CE | mean test % | lowest val CE on |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        speech = f"{100 * r['speech']:.1f}%" if r["weights"] else "not measured"
+        print(f"| {r['name']} | `{r['weights'] or '-'}` | {speech} | {r['val_ce']:.3f} | {r['test']:.2f} | "
+              f"{r['best']} of {len(shared)} |")
+    if args.out:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for r in (r for r in rows if r["weights"]):
+            ax.scatter(100 * r["speech"], r["test"], s=40)
+            ax.annotate(r["name"], (100 * r["speech"], r["test"]), textcoords="offset points", xytext=(5, -10))
+        ax.set_xlabel("source model accuracy on real speech (%)")
+        ax.set_ylabel(f"V2S mean test accuracy over {len(shared)} UCR sets (%)")
+        ax.set_title("What the source model is worth")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        fig.savefig(args.out, dpi=120)
+        print(f"\nWrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
