@@ -6,13 +6,14 @@
         shipped:weight/v2sa.weights.h5=results/screens/s10/default,results/ucr19_v2 \
         gscv2:weight/v2sa_gscv2.weights.h5=results/screens/s10/gscv2,results/screens/sources/gscv2
 
-In:  sources as ``name[:weights]=screen``: a label, the source weights (``random`` alone: an untrained V2Sa,
-     seeded as ``v2s_main.py --source-weights random`` builds it) and folders of V2S run folders trained on that
-     source (``scripts/screen.py`` output or a sweep; several separated by commas); ``--gsc-dir``, a Speech Commands layout folder.
-Out: a markdown table on stdout (per source: real-speech accuracy on the validation speakers of ``--gsc-dir``, the
-     datasets every source has, mean validation cross-entropy and mean test accuracy over them, and on how many
-     datasets each source has the lowest validation cross-entropy) and, with ``--out``, a PNG scatter of mean V2S
-     test accuracy against real-speech accuracy. Only datasets present in every folder (first seed of each) count.
+In:  sources as ``name[:weights]=folder[,folder...]``: a label, the source weights (``random`` alone: an untrained
+     V2Sa, seeded as ``v2s_main.py --source-weights random`` builds it) and folders of V2S run folders trained on
+     that source (``scripts/screen.py`` output or a sweep); ``--gsc-dir``, a Speech Commands layout folder.
+Out: a markdown table on stdout (per source: real-speech accuracy on the validation speakers of ``--gsc-dir``, all
+     clips and the 10 core words; mean validation cross-entropy and mean test accuracy over the datasets every
+     source has, and on how many of them each source has the lowest validation cross-entropy), a table per dataset,
+     and with ``--out`` a PNG scatter of mean V2S test accuracy against core-word accuracy on real speech. Only datasets
+     present for every source count, each with its lowest seed.
 """
 
 import argparse
@@ -48,7 +49,7 @@ def runs_by_dataset(folders):
 
 
 def speech_accuracy(weights, gsc_dir):
-    """Accuracy of a source model on the validation speakers of a GSC-layout folder."""
+    """(all clips, 10 core words) accuracy of a source model on the validation speakers of a GSC-layout folder."""
     import keras
 
     from speech.commands import load_gsc_folder, speaker_split
@@ -63,7 +64,8 @@ def speech_accuracy(weights, gsc_dir):
     data, split = load_gsc_folder(gsc_dir, progress=False)
     if split is None:
         split = speaker_split(data.speakers)
-    return evaluate(model, data.subset(split == "val"))["accuracy"]
+    result = evaluate(model, data.subset(split == "val"))
+    return result["accuracy"], result["core_words_accuracy"]
 
 
 def main(argv=None):
@@ -83,17 +85,23 @@ def main(argv=None):
     rows = []
     for name, weights, _ in sources:
         rows.append({"name": name, "weights": weights,
-                     "speech": speech_accuracy(weights, args.gsc_dir) if weights else float("nan"),
+                     "speech": speech_accuracy(weights, args.gsc_dir) if weights else None,
                      "val_ce": float(np.mean([runs[name][d]["val_cross_entropy"] for d in shared])),
                      "test": 100 * float(np.mean([runs[name][d]["test_accuracy"] for d in shared])),
                      "best": best[name]})
     print(f"{len(shared)} datasets: {', '.join(shared)}\n")
-    print("| source | weights | real speech, validation speakers | mean val CE | mean test % | lowest val CE on |")
+    print("| source | weights | real speech: all clips / 10 core words | mean val CE | mean test % | lowest val CE |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        speech = f"{100 * r['speech']:.1f}%" if r["weights"] else "not measured"
+        speech = "not measured" if r["speech"] is None else " / ".join(f"{100 * a:.1f}%" for a in r["speech"])
         print(f"| {r['name']} | `{r['weights'] or '-'}` | {speech} | {r['val_ce']:.3f} | {r['test']:.2f} | "
               f"{r['best']} of {len(shared)} |")
+    names = [name for name, _, _ in sources]
+    print("\n| dataset | " + " | ".join(f"{n}: val CE / test %" for n in names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for dataset in shared:
+        print(f"| {dataset} | " + " | ".join(f"{runs[n][dataset]['val_cross_entropy']:.3f} / "
+                                            f"{100 * runs[n][dataset]['test_accuracy']:.2f}" for n in names) + " |")
     if args.out:
         import matplotlib
 
@@ -101,10 +109,10 @@ def main(argv=None):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 4))
-        for r in (r for r in rows if r["weights"]):
-            ax.scatter(100 * r["speech"], r["test"], s=40)
-            ax.annotate(r["name"], (100 * r["speech"], r["test"]), textcoords="offset points", xytext=(5, -10))
-        ax.set_xlabel("source model accuracy on real speech (%)")
+        for r in (r for r in rows if r["speech"] is not None):
+            ax.scatter(100 * r["speech"][1], r["test"], s=40)
+            ax.annotate(r["name"], (100 * r["speech"][1], r["test"]), textcoords="offset points", xytext=(5, -10))
+        ax.set_xlabel("source model on real speech: 10 core words, validation speakers (%)")
         ax.set_ylabel(f"V2S mean test accuracy over {len(shared)} UCR sets (%)")
         ax.set_title("What the source model is worth")
         ax.grid(alpha=0.3)
