@@ -48,11 +48,20 @@ def runs_by_dataset(folders):
     return found
 
 
-def speech_accuracy(weights, gsc_dir):
-    """(all clips, 10 core words) accuracy of a source model on the validation speakers of a GSC-layout folder."""
+def validation_speakers(gsc_dir):
+    """The clips of the validation speakers of a GSC-layout folder (read once, scored for every source)."""
+    from speech.commands import load_gsc_folder, speaker_split
+
+    data, split = load_gsc_folder(gsc_dir, progress=False)
+    if split is None:
+        split = speaker_split(data.speakers)
+    return data.subset(split == "val")
+
+
+def speech_accuracy(weights, clips):
+    """(all clips, 10 core words) accuracy of a source model on ``clips``."""
     import keras
 
-    from speech.commands import load_gsc_folder, speaker_split
     from speech.evaluation import evaluate
     from speech.source_model import build_source_model, load_source_model
 
@@ -61,10 +70,7 @@ def speech_accuracy(weights, gsc_dir):
         model = build_source_model("V2Sa")
     else:
         model = load_source_model(weights)
-    data, split = load_gsc_folder(gsc_dir, progress=False)
-    if split is None:
-        split = speaker_split(data.speakers)
-    result = evaluate(model, data.subset(split == "val"))
+    result = evaluate(model, clips)
     return result["accuracy"], result["core_words_accuracy"]
 
 
@@ -75,6 +81,9 @@ def main(argv=None):
     p.add_argument("--out", help="PNG of V2S mean test accuracy against real-speech accuracy.")
     args = p.parse_args(argv)
     sources = [parse_source(s) for s in args.sources]
+    missing = [f for _, _, folders in sources for f in folders if not os.path.isdir(f)]
+    if missing:
+        raise SystemExit(f"source_ablation.py: error: {missing[0]} is not a folder of runs")
     runs = {name: runs_by_dataset(folders) for name, _, folders in sources}
     shared = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not shared:
@@ -82,10 +91,11 @@ def main(argv=None):
     best = {name: 0 for name, _, _ in sources}
     for dataset in shared:
         best[min(runs, key=lambda n: runs[n][dataset]["val_cross_entropy"])] += 1
+    clips = validation_speakers(args.gsc_dir) if any(weights for _, weights, _ in sources) else None
     rows = []
     for name, weights, _ in sources:
         rows.append({"name": name, "weights": weights,
-                     "speech": speech_accuracy(weights, args.gsc_dir) if weights else None,
+                     "speech": speech_accuracy(weights, clips) if weights else None,
                      "val_ce": float(np.mean([runs[name][d]["val_cross_entropy"] for d in shared])),
                      "test": 100 * float(np.mean([runs[name][d]["test_accuracy"] for d in shared])),
                      "best": best[name]})

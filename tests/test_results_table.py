@@ -107,3 +107,5 @@ def test_source_ablation_uses_shared_datasets_and_the_first_seed(tmp_path, capsy
     assert "| b | `-` | not measured | 0.350 | 65.00 | 1 of 2 |" in out
     with pytest.raises(SystemExit, match="expected name"):
         ablation.parse_source("no-folder")
+    with pytest.raises(SystemExit, match="nowhere is not a folder of runs"):
+        ablation.main([f"a={tmp_path / 'nowhere'}", "--gsc-dir", str(tmp_path)])
