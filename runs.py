@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from errors import UsageError
-from run_folder import REPO, Run, load_run, plot_curves, portable, read_summary, write_history  # noqa: F401
+from run_folder import (REPO, SETTINGS_BEFORE_THEY_EXISTED, Run, load_run, plot_curves, portable,  # noqa: F401
+                        read_summary, write_history)
 from speech.commands import SAMPLE_RATE
 from speech.source_model import ARCHITECTURES
 
@@ -66,6 +67,8 @@ class RunConfig:
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     gain: bool = False  # a trainable gain on the series before padding
+    jitter: float = 0.0  # training-batch noise, in standard deviations of the training series (augmentation.py)
+    scaling: float = 0.0  # training-batch amplitude factor N(1, scaling^2) per series (augmentation.py)
     dr: float = 0.0  # dropout on delta (results/notes/dropout_selection.md)
     per: int = 0  # 1: delta only outside the series copies
     l2: float = 0.0  # L2 penalty on delta (results/notes/l2_selection.md)
@@ -103,6 +106,8 @@ class RunConfig:
             (0.0 <= c.dr < 1.0, f"--dr must be in [0, 1), got {c.dr}"),
             (np.isfinite(c.l2) and c.l2 >= 0, f"--l2 must be 0 or more, got {c.l2}"),
             (c.per in (0, 1), f"--per must be 0 or 1, got {c.per}"),
+            (np.isfinite(c.jitter) and c.jitter >= 0, f"--jitter must be 0 (off) or more, got {c.jitter}"),
+            (np.isfinite(c.scaling) and c.scaling >= 0, f"--scaling must be 0 (off) or more, got {c.scaling}"),
             (c.ensemble >= 1, f"--ensemble must be at least 1 (one program), got {c.ensemble}"),
             (c.select in SELECT_MODES, f"--select must be one of {', '.join(SELECT_MODES)}, got {c.select!r}"),
             (c.select == "none" or (c.mode in REPROGRAM_MODES and not c.val_on_test),
@@ -360,6 +365,8 @@ def _open_checkpoint(folder, config, data, resume, monitor, patience=None):
         if saved is not None:
             # More epochs (or another patience) may continue a run, unless a cosine schedule was fitted to them.
             extendable = {"patience"} | (set() if config.cosine else {"epochs"})
+            # A checkpoint written before a setting existed was made with that setting's then-only value.
+            saved = {**{k: v for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if k in identity}, **saved}
             differ = [k for k in sorted(set(saved) | set(identity))
                       if saved.get(k) != identity.get(k) and k not in extendable]
             if differ:
@@ -380,6 +387,7 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
 
     ``announce(model)`` is called once the model exists, before training (it prints what is trained).
     """
+    from augmentation import Augmentation
     from training import fit
     from utils import set_seed
 
@@ -399,7 +407,8 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
         try:
             seen = fit(model, x_fit, y_fit, checkpoint, epochs=epochs, batch_size=config.batch_size,
                        seed=config.seed, validation=validation, initial_epoch=done,
-                       epoch_callbacks=callbacks_for(model), progress=progress)
+                       epoch_callbacks=callbacks_for(model), progress=progress,
+                       augment=Augmentation(config.jitter, config.scaling))
         finally:
             progress.close()
     checkpoint.set_model(model)
@@ -499,6 +508,8 @@ def _describe(config, model, data, label):
             (f"ensemble of {config.ensemble} programs, " if delta and config.ensemble > 1 else "") +
             (f"series {'z-normalised' if config.znorm else ''}{' and ' if config.znorm and config.gain else ''}"
              f"{'scaled by a trained gain' if config.gain else ''}, " if config.znorm or config.gain else "") +
+            (f"training batches augmented (jitter {config.jitter}, scaling {config.scaling}), "
+             if config.jitter or config.scaling else "") +
             f"lr {config.lr}{' decay ' + str(config.lr_decay) if config.lr_decay else ''}"
             f"{' cosine' if config.cosine else ''}"
             f"{f', early stopping after {config.patience} epochs' if config.patience else ''}, trainable "

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from augmentation import augmentation_rng
+
 
 def epoch_order(n, seed, epoch):
     """The order in which epoch ``epoch`` visits ``n`` training series: a permutation fixed by (seed, epoch)."""
@@ -85,13 +87,15 @@ class StepFunctions:
 
 
 def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, initial_epoch=0, steps=None,
-        epoch_callbacks=(), progress=None):
+        epoch_callbacks=(), progress=None, augment=None):
     """Train ``model`` for epochs ``initial_epoch .. epochs - 1`` unless ``checkpoint`` stops it early.
 
     ``checkpoint`` (a ``utils.ResumableCheckpoint``) records every epoch, keeps the best weights by its monitored
     metric and sets ``model.stop_training`` when its patience runs out. ``epoch_callbacks`` are Keras callbacks
     whose ``on_epoch_end(epoch, logs)`` may add to the logs before the checkpoint records them (e.g. the SWD).
     ``progress``: a callable ``(epoch, logs, seconds)`` called after each epoch (a progress bar), or None.
+    ``augment``: an ``augmentation.Augmentation`` applied to every training batch (never to validation), or None;
+    its draws, like the batch order, are fixed by (seed, epoch).
     Returns the number of training samples seen (for a samples-per-second figure).
     """
     x = np.asarray(x, np.float32)
@@ -101,14 +105,18 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
     for cb in epoch_callbacks:
         cb.set_model(model)
     model.stop_training = False
+    augment = augment if augment is not None and augment.active else None
+    scale = float(np.std(x)) if augment else 1.0
     seen = 0
     for epoch in range(initial_epoch, epochs):
         start = time.time()
         order = epoch_order(len(x), seed, epoch)
+        rng = augmentation_rng(seed, epoch) if augment else None
         loss_sum = ce_sum = correct = 0.0
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            loss, ce, probs = steps.train_step(x[idx], y[idx])
+            batch = augment(x[idx], rng, scale) if augment else x[idx]
+            loss, ce, probs = steps.train_step(batch, y[idx])
             probs = np.asarray(probs)
             if probs.ndim == 3:
                 probs = probs.mean(axis=1)

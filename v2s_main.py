@@ -78,6 +78,12 @@ def build_parser():
                        help="Z-normalise every series (its own mean and standard deviation) before padding.")
     model.add_argument("--gain", action=argparse.BooleanOptionalAction, default=d.gain,
                        help="Multiply every series by a trainable gain (one scalar, starts at 1) before padding.")
+    model.add_argument("--jitter", type=float, default=d.jitter,
+                       help="Augmentation: add Gaussian noise of this many standard deviations of the training "
+                            "series to every training batch (0 = off; 0.03 is the usual strength).")
+    model.add_argument("--scaling", type=float, default=d.scaling,
+                       help="Augmentation: multiply every training series by a factor drawn from N(1, s^2) per batch "
+                            "(0 = off; 0.1 is the usual strength). Validation and test series are never augmented.")
     model.add_argument("--dr", type=float, default=d.dr,
                        help="Dropout rate on the perturbation delta (training only). Default 0, chosen on validation "
                             "data over the UCR sets (results/notes/dropout_selection.md); the reference code used 0.4.")

@@ -52,6 +52,8 @@ CASES = [
     (["--dr", "1.5"], "--dr must be in [0, 1), got 1.5"),
     (["--l2", "-1"], "--l2 must be 0 or more, got -1.0"),
     (["--ensemble", "0"], "--ensemble must be at least 1"),
+    (["--jitter", "-0.1"], "--jitter must be 0 (off) or more, got -0.1"),
+    (["--scaling", "inf"], "--scaling must be 0 (off) or more, got inf"),
     (["--patience", "-2"], "--patience must be 0 (off) or a positive number of epochs, got -2"),
     (["--val-split", "1.5"], "--val-split must be in (0, 1), got 1.5"),
     (["--refit", "--val-on-test"], "no validation split"),

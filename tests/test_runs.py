@@ -40,6 +40,33 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, tiny_ucr):
     assert final["seconds"] > first_part
 
 
+def test_an_augmented_run_resumes_exactly_and_trains_on_other_batches(tmp_path, tiny_ucr, capsys):
+    aug = {"jitter": 0.5, "scaling": 0.2}
+    whole = train(config(tiny_ucr, tmp_path / "whole", epochs=3, **aug))
+    assert "training batches augmented (jitter 0.5, scaling 0.2)" in capsys.readouterr().out
+    train(config(tiny_ucr, tmp_path / "parts", epochs=1, **aug))
+    os.remove(tmp_path / "parts" / "summary.json")
+    resumed = train(config(tiny_ucr, tmp_path / "parts", epochs=3, resume=True, **aug))
+    a = read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]
+    b = read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]
+    assert a["loss"] == b["loss"] and a["val_ce"] == b["val_ce"]  # the same augmented batches
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    train(config(tiny_ucr, tmp_path / "plain", epochs=3))
+    plain = read_json(tmp_path / "plain" / "ckpt" / "state.json")["history"]
+    assert plain["loss"][0] != a["loss"][0] and plain["val_ce"][0] == pytest.approx(a["val_ce"][0], abs=0.5)
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path, tiny_ucr):
+    train(config(tiny_ucr, tmp_path / "old", epochs=1))
+    os.remove(tmp_path / "old" / "summary.json")
+    saved = read_json(tmp_path / "old" / "ckpt" / "run.json")
+    for key in ("jitter", "scaling"):  # written before augmentation existed
+        del saved[key]
+    with open(tmp_path / "old" / "ckpt" / "run.json", "w") as fh:
+        json.dump(saved, fh)
+    assert train(config(tiny_ucr, tmp_path / "old", epochs=2, resume=True))["epochs_run"] == 2
+
+
 def test_early_stopping_stops_and_a_stopped_run_resumes_as_stopped(tmp_path, tiny_ucr):
     # lr 5 makes the validation cross-entropy jump after the first epochs, so patience 2 stops the run early.
     summary = train(config(tiny_ucr, tmp_path / "es", epochs=30, patience=2, lr=5.0))
