@@ -1,6 +1,7 @@
 """Class activation maps for V2S (the paper's Figure 4), plus the CAM folded back onto the target series.
 
     python cam_v2s.py --run results/Coffee_reprogram_V2Sa_s0 --index 0 --out img/cam_coffee.png
+    python cam_v2s.py --run results/Coffee_reprogram_V2Sa_s0 --program 2 --out cam_program2.png   # an ensemble's third
     python cam_v2s.py --clip speech.wav --out cam_speech.png          # a speech clip through the source model alone
 
 In:  a finished ``v2s_main.py`` run folder (its ``model.keras`` and ``summary.json``) and a test-set index, or a
@@ -75,8 +76,12 @@ def fold_back(cam, positions, length):
     return np.mean([samples[p:p + length] for p in positions], axis=0)
 
 
-def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
-    """Everything the figure needs for test series ``index`` of a finished run."""
+def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
+    """Everything the figure needs for test series ``index`` of a finished run.
+
+    An ensemble is explained through one of its programs, ``program`` (its own delta and mapping), for the class
+    the whole ensemble predicts.
+    """
     import tensorflow as tf
 
     from errors import UsageError
@@ -92,16 +97,20 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None):
     if not 0 <= index < len(data.x_test):
         raise UsageError(f"--index {index} is out of range; {data.name} has {len(data.x_test)} test series "
                          f"(0..{len(data.x_test) - 1})")
+    programs = model.get_layer("reprogram").programs
+    if not 0 <= program < programs:
+        raise UsageError(f"--program {program} is out of range; the run has {programs} program"
+                         f"{'s (0..' + str(programs - 1) + ')' if programs > 1 else ' (0)'}")
     series = data.x_test[index]
     padding = model.get_layer("segment_padding")
-    wave = reprogrammed_waveform(model, series[None, :])[0]
-    matrix = model.get_layer("label_mapping").program_matrix(0)  # an ensemble is explained by its first program
+    wave = reprogrammed_waveform(model, series[None, :], program)[0]
+    matrix = model.get_layer("label_mapping").program_matrix(program)
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
     result = grad_cam(source_of(model), wave, layers,
                       score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])
     result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
-                  true=int(data.y_test[index]), dataset=data.name, index=index,
+                  true=int(data.y_test[index]), dataset=data.name, index=index, program=program, programs=programs,
                   folded={n: fold_back(result[n], padding.positions, len(series)) for n in layers})
     return result
 
@@ -134,9 +143,12 @@ def plot(result, layers, path):
         for p in result["positions"]:
             ax.plot(t[p:p + len(result["series"])], result["series"], lw=0.8, color="tab:red")
         ax.plot([], [], color="tab:red", label="target series (m copies)")
+    ensemble = result.get("programs", 1) > 1
     ax.set(xlabel="time (s)", ylabel="amplitude", title=f"(a) {result['dataset']}"
            + (f", test index {result['index']}: true class {result['true']}, predicted {result['predicted']}"
-              if result["index"] is not None else f": predicted {result['predicted']}"))
+              if result["index"] is not None else f": predicted {result['predicted']}")
+           + (f"; program {result['program']} of the ensemble's {result['programs']} (0..{result['programs'] - 1})"
+              if ensemble else ""))
     ax.legend(loc="upper right", fontsize=8)
     frames = np.arange(FRAMES) * HOP / SAMPLE_RATE
     axes[1].plot(frames, result["attention"], color="tab:green")
@@ -172,6 +184,8 @@ def main(argv=None):
     src.add_argument("--run", help="A finished v2s_main.py run folder (reprogram modes).")
     src.add_argument("--clip", help="A speech clip (.wav / .flac) explained by the source model alone.")
     p.add_argument("--index", type=int, default=0, help="Test-set index of the series to explain.")
+    p.add_argument("--program", type=int, default=0,
+                   help="Which program of an ensemble run to explain (0 .. K-1; each has its own delta and mapping).")
     p.add_argument("--dataset-dir", default=None, help="UCR folder, if the run's own --data-dir moved.")
     p.add_argument("--weights", default="weight/v2sa.weights.h5", help="Source weights for --clip.")
     p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
@@ -180,7 +194,7 @@ def main(argv=None):
     from errors import cli_errors
 
     with cli_errors("cam_v2s.py"):
-        result = explain_run(args.run, args.index, args.layers, args.dataset_dir) if args.run else \
+        result = explain_run(args.run, args.index, args.layers, args.dataset_dir, args.program) if args.run else \
             explain_clip(args.clip, args.weights, args.layers)
         plot(result, args.layers, args.out)
     print(f"Wrote {args.out}")

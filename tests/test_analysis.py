@@ -51,6 +51,18 @@ def test_cam_bad_layer_and_index(runs, tmp_path, capsys):
     assert "--index 99 is out of range" in line
 
 
+def test_cam_explains_the_chosen_program_of_an_ensemble(runs, tmp_path, capsys):
+    base, _, _ = runs
+    run, out = str(base / "runs" / "v2s"), str(tmp_path / "p.png")
+    first = cam_v2s.main(["--run", run, "--index", "1", "--out", out])
+    third = cam_v2s.main(["--run", run, "--index", "1", "--program", "2", "--out", out])
+    assert third["program"] == 2 and third["programs"] == 3
+    np.testing.assert_array_equal(first["series"], third["series"])
+    assert not np.allclose(first["wave"], third["wave"])  # the third program's own delta
+    line = cli_error(capsys, cam_v2s.main, ["--run", run, "--program", "3", "--out", out])
+    assert line.endswith("--program 3 is out of range; the run has 3 programs (0..2)")
+
+
 def test_missing_run_folder_is_a_one_line_error(tmp_path, capsys):
     out = str(tmp_path / "x.png")
     assert re.match(r"cam_v2s.py: error: .*no_run", cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "no_run"),
