@@ -36,15 +36,13 @@ def parse_source(text):
 
 def runs_by_dataset(folders):
     """{dataset: summary} for the lowest seed of each dataset in folders of run folders."""
-    from run_folder import read_summary
+    from results_table import collect
 
     found = {}
-    for path in sorted(os.path.join(f, e, "summary.json") for f in folders for e in os.listdir(f)):
-        if os.path.isfile(path):
-            summary = read_summary(path)
-            seed = summary["config"]["seed"]
-            if summary["dataset"] not in found or seed < found[summary["dataset"]]["config"]["seed"]:
-                found[summary["dataset"]] = summary
+    for summary in (s for folder in folders for s in collect(folder)):
+        seed = summary["config"]["seed"]
+        if summary["dataset"] not in found or seed < found[summary["dataset"]]["config"]["seed"]:
+            found[summary["dataset"]] = summary
     return found
 
 
