@@ -12,6 +12,7 @@ Out: one figure with (a) the target series and the reprogrammed 16,000-sample wa
      folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies.
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import os
 

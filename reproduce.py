@@ -18,6 +18,7 @@ a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.cs
 for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import contextlib
 import csv

@@ -10,6 +10,7 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
     python results_table.py results/ablation --compare results/ucr19     # an ablation against the main sweep
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import csv
 import glob

@@ -10,6 +10,7 @@ Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1
 ``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import glob
 import os

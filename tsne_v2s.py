@@ -9,6 +9,7 @@ Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, 
      (3) the frozen source model on the reprogrammed series (padded + delta).
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 
 

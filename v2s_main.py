@@ -18,6 +18,7 @@ weights, model.keras, history.csv, curves.png and summary.json. This file is onl
 itself is ``runs.train`` (see runs.py), which scripts and notebooks can call directly.
 """
 
+import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import dataclasses
 import shlex

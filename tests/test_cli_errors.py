@@ -96,3 +96,22 @@ def test_a_class_only_in_the_test_set_is_named(ucr, tmp_path, capsys):
     v2s_main.main(["--dataset", "Unseen", "--data-dir", ucr, "--out", str(tmp_path / "u"), "--source-weights",
                    "random", "--verbose", "0", "--eps", "1"])
     assert "note: class 3 of Unseen appears only in the test set" in capsys.readouterr().out
+
+
+COMMAND_LINES = ("v2s_main.py", "cam_v2s.py", "tsne_v2s.py", "results_table.py", "reproduce.py", "swd.py",
+                 "pretrain.py", "source_evaluation.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", COMMAND_LINES)
+def test_help_prints_only_the_help(script):
+    # Without the user setting TF_CPP_MIN_LOG_LEVEL, TensorFlow's start-up INFO lines must not precede the help.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(repo, script), "--help"], capture_output=True, text=True,
+                          env=env, cwd=repo, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage:")
+    assert [line for line in done.stderr.splitlines() if " I " in line or "oneDNN" in line] == []
