@@ -61,7 +61,8 @@ class RunConfig:
     mode: str = "reprogram"
     arch: str = "V2Sa"
     source_weights: str = None  # None: the shipped weights of ``arch``; "random": an untrained source (control)
-    seg: int = 0  # copies m of the series; 0: as many as fit, at most MAX_SEGMENTS
+    seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
+    max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
     map_type: str = "random"  # learned: the random mapping as the start of a trained mapping matrix
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
@@ -103,6 +104,7 @@ class RunConfig:
             (np.isfinite(c.lr_decay) and c.lr_decay >= 0, f"--lr-decay must be 0 or more, got {c.lr_decay}"),
             (c.mapping >= 0, f"--mapping must be 0 (maximal) or a positive count, got {c.mapping}"),
             (c.seg >= 0, f"--seg must be 0 (as many as fit) or a positive count, got {c.seg}"),
+            (c.max_seg >= 1, f"--max-seg must be at least 1, got {c.max_seg}"),
             (0.0 <= c.dr < 1.0, f"--dr must be in [0, 1), got {c.dr}"),
             (np.isfinite(c.l2) and c.l2 >= 0, f"--l2 must be 0 or more, got {c.l2}"),
             (c.per in (0, 1), f"--per must be 0 or 1, got {c.per}"),
@@ -204,16 +206,16 @@ def split_data(data, config):
     return data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va], notes
 
 
-def default_segments(length):
-    """m when --seg is 0: as many copies of a length-``length`` series as fit in 16,000 samples, at most 10."""
-    return max(1, min(MAX_SEGMENTS, SAMPLE_RATE // length))
+def default_segments(length, cap=MAX_SEGMENTS):
+    """m when --seg is 0: as many copies of a length-``length`` series as fit in 16,000 samples, at most ``cap``."""
+    return max(1, min(cap, SAMPLE_RATE // length))
 
 
 def segments_for(config, length):
     """Copies m of the series in the 16,000-sample input: one for TF_a (zero-padded only), none for the FCN."""
     if config.mode == "fcn":
         return None
-    return 1 if config.mode == "transfer" else config.seg or default_segments(length)
+    return 1 if config.mode == "transfer" else config.seg or default_segments(length, config.max_seg)
 
 
 def load_source(config):

@@ -62,7 +62,10 @@ def build_parser():
                             "'random' for an untrained frozen source (control).")
     model.add_argument("--seg", type=int, default=d.seg,
                        help="Segments m: copies of the series in the 16,000-sample input at equal intervals. "
-                            "0 = as many as fit, at most 10.")
+                            "0 = as many as fit, at most --max-seg.")
+    model.add_argument("--max-seg", type=int, default=d.max_seg,
+                       help=f"The cap on m when --seg is 0 (default {d.max_seg}, the paper's grid was 1..10; a large "
+                            "value such as 10000 fills the input with back-to-back copies).")
     model.add_argument("--mapping", type=int, default=d.mapping,
                        help="Source labels per target class k (0 = maximal, floor(36 / classes)).")
     model.add_argument("--map-type", choices=MAP_TYPES, default=d.map_type,

@@ -49,6 +49,7 @@ CASES = [
     (["--mapping", "-1"], "--mapping must be 0 (maximal) or a positive count, got -1"),
     (["--mapping", "13"], "--mapping 13 source labels x 3 classes = 39 > 36 source labels; use --mapping 12 or fewer"),
     (["--seg", "500"], "--seg 400 or fewer"),
+    (["--max-seg", "0"], "--max-seg must be at least 1, got 0"),
     (["--dr", "1.5"], "--dr must be in [0, 1), got 1.5"),
     (["--l2", "-1"], "--l2 must be 0 or more, got -1.0"),
     (["--ensemble", "0"], "--ensemble must be at least 1"),

@@ -34,6 +34,19 @@ def test_segment_padding_places_exact_copies():
     assert SegmentZeroPadding(5, 3).mask().sum() == 15
 
 
+def test_max_seg_lifts_the_cap_so_copies_fill_the_input_back_to_back():
+    import runs
+
+    assert runs.segments_for(runs.RunConfig(), 150) == 10  # the default cap
+    assert runs.segments_for(runs.RunConfig(max_seg=10000), 150) == 106 == 16000 // 150
+    assert runs.segments_for(runs.RunConfig(max_seg=10000, seg=3), 150) == 3  # an explicit m wins
+    assert runs.segments_for(runs.RunConfig(max_seg=10000), 9000) == 1
+    x = np.random.default_rng(0).normal(size=(2, 150)).astype("float32")
+    wave = np.asarray(SegmentZeroPadding(150, 106)(x))
+    np.testing.assert_array_equal(wave[:, :15900], np.tile(x, 106))  # stride 16000 // 106 = 150: no gaps
+    assert not wave[:, 15900:].any()
+
+
 def test_mappings_are_disjoint_and_sized():
     assert max_labels_per_class(5) == 7 and max_labels_per_class(2) == 18
     seq = sequential_mapping(3, 2)
