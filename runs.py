@@ -43,7 +43,8 @@ REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
 # The candidates of --select auto, as changes to the run's own settings: the default ensemble of three programs and
-# one program alone (results/notes/program_selection.md: the other levers screened did not lower validation loss).
+# one program alone (results/notes/program_selection.md, round2_selection.md: the other levers screened, m in
+# {5, 10, all that fit} among them, did not lower validation loss).
 SELECTION_GRID = ({}, {"ensemble": 1})
 
 
