@@ -100,8 +100,8 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
                          f"(0..{len(data.x_test) - 1})")
     programs = model.get_layer("reprogram").programs
     if not 0 <= program < programs:
-        raise UsageError(f"--program {program} is out of range; the run has {programs} program"
-                         f"{'s (0..' + str(programs - 1) + ')' if programs > 1 else ' (0)'}")
+        valid = f"{programs} programs (0..{programs - 1})" if programs > 1 else "1 program (0)"
+        raise UsageError(f"--program {program} is out of range; the run has {valid}")
     series = data.x_test[index]
     padding = model.get_layer("segment_padding")
     wave = reprogrammed_waveform(model, series[None, :], program)[0]

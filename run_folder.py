@@ -69,8 +69,13 @@ def read_summary(path):
         config = summary["config"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"{path}: not a run summary ({type(err).__name__}: {err})") from None
-    config = {k: v for k, v in config.items() if k not in LEGACY_KEYS}
-    return dict(summary, config={**SETTINGS_BEFORE_THEY_EXISTED, **config})
+    return dict(summary, config=upgraded_settings({k: v for k, v in config.items() if k not in LEGACY_KEYS}))
+
+
+def upgraded_settings(settings):
+    """Settings written by an earlier version (a summary's config, a checkpoint's run.json), with every setting
+    added since filled in with the value those runs used."""
+    return {**SETTINGS_BEFORE_THEY_EXISTED, **settings}
 
 
 def load_run(folder):

@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 from errors import UsageError
-from run_folder import (REPO, SETTINGS_BEFORE_THEY_EXISTED, Run, load_run, plot_curves, portable,  # noqa: F401
-                        read_summary, write_history)
+from run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary, upgraded_settings,  # noqa: F401
+                        write_history)
 from speech.commands import SAMPLE_RATE
 from speech.source_model import ARCHITECTURES
 
@@ -368,8 +368,7 @@ def _open_checkpoint(folder, config, data, resume, monitor, patience=None):
         if saved is not None:
             # More epochs (or another patience) may continue a run, unless a cosine schedule was fitted to them.
             extendable = {"patience"} | (set() if config.cosine else {"epochs"})
-            # A checkpoint written before a setting existed was made with that setting's then-only value.
-            saved = {**{k: v for k, v in SETTINGS_BEFORE_THEY_EXISTED.items() if k in identity}, **saved}
+            saved = upgraded_settings(saved)  # a checkpoint from before a setting existed used its old value
             differ = [k for k in sorted(set(saved) | set(identity))
                       if saved.get(k) != identity.get(k) and k not in extendable]
             if differ:
