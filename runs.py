@@ -82,6 +82,7 @@ class RunConfig:
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
     patience: int = 20  # stop after this many epochs without a lower val_ce (results/notes/speed_selection.md)
+    ema: float = 0.0  # evaluate a moving average of the weights over about this many epochs (0: the weights)
     select: str = "none"  # auto: choose among SELECTION_GRID by validation cross-entropy
     seed: int = 0
     # output (never changes what is learned)
@@ -117,6 +118,7 @@ class RunConfig:
              "--select auto chooses among reprogramming settings on the validation split; it needs a reprogram mode "
              "and no --val-on-test"),
             (c.patience >= 0, f"--patience must be 0 (off) or a positive number of epochs, got {c.patience}"),
+            (np.isfinite(c.ema) and c.ema >= 0, f"--ema must be 0 (off) or a number of epochs, got {c.ema}"),
             (not (c.cosine and c.lr_decay),
              "--cosine and --lr-decay / --reference-schedule are two schedules; pick one"),
             (not (c.refit and c.val_on_test), "--refit retrains on the whole training set for the epochs a validation "
@@ -307,7 +309,12 @@ def build_model(config, data, x_fit, y_fit):
                       znorm=config.znorm, gain=config.gain)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, len(x_fit))),
+    from training import ema_momentum
+
+    steps_per_epoch = -(-len(x_fit) // config.batch_size)
+    optimizer = keras.optimizers.Adam(learning_rate(config, len(x_fit)), use_ema=config.ema > 0,
+                                      ema_momentum=ema_momentum(config.ema, steps_per_epoch))
+    model.compile(optimizer=optimizer,
                   loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
     return model, segments, mapping
@@ -514,7 +521,8 @@ def _describe(config, model, data, label):
              if config.jitter or config.scaling else "") +
             f"lr {config.lr}{' decay ' + str(config.lr_decay) if config.lr_decay else ''}"
             f"{' cosine' if config.cosine else ''}"
-            f"{f', early stopping after {config.patience} epochs' if config.patience else ''}, trainable "
+            f"{f', early stopping after {config.patience} epochs' if config.patience else ''}"
+            f"{f', weights averaged over about {config.ema:g} epochs' if config.ema else ''}, trainable "
             f"parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
 
 
@@ -566,6 +574,8 @@ def _train_and_score(data, config, folder, stage, command):
                                                   data.y_train, None, best + 1, None, None, lambda m: [],
                                                   f"{data.name} refit")
         seen += refit_seen
+        if model.optimizer.use_ema:  # the refit is scored like the split model: with its averaged weights
+            model.optimizer.finalize_variable_values(model.trainable_weights)
         seconds += refit_ckpt.state["seconds"]
         test_acc, test_ce = _score(model, data.x_test, data.y_test)
     mapping = mapping_of(model)  # after a refit, the refit model's own (a frequency mapping may differ)

@@ -14,6 +14,7 @@ Metrics per epoch, as Keras named them: ``loss`` (cross-entropy plus any penalty
 (cross-entropy alone), ``accuracy``, their ``val_`` versions, and ``learning_rate``.
 """
 
+import contextlib
 import time
 
 import numpy as np
@@ -86,6 +87,41 @@ class StepFunctions:
         return np.concatenate(out) if out else np.zeros((0,) + tuple(self.model.output.shape[1:]), np.float32)
 
 
+def ema_momentum(epochs, steps_per_epoch):
+    """Per-step momentum of a weight average over about ``epochs`` epochs of ``steps_per_epoch`` steps each.
+
+    An exponential moving average with momentum b weighs the last 1 / (1 - b) steps most; fixing that window in
+    epochs rather than steps gives every dataset the same averaging horizon, whether an epoch is 2 steps
+    (GunPoint) or 90 (FordA). Returns 0 (no averaging) for a window of one step or less.
+    """
+    window = float(epochs) * int(steps_per_epoch)
+    return 0.0 if window <= 1.0 else 1.0 - 1.0 / window
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Within the block, ``model`` holds its optimizer's moving average of the trained weights; after it, the
+    trained weights again.
+
+    The average is Keras' own (an optimizer made with ``use_ema=True`` updates it after every step and saves it
+    with its state). Validation, the best-epoch weights and everything scored afterwards use the average, while
+    training continues from the trained weights. A no-op when the optimizer keeps no average (or has not yet
+    taken a step).
+    """
+    optimizer = model.optimizer
+    if not (getattr(optimizer, "use_ema", False) and optimizer.built):
+        yield
+        return
+    weights = model.trainable_weights
+    trained = [np.array(w) for w in weights]
+    optimizer.finalize_variable_values(weights)
+    try:
+        yield
+    finally:
+        for w, value in zip(weights, trained):
+            w.assign(value)
+
+
 def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, initial_epoch=0, steps=None,
         epoch_callbacks=(), progress=None, augment=None):
     """Train ``model`` for epochs ``initial_epoch .. epochs - 1`` unless ``checkpoint`` stops it early.
@@ -95,7 +131,8 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
     whose ``on_epoch_end(epoch, logs)`` may add to the logs before the checkpoint records them (e.g. the SWD).
     ``progress``: a callable ``(epoch, logs, seconds)`` called after each epoch (a progress bar), or None.
     ``augment``: an ``augmentation.Augmentation`` applied to every training batch (never to validation), or None;
-    its draws, like the batch order, are fixed by (seed, epoch).
+    its draws, like the batch order, are fixed by (seed, epoch). When the optimizer keeps a moving average of the
+    weights (``use_ema``), validation and the best-epoch checkpoint see the average (``averaged_weights``).
     Returns the number of training samples seen (for a samples-per-second figure).
     """
     x = np.asarray(x, np.float32)
@@ -125,15 +162,17 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
             correct += float(np.sum(np.argmax(probs, axis=1) == y[idx]))
         seen += len(x)
         logs = {"loss": loss_sum / len(x), "ce": ce_sum / len(x), "accuracy": correct / len(x)}
-        if validation is not None:
-            xv, yv = validation
-            probs = steps.predict(np.asarray(xv, np.float32))
-            logs["val_ce"] = cross_entropy(probs, np.asarray(yv))
-            logs["val_loss"] = logs["val_ce"] + steps.penalty()
-            logs["val_accuracy"] = float(np.mean(np.argmax(probs, axis=1) == np.asarray(yv)))
-        for cb in epoch_callbacks:
-            cb.on_epoch_end(epoch, logs)
-        checkpoint.on_epoch_end(epoch, logs)
+        with averaged_weights(model):
+            if validation is not None:
+                xv, yv = validation
+                probs = steps.predict(np.asarray(xv, np.float32))
+                logs["val_ce"] = cross_entropy(probs, np.asarray(yv))
+                logs["val_loss"] = logs["val_ce"] + steps.penalty()
+                logs["val_accuracy"] = float(np.mean(np.argmax(probs, axis=1) == np.asarray(yv)))
+            for cb in epoch_callbacks:
+                cb.on_epoch_end(epoch, logs)
+            checkpoint.record(epoch, logs)
+        checkpoint.finish_epoch(epoch)
         if progress:
             progress(epoch, logs, time.time() - start)
         if model.stop_training:

@@ -85,6 +85,16 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._clock = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.record(epoch, logs)
+        self.finish_epoch(epoch)
+
+    def record(self, epoch, logs=None):
+        """Add epoch ``epoch``'s ``logs`` to the history; save the model's weights if it is the best epoch so far.
+
+        The first half of ``on_epoch_end``: a training loop that evaluates other weights than it trains (an
+        average of them) calls it with those weights in the model, then puts the trained ones back and calls
+        ``finish_epoch``, so ``last.keras`` resumes the training and ``best.weights.h5`` holds what was evaluated.
+        """
         logs = dict(logs or {})
         if "learning_rate" not in logs:
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
@@ -96,6 +106,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             atomic_write(os.path.join(self.folder, "best.weights.h5"), self.model.save_weights)
         else:
             self.state["wait"] += 1
+
+    def finish_epoch(self, epoch):
+        """Write ``last.keras`` and ``state.json`` after epoch ``epoch``; stop training once patience runs out."""
         self.state["epoch"] = epoch + 1
         now = time.time()
         self.state["seconds"] += now - self._clock

@@ -102,6 +102,10 @@ def build_parser():
     train.add_argument("--patience", type=int, default=d.patience,
                        help="Early stopping: stop after this many epochs without a lower validation cross-entropy "
                             f"(0 = train all --eps epochs; default {d.patience}).")
+    train.add_argument("--ema", type=float, default=d.ema,
+                       help="Validate, keep and score an exponential moving average of the trained weights over "
+                            "about this many epochs (Keras' EMA, its per-step momentum set from the steps per "
+                            f"epoch) instead of the last step's weights; 0 = off (default {d.ema:g}).")
     train.add_argument("--batch-size", type=int, default=d.batch_size, help="Mini-batch size (the paper's 32).")
     train.add_argument("--lr", type=float, default=d.lr,
                        help="Adam learning rate (results/notes/lr_selection.md says how it was chosen).")

@@ -56,6 +56,8 @@ CASES = [
     (["--jitter", "-0.1"], "--jitter must be 0 (off) or more, got -0.1"),
     (["--scaling", "inf"], "--scaling must be 0 (off) or more, got inf"),
     (["--patience", "-2"], "--patience must be 0 (off) or a positive number of epochs, got -2"),
+    (["--ema", "-1"], "--ema must be 0 (off) or a number of epochs, got -1.0"),
+    (["--ema", "nan"], "--ema must be 0 (off) or a number of epochs, got nan"),
     (["--val-split", "1.5"], "--val-split must be in (0, 1), got 1.5"),
     (["--refit", "--val-on-test"], "no validation split"),
     (["--cosine", "--reference-schedule"], "pick one"),
