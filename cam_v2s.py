@@ -88,7 +88,7 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     from errors import UsageError
     from run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import reprogrammed_waveform, source_of
+    from ts_model import program_source, reprogrammed_waveform
 
     finished = load_run(run)
     if finished.config["mode"] not in ("reprogram", "reprogram+finetune"):
@@ -108,7 +108,7 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     matrix = model.get_layer("label_mapping").program_matrix(program)
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
-    result = grad_cam(source_of(model), wave, layers,
+    result = grad_cam(program_source(model, program), wave, layers,
                       score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])
     result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
                   true=int(data.y_test[index]), dataset=data.name, index=index, program=program, programs=programs,

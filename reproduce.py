@@ -199,8 +199,9 @@ def record_from_run(folder):
     if method is None:
         raise ValueError(f"{path}: mode {config['mode']!r} with {config['arch']} is not a method of the grid")
     defaults = dataclasses.asdict(runs.RunConfig(mode=config["mode"], arch=config["arch"]).validated())
-    if method != "FCN" and os.path.realpath(os.path.join(REPO, config["source_weights"])) != \
-            os.path.realpath(defaults["source_weights"]):
+    shipped = [os.path.realpath(p) for p in runs.source_paths(defaults["source_weights"])]
+    if method != "FCN" and [os.path.realpath(os.path.join(REPO, p))
+                            for p in runs.source_paths(config["source_weights"])] != shipped:
         raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
     differ = sorted(k for k in defaults if k not in RUN_ONLY_SETTINGS and config.get(k) != defaults[k])
     if set(differ) - {"dr", "seg"}:

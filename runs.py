@@ -61,7 +61,9 @@ class RunConfig:
     # model
     mode: str = "reprogram"
     arch: str = "V2Sa"
-    source_weights: str = None  # None: the shipped weights of ``arch``; "random": an untrained source (control)
+    # None: the shipped weights of ``arch``; "random": an untrained source (control); a list of several: the
+    # programs of the ensemble spread over them (ensemble / len consecutive programs per source)
+    source_weights: str = None
     seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
     max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
@@ -131,13 +133,21 @@ class RunConfig:
                 raise UsageError(message)
         if c.source_weights is None:
             c.source_weights = DEFAULT_WEIGHTS[c.arch]
-        if c.mode != "fcn" and c.source_weights != "random":
-            if not os.path.isfile(c.source_weights):
-                raise UsageError(f"source weights {c.source_weights} not found; train them with pretrain.py or "
+        paths = source_paths(c.source_weights)
+        c.source_weights = paths[0] if len(paths) == 1 else paths
+        if len(paths) > 1 and (c.mode != "reprogram" or c.ensemble % len(paths)):
+            raise UsageError(f"--source-weights: {len(paths)} source models spread the programs of an ensemble over "
+                             f"them; they need --mode reprogram and an --ensemble that is a multiple of {len(paths)} "
+                             f"(got --mode {c.mode}, --ensemble {c.ensemble})")
+        for path in paths if c.mode != "fcn" else ():
+            if path == "random":
+                continue
+            if not os.path.isfile(path):
+                raise UsageError(f"source weights {path} not found; train them with pretrain.py or "
                                  "pass --source-weights random for the untrained control")
             from speech.source_model import check_weights_file
 
-            check_weights_file(c.source_weights)
+            check_weights_file(path)
         return c
 
     def experiment(self):
@@ -221,13 +231,19 @@ def segments_for(config, length):
     return 1 if config.mode == "transfer" else config.seg or default_segments(length, config.max_seg)
 
 
+def source_paths(source_weights):
+    """``source_weights`` as a list of paths (one path, or "random", becomes a list of one)."""
+    return [source_weights] if isinstance(source_weights, str) else list(source_weights)
+
+
 def load_source(config):
-    """The source model with its weights (or random weights for the control)."""
+    """The source model with its weights (or random weights for the control); a list of them when the settings
+    name several."""
     from speech.source_model import build_source_model, load_source_model
 
-    if config.source_weights == "random":
-        return build_source_model(config.arch)
-    return load_source_model(config.source_weights, config.arch)
+    models = [build_source_model(config.arch) if path == "random" else load_source_model(path, config.arch)
+              for path in source_paths(config.source_weights)]
+    return models[0] if len(models) == 1 else models
 
 
 # Program j of an ensemble draws its random mapping with seed + PROGRAM_SEED_STEP * j (program 0: the run's seed).
@@ -238,7 +254,8 @@ def choose_mapping(config, source, x, y, num_classes, segments):
     """(C, k) source labels per class, or (K, C, k) for an ensemble of K programs.
 
     Seeded random (also the start of a learned mapping; each program its own seed), sequential, or by the frozen
-    model's votes on ``x`` (frequency); sequential and frequency mappings are the same for every program.
+    model's votes on ``x`` (frequency); sequential mappings are the same for every program, frequency mappings for
+    every program of one source (``source`` may be a list, one per group of programs).
     """
     from ts_model import (SegmentZeroPadding, SeriesScaling, frequency_mapping, max_labels_per_class,
                           random_mapping, sequential_mapping)
@@ -248,13 +265,15 @@ def choose_mapping(config, source, x, y, num_classes, segments):
         maps = [random_mapping(num_classes, k, seed=config.seed + PROGRAM_SEED_STEP * j)
                 for j in range(config.ensemble)]
     else:
+        sources = source if isinstance(source, list) else [source]
         if config.map_type == "sequential":
-            one = sequential_mapping(num_classes, k)
+            per_source = [sequential_mapping(num_classes, k)] * len(sources)
         else:
             scaled = np.asarray(SeriesScaling(znorm=config.znorm)(x))
             waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(scaled))
-            one = frequency_mapping(source.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
-        maps = [one] * config.ensemble
+            per_source = [frequency_mapping(s.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
+                          for s in sources]
+        maps = [per_source[j * len(sources) // config.ensemble] for j in range(config.ensemble)]
     return maps[0] if config.ensemble == 1 else np.stack(maps)
 
 
@@ -509,7 +528,7 @@ def _train_selected(data, config, command, grid=None):
 def _describe(config, model, data, label):
     segments, mapping = segments_for(config, data.length), mapping_of(model)
     delta = config.mode in REPROGRAM_MODES
-    return (f"mode {config.mode}, " + (f"source {config.arch} ({config.source_weights}), "
+    return (f"mode {config.mode}, " + (f"source {config.arch} ({', '.join(source_paths(config.source_weights))}), "
                                       if config.mode != "fcn" else "") +
             (f"m={segments}, " if segments else "") +
             (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, dropout {config.dr} on delta, "

@@ -18,7 +18,7 @@ import keras
 from keras import layers as L
 
 from frozen_lstm import frozen_bilstm
-from ts_model import source_of
+from ts_model import ProgramGroups, StackPrograms, sources_of
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -188,26 +188,37 @@ def training_graph(model, lstm_loops=None):
 
     Everything after the STFT is the source model's own layers, except that a frozen source's bidirectional LSTMs
     become ``FrozenBiLSTM`` and its bn_1 + conv2d_2 become ``FoldedBatchNormConv`` (same weights). For an ensemble
-    the output is each program's probabilities (batch, K, C). ``lstm_loops`` None: FrozenBiLSTM only when no GPU
-    is visible, because on a GPU Keras' own LSTM layers take the cuDNN path, which a hand-written loop would block.
+    the output is each program's probabilities (batch, K, C); programs spread over several source models share the
+    one STFT by linearity, then go through their own source's mel layers and tail. ``lstm_loops`` None:
+    FrozenBiLSTM only when no GPU is visible, because on a GPU Keras' own LSTM layers take the cuDNN path, which a
+    hand-written loop would block.
     """
     if lstm_loops is None:
         import tensorflow as tf
 
         lstm_loops = not tf.config.list_physical_devices("GPU")
-    source = source_of(model)
-    front = source.get_layer("mel_stft")
-    stft, *to_mel = front.layers
-    tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
-    if not source.trainable:
-        tail = _frozen_tail(source, tail, lstm_loops)
+    sources = sources_of(model)
+    fronts = [source.get_layer("mel_stft") for source in sources]
+    stft = fronts[0].layers[0]
+    settings = [{k: v for k, v in front.layers[0].get_config().items() if k not in ("name", "trainable")}
+                for front in fronts]
+    if any(other != settings[0] for other in settings[1:]):
+        raise ValueError("training_graph: the source models frame their STFTs differently; one STFT by linearity "
+                         "cannot serve them all")
     inputs = keras.Input(model.input.shape[1:], name="series")
     names = {layer.name for layer in model.layers}
     series = model.get_layer("series_scaling")(inputs) if "series_scaling" in names else inputs
     waves = model.get_layer("segment_padding")(series)
     spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves,
                                                                             model.get_layer("reprogram")(waves)])
-    for layer in to_mel:
-        spectrum = layer(spectrum)
-    probs = tail(spectrum, training=False)
+    groups = [spectrum] if len(sources) == 1 else ProgramGroups(len(sources), name="program_groups")(spectrum)
+    probs = []
+    for source, front, group in zip(sources, fronts, groups):
+        for layer in front.layers[1:]:  # the source's own magnitude and mel layers
+            group = layer(group)
+        tail = keras.Model(front.output, source.output, name=f"{source.name}_after_mel")
+        if not source.trainable:
+            tail = _frozen_tail(source, tail, lstm_loops)
+        probs.append(tail(group, training=False))
+    probs = probs[0] if len(sources) == 1 else StackPrograms(name="stack_programs")(probs)
     return keras.Model(inputs, model.get_layer("label_mapping")(probs), name=f"{model.name}_training")

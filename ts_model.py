@@ -5,6 +5,11 @@
     series (batch, L) -> SegmentZeroPadding -> (batch, 16000) -> Reprogram (+ dropout(M * delta))
         -> frozen source model (V2Sa / V2Su) -> 36 source probabilities -> LabelMapping -> (batch, C)
 
+An ensemble of K programs may spread them over S frozen source models (``source`` a list; K a multiple of S):
+programs are grouped by source, K / S programs per source, each group's reprogrammed waves going through its own
+source model (``ProgramGroups`` splits the stacked batch, the sources' probabilities are stacked back in program
+order).
+
 Modes: ``reprogram`` (the paper's V2S: only delta trains), ``reprogram+finetune`` (delta and the source model train),
 ``transfer`` (TF_a baseline: zero-padded input, fine-tuned source model, dense head on its 36 logits, no delta) and
 ``fcn`` (a fully convolutional network trained from scratch on the raw series; Wang et al. 2017).
@@ -21,6 +26,7 @@ from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE,
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMapping", "ProgramAverage",
+           "ProgramGroups", "StackPrograms", "sources_of", "program_source",
            "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
@@ -286,12 +292,66 @@ class ProgramAverage(L.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="V2S")
+class ProgramGroups(L.Layer):
+    """Split stacked programs into ``groups`` equal groups of consecutive programs, one per source model.
+
+    Shape: (K * batch, ...) -> ``groups`` tensors of (K / groups * batch, ...): program k's rows (k * batch ..
+    (k + 1) * batch - 1, as ``Reprogram`` stacks them) go to group k // (K / groups), so each group is itself a
+    stack of whole programs.
+    """
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        size = ops.shape(x)[0] // self.groups
+        return [x[g * size:(g + 1) * size] for g in range(self.groups)]
+
+    def compute_output_shape(self, input_shape):
+        return [(None,) + tuple(input_shape[1:])] * self.groups
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class StackPrograms(L.Layer):
+    """The inverse of ``ProgramGroups``: a list of (n_g, ...) tensors -> their stack along the batch axis."""
+
+    def call(self, parts):
+        return ops.concatenate(parts, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None,) + tuple(input_shape[0][1:])
+
+
+def _is_source(layer):
+    """Whether ``layer`` is a source model nested in a V2S model: named after its architecture ("V2Sa"), or
+    "<arch>_source<g>" when an ensemble has several."""
+    return layer.name in ARCHITECTURES or layer.name.split("_source")[0] in ARCHITECTURES
+
+
+def sources_of(model):
+    """The source models nested in a V2S model, in program order ([model] when it is a source model itself)."""
+    found = [layer for layer in model.layers if _is_source(layer)]
+    return found or [model]
+
+
+def program_source(model, program=0):
+    """The source model program ``program`` of a V2S model reads (the only one unless it has several)."""
+    sources = sources_of(model)
+    if len(sources) == 1:
+        return sources[0]
+    programs = model.get_layer("reprogram").programs
+    return sources[program // (programs // len(sources))]
+
+
 def source_of(model):
-    """The source model nested in a V2S model (or the model itself when it is a source model)."""
-    for layer in model.layers:
-        if layer.name in ARCHITECTURES:
-            return layer
-    return model
+    """The source model nested in a V2S model (the first one when it has several; the model itself when it is a
+    source model)."""
+    return sources_of(model)[0]
 
 
 def logits_model(source):
@@ -321,8 +381,9 @@ def reprogrammed_waveform(model, x, program=0):
 
 
 def reprogrammed_logits(model, x, batch_size=64, program=0):
-    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L) (ensemble: one program)."""
-    head = logits_model(source_of(model))
+    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L) (ensemble: program
+    ``program``, read by its own source model)."""
+    head = logits_model(program_source(model, program))
     out = [np.asarray(head(reprogrammed_waveform(model, x[i:i + batch_size], program), training=False))
            for i in range(0, len(x), batch_size)]
     return np.concatenate(out)
@@ -345,7 +406,8 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
               dropout=0.0, l2=0.0, mask=False, programs=1, learned_map=False, znorm=False, gain=False):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
-    ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None.
+    ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None. A list
+    of S source models spreads the ``programs`` over them (K / S consecutive programs per source; K a multiple of S).
     ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k), or
     (K, C, k), one mapping per program, when ``programs`` K > 1 (an ensemble of K independent programs trained as
     one model; its prediction is the mean of theirs). ``mask``: restrict delta to the samples outside the series
@@ -357,8 +419,17 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
     if mode == "fcn":
         return build_fcn(length, num_classes)
-    source = source if source is not None else build_source_model(arch)
-    source.trainable = mode != "reprogram"
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    sources = [s if s is not None else build_source_model(arch) for s in sources]
+    if len(sources) > 1:
+        if mode != "reprogram" or programs % len(sources) or len({id(s) for s in sources}) < len(sources):
+            raise ValueError(f"{len(sources)} source models need the reprogram mode and a number of programs that is a "
+                             f"multiple of {len(sources)}, each source a model of its own; got mode {mode!r} with {programs} programs.")
+        for g, s in enumerate(sources):
+            s.name = f"{s.name.split('_source')[0]}_source{g}"
+    for s in sources:
+        s.trainable = mode != "reprogram"
+    source = sources[0]
     inputs = keras.Input((length,), name="series")
     series = SeriesScaling(znorm, gain, name="series_scaling")(inputs) if (znorm or gain) else inputs
     padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
@@ -380,7 +451,11 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         raise ValueError(f"The label mapping has {mapping.shape[-2]} rows but the data has {num_classes} classes.")
     wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, programs=programs,
                      name="reprogram")(wave)
-    probs = source(wave, training=False)
+    if len(sources) == 1:
+        probs = source(wave, training=False)
+    else:
+        groups = ProgramGroups(len(sources), name="program_groups")(wave)
+        probs = StackPrograms(name="stack_programs")([s(g, training=False) for s, g in zip(sources, groups)])
     outputs = LabelMapping(mapping, learned=learned_map, name="label_mapping")(probs)
     if programs > 1:
         outputs = ProgramAverage(name="program_average")(outputs)

@@ -57,9 +57,11 @@ def build_parser():
                        help="Source model: V2Sa (attention RNN, default) or V2Su (U-Net variant). Overrides --net.")
     model.add_argument("--net", type=int, choices=sorted(REFERENCE_NETS), default=0,
                        help="Reference flag: 0 V2Sa, 1 V2Su.")
-    model.add_argument("--source-weights", default=d.source_weights,
+    model.add_argument("--source-weights", nargs="+", default=d.source_weights,
                        help="Source weights file (default weight/v2sa.weights.h5 or weight/v2su.weights.h5), or "
-                            "'random' for an untrained frozen source (control).")
+                            "'random' for an untrained frozen source (control). Several files spread the programs "
+                            "of the ensemble over several frozen source models, --ensemble / (number of files) "
+                            "programs each.")
     model.add_argument("--seg", type=int, default=d.seg,
                        help="Segments m: copies of the series in the 16,000-sample input at equal intervals. "
                             "0 = as many as fit, at most --max-seg.")

@@ -7,8 +7,8 @@ import tensorflow as tf
 import keras
 
 from training_graph import training_graph
-from ts_model import (LabelMapping, ProgramAverage, Reprogram, SeriesScaling, build_source_model, build_v2s,
-                      random_mapping)
+from ts_model import (LabelMapping, ProgramAverage, ProgramGroups, Reprogram, SeriesScaling, StackPrograms,
+                      build_source_model, build_v2s, program_source, random_mapping, sources_of)
 
 LENGTH, CLASSES = 40, 3
 
@@ -150,6 +150,7 @@ def test_series_scaling():
      np.full((4, 36), 1 / 36, np.float32)),
     (ProgramAverage(name="a"), np.random.default_rng(0).random((2, 3, 4)).astype(np.float32)),
     (SeriesScaling(znorm=True, gain=True, name="s"), np.random.default_rng(0).random((2, 9)).astype(np.float32)),
+    (ProgramGroups(3, name="g"), np.arange(12, dtype=np.float32).reshape(6, 2)),
 ])
 def test_new_layers_survive_a_keras_round_trip(tmp_path, layer, inputs):
     inp = keras.Input(inputs.shape[1:])
@@ -220,3 +221,66 @@ def test_folded_batch_norm_conv_is_the_two_layers_including_the_edges(tmp_path):
     model.save(str(tmp_path / "f.keras"))
     np.testing.assert_allclose(np.asarray(keras.saving.load_model(str(tmp_path / "f.keras"))(y)),
                                np.asarray(folded(y)), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def three_sources():
+    """Three differently initialised sources, one with the GSC v2 front end (natural-log mel)."""
+    keras.utils.set_random_seed(5)
+    return [build_source_model("V2Sa"), build_source_model("V2Sa", front_end="gscv2_logmel"),
+            build_source_model("V2Sa")]
+
+
+def test_programs_spread_over_sources_are_each_the_single_source_program(three_sources, series):
+    x, y = series
+    model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(6), programs=6)
+    assert [s.name for s in sources_of(model)] == ["V2Sa_source0", "V2Sa_source1", "V2Sa_source2"]
+    delta = np.asarray(model.get_layer("reprogram").delta)
+    per_program = np.asarray(training_graph(model)(x))  # (batch, 6, C), the fast path
+    for k in range(6):
+        assert program_source(model, k) is three_sources[k // 2]  # two consecutive programs per source
+        single = build_v2s(LENGTH, CLASSES, source=three_sources[k // 2], segments=4, mapping=mappings(6)[k])
+        single.get_layer("reprogram").delta.assign(delta[k])
+        np.testing.assert_allclose(per_program[:, k], np.asarray(single(x)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(x)), per_program.mean(axis=1), atol=1e-6)
+
+
+def test_programs_over_sources_train_independently(three_sources, series):
+    x, y = series
+    model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(3), programs=3)
+    trained, delta = training_graph(model), model.get_layer("reprogram").delta
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            probs = trained(x, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.repeat(y[:, None], 3, 1), probs))
+        return np.asarray(tape.gradient(loss, delta.value))
+
+    before = gradient()
+    delta.assign(np.asarray(delta) * np.array([[1.0], [1.0], [-3.0]], np.float32))  # program 2 (source 2) only
+    after = gradient()
+    np.testing.assert_allclose(after[:2], before[:2], rtol=1e-4, atol=1e-9)
+    assert not np.allclose(after[2], before[2])
+
+
+def test_a_model_over_several_sources_round_trips(tmp_path, three_sources, series):
+    x, _ = series
+    model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(3), programs=3)
+    model.save(str(tmp_path / "s.keras"))
+    again = keras.saving.load_model(str(tmp_path / "s.keras"))
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
+    assert program_source(again, 2).name == "V2Sa_source2"
+
+
+def test_sources_need_a_multiple_of_programs_and_distinct_models(three_sources):
+    with pytest.raises(ValueError, match="multiple of 3"):
+        build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(2), programs=2)
+    with pytest.raises(ValueError, match="a model of its own"):
+        build_v2s(LENGTH, CLASSES, source=three_sources[:1] * 3, segments=4, mapping=mappings(3), programs=3)
+
+
+def test_stack_programs_inverts_program_groups():
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)
+    parts = ProgramGroups(3)(x)
+    assert [p.shape for p in parts] == [(4, 2)] * 3
+    np.testing.assert_array_equal(np.asarray(StackPrograms()(parts)), x)

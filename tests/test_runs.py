@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def config(data_dir, out, **changes):
-    return runs.RunConfig(dataset="toy", data_dir=data_dir, out=str(out), source_weights="random", verbose=0,
-                          batch_size=8, **changes)
+    return runs.RunConfig(**{"dataset": "toy", "data_dir": data_dir, "out": str(out), "source_weights": "random",
+                             "verbose": 0, "batch_size": 8, **changes})
 
 
 def train(cfg):
@@ -215,3 +215,16 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
     scored = [read_json(tmp_path / "clean" / "candidates" / c["name"] / "summary.json")["test_accuracy"]
               for c in clean["selection"]["candidates"]]
     assert sum(s is not None for s in scored) == 1
+
+
+def test_a_run_over_several_sources_records_them_and_resumes_exactly(tmp_path, tiny_ucr, capsys):
+    three = ["random", "random", "random"]
+    whole = train(config(tiny_ucr, tmp_path / "whole", epochs=2, source_weights=three))
+    assert "source V2Sa (random, random, random)" in capsys.readouterr().out
+    assert whole["config"]["source_weights"] == three
+    train(config(tiny_ucr, tmp_path / "parts", epochs=1, source_weights=three))
+    os.remove(tmp_path / "parts" / "summary.json")
+    resumed = train(config(tiny_ucr, tmp_path / "parts", epochs=2, resume=True, source_weights=three))
+    assert resumed["test_cross_entropy"] == whole["test_cross_entropy"]
+    assert read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]["val_ce"] == \
+        read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]["val_ce"]
