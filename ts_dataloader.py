@@ -289,11 +289,13 @@ def _find_split_files(data_dir, name):
         if not os.path.isdir(folder):
             continue
         files = {f.lower(): os.path.join(folder, f) for f in os.listdir(folder)}
-        for ext in EXTENSIONS:
-            train = files.get(f"{name.lower()}_train{ext}")
-            test = files.get(f"{name.lower()}_test{ext}")
+        pairs = [(ext, files.get(f"{name.lower()}_train{ext}"), files.get(f"{name.lower()}_test{ext}"))
+                 for ext in EXTENSIONS]
+        # The first format both splits are in (aeon ships ArrowHead as TRAIN.tsv, TRAIN.ts and TEST.ts).
+        for _, train, test in pairs:
             if train and test:
                 return train, test
+        for ext, train, test in pairs:
             if train or test:
                 missing = f"{name}_TEST{ext}" if train else f"{name}_TRAIN{ext}"
                 raise DatasetError(f"{train or test} has no partner: expected {missing} beside it.")

@@ -94,6 +94,16 @@ def test_known_but_absent_dataset_says_how_to_get_it(tmp_path):
         load_ucr("Yoga", data_dir=str(tmp_path))
 
 
+def test_the_first_format_both_splits_are_in_is_read(tmp_path):
+    """aeon ships ArrowHead as ArrowHead_TRAIN.tsv, ArrowHead_TRAIN.ts and ArrowHead_TEST.ts."""
+    write_tsv(tmp_path, "Mixed", "TRAIN", [[1, 9, 9, 9], [2, 9, 9, 9]])
+    header = "@problemName Mixed\n@univariate true\n@classLabel true 1 2\n@data\n"
+    (tmp_path / "Mixed" / "Mixed_TRAIN.ts").write_text(header + "1,2,3:1\n3,2,1:2\n")
+    (tmp_path / "Mixed" / "Mixed_TEST.ts").write_text(header + "1,2,4:1\n")
+    d = load_ucr("Mixed", data_dir=str(tmp_path))
+    assert d.x_train.tolist() == [[1, 2, 3], [3, 2, 1]] and d.x_test.tolist() == [[1, 2, 4]]
+
+
 def test_missing_partner_file_and_malformed_line(tmp_path):
     write_tsv(tmp_path, "Half", "TRAIN", [[1, 2, 3]])
     with pytest.raises(DatasetError, match="Half_TEST"):
