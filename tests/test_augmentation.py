@@ -61,12 +61,16 @@ class _Checkpoint:
     def set_model(self, model):
         pass
 
-    def on_epoch_end(self, epoch, logs):
+    def record(self, epoch, logs):
+        pass
+
+    def finish_epoch(self, epoch):
         pass
 
 
 class _Model:
     stop_training = False
+    optimizer = None  # as a Keras model before compile
 
 
 def test_fit_augments_training_batches_only():
