@@ -408,13 +408,19 @@ def build_table(records, references=REFERENCE_COLUMNS):
 
 
 def plot_scatter(columns, path):
+    """Our V2Sa against the paper's, one point per dataset both have, into ``path``; returns whether it drew one.
+
+    A store with no dataset of the paper's Table 2 (sets the paper never ran) gets no plot rather than an empty one.
+    """
+    ours = columns.get("V2Sa", {})
+    shared = [d for d in ours if d in columns["paper V2Sa"]]
+    if not shared:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ours = columns.get("V2Sa", {})
-    shared = [d for d in ours if d in columns["paper V2Sa"]]
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     for d in shared:
         colour = "tab:red" if d in ARTEFACTS else "tab:blue"
@@ -427,6 +433,7 @@ def plot_scatter(columns, path):
     from utils import save_figure
 
     save_figure(fig, path, dpi=110)
+    return True
 
 
 def build_parser():
@@ -518,8 +525,8 @@ def _main(args):
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    if "V2Sa" in columns:
-        plot_scatter(columns, out + "_scatter.png")
+    if not plot_scatter(columns, out + "_scatter.png"):
+        print("(no scatter plot: no V2Sa run on a dataset of the paper's Table 2)")
     print(text)
     return records
 

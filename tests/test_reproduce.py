@@ -223,3 +223,17 @@ def test_table_of_another_store_goes_beside_it_not_over_results_table2(tmp_path,
     assert reproduce.table_prefix(None, reproduce.DEFAULT_STORE) == str(default_out)
     reproduce.main(["--table-only", "--store", str(store), "--out", str(tmp_path / "new" / "folder" / "t")])
     assert (tmp_path / "new" / "folder" / "t.md").is_file()
+
+
+def test_a_store_without_the_papers_datasets_gets_no_empty_scatter_plot(tmp_path, capsys):
+    # Before the fix, a table of sets the paper never ran (e.g. held-out UCR sets) came with an empty plot.
+    store = tmp_path / "heldout.jsonl"
+    record = {"key": "k", "dataset": "ArrowHead", "method": "V2Sa", "config": {}, "seed": 0, "epochs": 1,
+              "classes": 3, "test_accuracy": 0.6, "val_accuracy": 0.6, "val_loss": 0.7, "wall_seconds": 1.0}
+    reproduce.ResultStore(str(store)).append(record)
+    reproduce.main(["--table-only", "--store", str(store)])
+    assert not (tmp_path / "heldout_scatter.png").exists()
+    assert "no scatter plot" in capsys.readouterr().out
+    reproduce.ResultStore(str(store)).append({**record, "key": "c", "dataset": "Coffee", "classes": 2})
+    reproduce.main(["--table-only", "--store", str(store)])
+    assert (tmp_path / "heldout_scatter.png").is_file()
