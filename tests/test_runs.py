@@ -188,7 +188,7 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
     """--select auto picks on validation data: poisoning the test labels leaves the choice unchanged."""
     grid = ({}, {"lr": 5.0}, {"seg": 2})
     monkeypatch.setattr(runs, "SELECTION_GRID", grid)
-    clean = train(config(tiny_ucr, tmp_path / "clean", epochs=3, select="auto"))
+    clean = train(config(tiny_ucr, tmp_path / "clean", epochs=3, select="auto", ensemble=1))
     real_load = runs.load_data
 
     def poisoned(cfg):
@@ -198,7 +198,7 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
         return data
 
     monkeypatch.setattr(runs, "load_data", poisoned)
-    dirty_cfg = config(tiny_ucr, tmp_path / "dirty", epochs=3, select="auto")
+    dirty_cfg = config(tiny_ucr, tmp_path / "dirty", epochs=3, select="auto", ensemble=1)
     dirty = runs.train(runs.load_data(dirty_cfg), dirty_cfg).summary
     assert clean["selection"]["chosen"] == dirty["selection"]["chosen"]
     assert [c["val_cross_entropy"] for c in clean["selection"]["candidates"]] == \
@@ -218,13 +218,13 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
 
 
 def test_a_run_over_several_sources_records_them_and_resumes_exactly(tmp_path, tiny_ucr, capsys):
-    three = ["random", "random", "random"]
-    whole = train(config(tiny_ucr, tmp_path / "whole", epochs=2, source_weights=three))
-    assert "source V2Sa (random, random, random)" in capsys.readouterr().out
-    assert whole["config"]["source_weights"] == three
-    train(config(tiny_ucr, tmp_path / "parts", epochs=1, source_weights=three))
+    two = {"source_weights": ["random", "random"], "ensemble": 2}
+    whole = train(config(tiny_ucr, tmp_path / "whole", epochs=2, **two))
+    assert "source V2Sa (random, random)" in capsys.readouterr().out
+    assert whole["config"]["source_weights"] == two["source_weights"]
+    train(config(tiny_ucr, tmp_path / "parts", epochs=1, **two))
     os.remove(tmp_path / "parts" / "summary.json")
-    resumed = train(config(tiny_ucr, tmp_path / "parts", epochs=2, resume=True, source_weights=three))
+    resumed = train(config(tiny_ucr, tmp_path / "parts", epochs=2, resume=True, **two))
     assert resumed["test_cross_entropy"] == whole["test_cross_entropy"]
     assert read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]["val_ce"] == \
         read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]["val_ce"]
