@@ -424,7 +424,8 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     if len(sources) > 1:
         if mode != "reprogram" or programs % len(sources) or len({id(s) for s in sources}) < len(sources):
             raise ValueError(f"{len(sources)} source models need the reprogram mode and a number of programs that is a "
-                             f"multiple of {len(sources)}, each source a model of its own; got mode {mode!r} with {programs} programs.")
+                             f"multiple of {len(sources)}, each source a model of its own; got mode {mode!r} with "
+                             f"{programs} programs.")
         for g, s in enumerate(sources):
             s.name = f"{s.name.split('_source')[0]}_source{g}"
     for s in sources:
