@@ -61,7 +61,8 @@ def build_parser():
                        help="Source weights file (default weight/v2sa.weights.h5 or weight/v2su.weights.h5), or "
                             "'random' for an untrained frozen source (control). Several files spread the programs "
                             "of the ensemble over several frozen source models, --ensemble / (number of files) "
-                            "programs each.")
+                            "programs each (three sources tied one on validation loss, "
+                            "results/notes/round3_selection.md).")
     model.add_argument("--seg", type=int, default=d.seg,
                        help="Segments m: copies of the series in the 16,000-sample input at equal intervals. "
                             "0 = as many as fit, at most --max-seg.")
@@ -107,7 +108,8 @@ def build_parser():
     train.add_argument("--ema", type=float, default=d.ema,
                        help="Validate, keep and score an exponential moving average of the trained weights over "
                             "about this many epochs (Keras' EMA, its per-step momentum set from the steps per "
-                            f"epoch) instead of the last step's weights; 0 = off (default {d.ema:g}).")
+                            f"epoch) instead of the last step's weights; 0 = off (default {d.ema:g}; 5 tied on "
+                            "validation loss, results/notes/round3_selection.md).")
     train.add_argument("--batch-size", type=int, default=d.batch_size, help="Mini-batch size (the paper's 32).")
     train.add_argument("--lr", type=float, default=d.lr,
                        help="Adam learning rate (results/notes/lr_selection.md says how it was chosen).")
