@@ -46,8 +46,17 @@ def resample(x, length):
     return np.stack([np.interp(new, old, row) for row in x]).astype(np.float32)
 
 
+def check_encoding(name):
+    """Raise a one-line ValueError unless ``name`` is one of ENCODINGS or ``stretchK`` with 1 <= K <= 16000."""
+    copies = name[len("stretch"):]
+    if name in ENCODINGS or (name.startswith("stretch") and copies.isdigit() and 1 <= int(copies) <= SAMPLE_RATE):
+        return
+    raise ValueError(f"unknown encoding {name!r}; expected one of {ENCODINGS} or stretchK (K copies, 1..16000)")
+
+
 def encode(x, name):
     """Series (N, L) -> waveforms (N, 16000) by the encoding ``name`` (one of ENCODINGS or ``stretchK``)."""
+    check_encoding(name)
     x = np.asarray(x, np.float32)
     if name == "pad":
         from runs import default_segments
@@ -64,18 +73,20 @@ def encode(x, name):
     series = resample(x, SAMPLE_RATE)
     if name == "am1k":
         return (series * np.sin(2 * np.pi * CARRIER_HZ * t)).astype(np.float32)
-    if name == "fm":
-        frequency = CARRIER_HZ + FM_DEVIATION_HZ * np.tanh(series)
-        phase = 2 * np.pi * np.cumsum(frequency, axis=1) / SAMPLE_RATE
-        return (0.5 * np.sin(phase)).astype(np.float32)
-    raise ValueError(f"unknown encoding {name!r}; expected one of {ENCODINGS} or stretchK")
+    frequency = CARRIER_HZ + FM_DEVIATION_HZ * np.tanh(series)  # fm
+    phase = 2 * np.pi * np.cumsum(frequency, axis=1) / SAMPLE_RATE
+    return (0.5 * np.sin(phase)).astype(np.float32)
 
 
-def features(source, waves, batch_size=64):
-    """{readout: (N, d)} of the frozen source model for waveforms (N, 16000)."""
+def feature_reader(source):
+    """A model (N, 16000) -> [each of READOUTS] sharing the frozen source model's weights."""
     import keras
 
-    reader = keras.Model(source.input, [source.get_layer(name).output for name in READOUTS])
+    return keras.Model(source.input, [source.get_layer(name).output for name in READOUTS])
+
+
+def features(reader, waves, batch_size=64):
+    """{readout: (N, d)} of a ``feature_reader`` for waveforms (N, 16000)."""
     parts = [reader(waves[i:i + batch_size], training=False) for i in range(0, len(waves), batch_size)]
     return {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(READOUTS)}
 
@@ -87,20 +98,22 @@ def probe_cross_entropy(f, y, folds=5, C=0.1, seed=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from training import cross_entropy
+
     folds = int(min(folds, np.bincount(y).min()))
     if folds < 2:
         raise ValueError("every class needs at least two training series for cross-validation")
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
     probs = cross_val_predict(probe, f, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                               method="predict_proba")
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
+    return cross_entropy(probs, y)
 
 
-def probe_dataset(source, x, y, encodings, folds=5, C=0.1):
-    """{(encoding, readout): cross-validated cross-entropy} for one training set."""
+def probe_dataset(reader, x, y, encodings, folds=5, C=0.1):
+    """{(encoding, readout): cross-validated cross-entropy} for one training set (``reader``: ``feature_reader``)."""
     out = {}
     for name in encodings:
-        for readout, f in features(source, encode(x, name)).items():
+        for readout, f in features(reader, encode(x, name)).items():
             out[name, readout] = probe_cross_entropy(f, y, folds, C)
     return out
 
@@ -148,14 +161,14 @@ def _run(args):
     from ts_dataloader import load_ucr
 
     for name in args.encodings:
-        encode(np.zeros((1, 8), np.float32), name)  # an unknown encoding fails before any work
+        check_encoding(name)
     if args.folds < 2 or not args.C > 0:
         raise ValueError(f"--folds must be at least 2 and --C positive, got {args.folds} and {args.C}")
-    source = load_source_model(args.source_weights or DEFAULT_WEIGHTS["V2Sa"])
+    reader = feature_reader(load_source_model(args.source_weights or DEFAULT_WEIGHTS["V2Sa"]))
     results = {}
     for dataset in args.datasets:
         data = load_ucr(dataset, data_dir=args.data_dir)
-        results[dataset] = probe_dataset(source, data.x_train, data.y_train, args.encodings, args.folds, args.C)
+        results[dataset] = probe_dataset(reader, data.x_train, data.y_train, args.encodings, args.folds, args.C)
         print(f"{dataset}: " + ", ".join(f"{e}/{r} {v:.3f}" for (e, r), v in results[dataset].items()), flush=True)
     text = table(results, args.encodings)
     if args.md:

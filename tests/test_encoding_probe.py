@@ -50,3 +50,11 @@ def test_table_counts_the_sets_each_encoding_beats_pad_on():
     rows = probe.table(results, ["pad", "fm"]).splitlines()
     assert rows[-2] == "| **mean** | 0.500 | 0.500 | 0.600 | 0.750 |"
     assert rows[-1] == "| lower than pad (sets) | - | 1 | - | 0 |"
+
+
+def test_a_malformed_stretch_encoding_is_a_one_line_error_not_a_crash():
+    # Before the fix, stretch0 divided by zero and stretchx failed in int() with Python's own message.
+    for name in ("stretch0", "stretchx", "stretch"):
+        with pytest.raises(ValueError, match="unknown encoding"):
+            probe.check_encoding(name)
+    probe.check_encoding("stretch5")
