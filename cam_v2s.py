@@ -12,7 +12,7 @@ Out: one figure with (a) the target series and the reprogrammed 16,000-sample wa
      folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies.
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import os
 
@@ -85,8 +85,8 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     """
     import tensorflow as tf
 
-    from errors import UsageError
-    from run_folder import load_run
+    from engine.errors import UsageError
+    from engine.run_folder import load_run
     from ts_dataloader import load_ucr
     from ts_model import program_source, reprogrammed_waveform
 
@@ -192,7 +192,7 @@ def main(argv=None):
     p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
     p.add_argument("--out", default="cam.png", help="Output figure (.png, or .pdf).")
     args = p.parse_args(argv)
-    from errors import cli_errors
+    from engine.errors import cli_errors
 
     with cli_errors("cam_v2s.py"):
         result = explain_run(args.run, args.index, args.layers, args.dataset_dir, args.program) if args.run else \

@@ -4,7 +4,7 @@
     python pretrain.py --help                                                      # every flag, explained
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 from speech.pretrain import main
 
 if __name__ == "__main__":

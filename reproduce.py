@@ -18,7 +18,7 @@ a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.cs
 for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import contextlib
 import csv
@@ -32,10 +32,10 @@ import time
 
 import numpy as np
 
-from errors import UsageError, cli_errors
+from engine.errors import UsageError, cli_errors
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
-import runs
+from engine import runs
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")

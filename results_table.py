@@ -10,7 +10,7 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
     python results_table.py results/ablation --compare results/ucr19     # an ablation against the main sweep
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import csv
 import glob
@@ -18,9 +18,9 @@ import os
 
 import numpy as np
 
-from errors import UsageError, cli_errors
-from run_folder import read_summary
-from runs import OUTPUT_SETTINGS
+from engine.errors import UsageError, cli_errors
+from engine.run_folder import read_summary
+from engine.runs import OUTPUT_SETTINGS
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PAPER_TABLE = os.path.join(REPO, "reference", "paper_table2.csv")

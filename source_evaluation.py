@@ -4,7 +4,7 @@
     python source_evaluation.py --help
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 from speech.evaluation import main
 
 if __name__ == "__main__":

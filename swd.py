@@ -10,7 +10,7 @@ Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1
 ``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import glob
 import os
@@ -18,7 +18,7 @@ import os
 import keras
 import numpy as np
 
-from errors import UsageError, cli_errors
+from engine.errors import UsageError, cli_errors
 from utils import save_figure
 
 PROJECTIONS = 1000
@@ -97,7 +97,7 @@ def plot_curve(run, path):
 
 def table(folder, gsc_dir=None):
     """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
-    from run_folder import load_run
+    from engine.run_folder import load_run
     from ts_dataloader import load_ucr
     from ts_model import reprogrammed_logits, source_of
 

@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from errors import UsageError
+from engine.errors import UsageError
 
 MAX_LENGTH = 16000  # one second at the source model's 16 kHz (speech.commands.SAMPLE_RATE)
 

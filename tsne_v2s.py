@@ -9,7 +9,7 @@ Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, 
      (3) the frozen source model on the reprogrammed series (padded + delta).
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 
 
@@ -24,8 +24,8 @@ def embed(features, seed=0):
 
 def logit_sets(v2s_run, tf_run=None, data_dir=None):
     """{panel title: (N, 36) logits} and the labels, for the training set of the V2S run's dataset."""
-    from errors import UsageError
-    from run_folder import load_run
+    from engine.errors import UsageError
+    from engine.run_folder import load_run
     from ts_dataloader import load_ucr
     from ts_model import logits_model, padded_series, reprogrammed_logits, source_of
 
@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="tsne.png", help="Output figure (.png or .pdf).")
     args = p.parse_args(argv)
-    from errors import cli_errors
+    from engine.errors import cli_errors
 
     with cli_errors("tsne_v2s.py"):
         sets, y, name = logit_sets(args.v2s_run, args.tf_run, args.data_dir)

@@ -15,16 +15,16 @@ OPTIMISTIC.
 
 Each run writes into runs/<Dataset>_<mode>_<arch>_s<seed>/ (atomically; --resume continues a killed run): best
 weights, model.keras, history.csv, curves.png and summary.json. This file is only the command line: the run
-itself is ``runs.train`` (see runs.py), which scripts and notebooks can call directly.
+itself is ``engine.runs.train`` (see engine/runs.py), which scripts and notebooks can call directly.
 """
 
-import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
 import argparse
 import dataclasses
 import shlex
 import sys
 
-from runs import ARCHITECTURES, MAP_TYPES, MODES, SELECT_MODES, RunConfig
+from engine.runs import ARCHITECTURES, MAP_TYPES, MODES, SELECT_MODES, RunConfig
 
 DEFAULTS = RunConfig()
 REFERENCE_MODES = dict(enumerate(("reprogram", "transfer", "reprogram+finetune", "fcn")))
@@ -157,8 +157,8 @@ def config_from_args(args):
 
 def main(argv=None):
     """Parse ``argv``, train, return the run's summary dict. Bad input: one line on stderr and exit code 2."""
-    from errors import cli_errors
-    from runs import RunInterrupted, load_data, train
+    from engine.errors import cli_errors
+    from engine.runs import RunInterrupted, load_data, train
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)

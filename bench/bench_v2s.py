@@ -65,7 +65,7 @@ def time_training_loop(model, x, y, batch, repeats):
     """Samples/s of ``training.fit`` (validation and checkpoints left out, as in the Keras timing)."""
     import tempfile
 
-    from training import StepFunctions, fit
+    from engine.training import StepFunctions, fit
     from utils import ResumableCheckpoint
 
     steps = StepFunctions(model, x.shape[1])
@@ -100,7 +100,7 @@ def main():
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from runs import default_segments
+    from engine.runs import default_segments
     from speech.source_model import build_source_model
     from ts_dataloader import DatasetError, load_ucr
     from ts_model import build_v2s, sequential_mapping

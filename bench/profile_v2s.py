@@ -117,7 +117,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
                       steps, repeats)
     rows.append(("segment padding + delta", f, b))
     x = np.asarray(wave)
-    from training_graph import FrozenBiLSTM
+    from engine.training_graph import FrozenBiLSTM
 
     frozen_rows = []
     for name, fn in source_parts(source):
@@ -131,7 +131,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     # The whole training step (forward, backward, Adam): as training.fit compiles it (the STFT by linearity), the
     # same step through the plain model, and model.fit's step (how runs trained before training.fit); per batch,
     # over a pass of 4 * steps batches so a pass's fixed cost is spread thin.
-    from training import StepFunctions
+    from engine.training import StepFunctions
 
     n = batch * 4 * steps
     xs, ys = rng.standard_normal((n, length)).astype(np.float32), rng.integers(0, num_classes, n).astype(np.int32)

@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tf_setup  # noqa: E402,F401  (before TensorFlow loads)
+from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads)
 import numpy as np  # noqa: E402
 
 from speech.source_model import SAMPLE_RATE  # noqa: E402
@@ -59,7 +59,7 @@ def encode(x, name):
     check_encoding(name)
     x = np.asarray(x, np.float32)
     if name == "pad":
-        from runs import default_segments
+        from engine.runs import default_segments
         from ts_model import SegmentZeroPadding
 
         return np.asarray(SegmentZeroPadding(x.shape[1], default_segments(x.shape[1]))(x))
@@ -98,7 +98,7 @@ def probe_cross_entropy(f, y, folds=5, C=0.1, seed=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from training import cross_entropy
+    from engine.training import cross_entropy
 
     folds = int(min(folds, np.bincount(y).min()))
     if folds < 2:
@@ -146,7 +146,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from errors import UsageError
+    from engine.errors import UsageError
 
     args = build_parser().parse_args(argv)
     try:
@@ -156,7 +156,7 @@ def main(argv=None):
 
 
 def _run(args):
-    from runs import DEFAULT_WEIGHTS
+    from engine.runs import DEFAULT_WEIGHTS
     from speech.source_model import load_source_model
     from ts_dataloader import load_ucr
 

@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from errors import UsageError
+from engine.errors import UsageError
 
 # Our V2Sa layer -> (the original's layer, its weights in our order).
 LAYER_MAP = {
@@ -111,7 +111,7 @@ def import_attrnn(path):
 
 
 def main(argv=None):
-    from errors import cli_errors
+    from engine.errors import cli_errors
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("weights", help="The original model-attRNN.h5 (HDF5, Keras 2).")

@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from errors import UsageError
+from engine.errors import UsageError
 from speech.commands import CLASSES, CORE_WORDS
 from speech.source_model import ARCHITECTURES
 
@@ -71,7 +71,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from errors import cli_errors
+    from engine.errors import cli_errors
 
     args = build_parser().parse_args(argv)
     with cli_errors("source_evaluation.py"):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from errors import UsageError
+from engine.errors import UsageError
 from speech.commands import SAMPLE_RATE
 from speech.source_model import ARCHITECTURES
 
@@ -227,7 +227,7 @@ def main(argv=None):
     from speech.source_model import count_trainable
     from speech.evaluation import evaluate, plot_confusion
     from speech.commands import CLASSES
-    from errors import cli_errors
+    from engine.errors import cli_errors
     from utils import atomic_write, write_json
 
     with cli_errors("pretrain.py"):

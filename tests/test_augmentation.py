@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from augmentation import Augmentation, augmentation_rng
-from training import fit
+from engine.augmentation import Augmentation, augmentation_rng
+from engine.training import fit
 
 
 def batch():

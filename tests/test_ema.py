@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-import runs
-from training import averaged_weights, cross_entropy, ema_momentum, fit
+from engine import runs
+from engine.training import averaged_weights, cross_entropy, ema_momentum, fit
 from utils import ResumableCheckpoint, read_json
 
 

@@ -63,3 +63,13 @@ def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("def f():\n    from runs import train\n    import v2s_main\n")
     assert imports_of(str(path), {"runs": "", "v2s_main": ""}) == {"runs", "v2s_main"}
+
+
+# The design's modules and the commands a user types; the engine they share lives in engine/.
+TOP_LEVEL_MODULES = {"v2s_main", "ts_model", "ts_dataloader", "cam_v2s", "utils", "reproduce", "tsne_v2s", "swd",
+                     "pretrain", "source_evaluation", "results_table"}
+
+
+def test_the_top_level_holds_only_the_design_and_the_commands():
+    top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "*.py"))}
+    assert top <= TOP_LEVEL_MODULES, f"modules that belong in a package: {sorted(top - TOP_LEVEL_MODULES)}"

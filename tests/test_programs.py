@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import keras
 
-from training_graph import training_graph
+from engine.training_graph import training_graph
 from ts_model import (LabelMapping, ProgramAverage, ProgramGroups, Reprogram, SeriesScaling, StackPrograms,
                       build_source_model, build_v2s, program_source, random_mapping, sources_of)
 
@@ -175,7 +175,7 @@ def test_ensemble_model_round_trip(tmp_path, source, series):
 
 @pytest.mark.parametrize("threads", [1, 2])  # one loop for both directions, or one loop each
 def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_path, monkeypatch, threads):
-    from training_graph import FrozenBiLSTM
+    from engine.training_graph import FrozenBiLSTM
 
     monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: threads)
     inp = keras.Input((30, 8))
@@ -205,7 +205,7 @@ def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_pa
 
 
 def test_folded_batch_norm_conv_is_the_two_layers_including_the_edges(tmp_path):
-    from training_graph import FoldedBatchNormConv
+    from engine.training_graph import FoldedBatchNormConv
 
     source = build_source_model("V2Sa")
     bn, conv = source.get_layer("bn_1"), source.get_layer("conv2d_2")

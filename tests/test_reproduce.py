@@ -140,7 +140,7 @@ def test_tiny_grid_runs_resumes_and_skips_missing_datasets(tmp_path, capsys):
 def _fake_run(folder, **changes):
     import dataclasses
 
-    from runs import RunConfig
+    from engine.runs import RunConfig
 
     config = dataclasses.asdict(RunConfig(dataset="Toy").validated())
     config.update(changes)

@@ -8,7 +8,7 @@ import pytest
 
 import keras
 
-import runs
+from engine import runs
 import v2s_main
 from conftest import cli_error
 from utils import ResumableCheckpoint, atomic_write, read_json

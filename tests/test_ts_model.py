@@ -35,7 +35,7 @@ def test_segment_padding_places_exact_copies():
 
 
 def test_max_seg_lifts_the_cap_so_copies_fill_the_input_back_to_back():
-    import runs
+    from engine import runs
 
     assert runs.segments_for(runs.RunConfig(), 150) == 10  # the default cap
     assert runs.segments_for(runs.RunConfig(max_seg=10000), 150) == 106 == 16000 // 150

@@ -71,7 +71,7 @@ def test_cosine_schedule_decays_to_zero(tmp_path, tiny_ucr):
 
 
 def test_reference_schedule_sets_the_reference_adam_and_defaults_come_from_the_run_config():
-    from runs import RunConfig
+    from engine.runs import RunConfig
 
     config = v2s_main.config_from_args(v2s_main.build_parser().parse_args(["--reference-schedule"]))
     assert (config.lr, config.lr_decay) == (0.05, 0.48)
@@ -119,7 +119,7 @@ def test_killed_refit_resumes(tmp_path, tiny_ucr):
 
 def test_stratified_split_keeps_every_class():
     y = np.array([0] * 10 + [1] * 3 + [2] * 2)
-    from runs import stratified_split
+    from engine.runs import stratified_split
 
     tr, va = stratified_split(y, 0.2, seed=0)
     assert set(y[va]) == {0, 1, 2} and set(y[tr]) == {0, 1, 2}

@@ -1,6 +1,6 @@
 """A run folder: what a finished V2S run leaves on disk, and how to read it back.
 
-In:  a folder written by ``runs.train`` (or by ``v2s_main.py``, its command line).
+In:  a folder written by ``engine.runs.train`` (or by ``v2s_main.py``, its command line).
 Out: ``Run`` (``folder``, ``summary`` dict, ``config`` dict, ``model`` loaded from model.keras on first use,
      ``history()``: {metric: [value per epoch]}); ``read_summary`` for one summary.json.
 
@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from errors import UsageError
+from engine.errors import UsageError
 
-REPO = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project root, one above engine/
 
 # Settings added after runs were committed, with the value every earlier run used (see read_summary).
 SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, "ensemble": 1, "znorm": False,

@@ -17,7 +17,7 @@ Two rewrites, both exact up to float rounding (tests/test_programs.py checks pre
 import keras
 from keras import layers as L
 
-from frozen_lstm import frozen_bilstm
+from engine.frozen_lstm import frozen_bilstm
 from ts_model import ProgramGroups, StackPrograms, sources_of
 
 

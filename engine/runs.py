@@ -1,6 +1,6 @@
 """One V2S run: its settings, its training and scoring, and the folder it leaves behind.
 
-    from runs import RunConfig, load_data, train, load_run
+    from engine.runs import RunConfig, load_data, train, load_run
     config = RunConfig(dataset="GunPoint", epochs=50).validated()
     run = train(load_data(config), config)          # -> Run: .summary (dict), .folder, .model
     run = load_run("runs/GunPoint_reprogram_V2Sa_s0") # a finished run, read back
@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
-from errors import UsageError
-from run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary, upgraded_settings,  # noqa: F401
-                        write_history)
+from engine.errors import UsageError
+from engine.run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary,  # noqa: F401
+                               upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
 from speech.source_model import ARCHITECTURES
 
@@ -328,7 +328,7 @@ def build_model(config, data, x_fit, y_fit):
                       znorm=config.znorm, gain=config.gain)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
-    from training import ema_momentum
+    from engine.training import ema_momentum
 
     steps_per_epoch = -(-len(x_fit) // config.batch_size)
     optimizer = keras.optimizers.Adam(learning_rate(config, len(x_fit)), use_ema=config.ema > 0,
@@ -415,8 +415,8 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
 
     ``announce(model)`` is called once the model exists, before training (it prints what is trained).
     """
-    from augmentation import Augmentation
-    from training import fit
+    from engine.augmentation import Augmentation
+    from engine.training import fit
     from utils import set_seed
 
     checkpoint, model, state = _open_checkpoint(folder, config, data, config.resume, monitor, patience)
@@ -445,7 +445,7 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
 
 def _score(model, x, y):
     """(accuracy, cross-entropy) of ``model`` on (x, y); (None, None) when there is nothing to score."""
-    from training import cross_entropy
+    from engine.training import cross_entropy
 
     if not len(x):
         return None, None
@@ -556,7 +556,7 @@ def _epoch_callbacks(config, folder, x_fit):
             reference = source_reference_logits(source_of(model), config.swd_gsc_dir)
             callbacks.append(SWDCallback(reference, x_fit, seed=config.seed))
         if config.tensorboard:
-            from training import TensorBoardScalars
+            from engine.training import TensorBoardScalars
 
             callbacks.append(TensorBoardScalars(os.path.join(folder, "tb")))
         return callbacks

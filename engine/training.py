@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from augmentation import augmentation_rng
+from engine.augmentation import augmentation_rng
 
 
 def epoch_order(n, seed, epoch):
@@ -44,7 +44,7 @@ class StepFunctions:
         import keras
         import tensorflow as tf
 
-        from training_graph import training_graph
+        from engine.training_graph import training_graph
 
         self.model = model
         names = {layer.name for layer in model.layers}
