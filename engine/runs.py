@@ -58,6 +58,7 @@ class RunConfig:
     download: bool = False
     val_split: float = 0.2
     val_on_test: bool = False
+    gaps: str = "interpolate"  # a NaN inside a series: interpolate, or refuse the file (ts_dataloader.GAP_POLICIES)
     # model
     mode: str = "reprogram"
     arch: str = "V2Sa"
@@ -155,7 +156,8 @@ class RunConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
 
 
-OUTPUT_SETTINGS = frozenset({"data_dir", "download", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
+# Where the data comes from and how strictly it is read: "gaps" either gives the one series every run sees or refuses.
+OUTPUT_SETTINGS = frozenset({"data_dir", "download", "gaps", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
                              "verbose"})
 class RunInterrupted(Exception):
     """Ctrl-C during a run; the message says after which epoch and how to continue."""
@@ -165,7 +167,7 @@ def load_data(config):
     """The dataset ``config`` names (``ts_dataloader.load_ucr``); errors are ``UsageError`` subclasses."""
     from ts_dataloader import load_ucr
 
-    return load_ucr(config.dataset, data_dir=config.data_dir, download=config.download)
+    return load_ucr(config.dataset, data_dir=config.data_dir, download=config.download, gaps=config.gaps)
 
 
 def folder_for(config, dataset_name):
@@ -295,8 +297,9 @@ def check_task(config, data):
 
     if config.mode in REPROGRAM_MODES:
         if data.num_classes > NUM_SOURCE_CLASSES:
-            raise UsageError(f"{data.name}: {data.num_classes} classes > {NUM_SOURCE_CLASSES} source labels; a "
-                             "many-to-one label mapping needs at most one class per source label")
+            raise UsageError(f"{data.name} has {data.num_classes} classes, more than the {NUM_SOURCE_CLASSES} source "
+                             f"labels a many-to-one label mapping can share out; --mode transfer or --mode fcn run "
+                             "it, and so does the frozen-feature baseline (reproduce.py --methods LP)")
         k = config.mapping or NUM_SOURCE_CLASSES // data.num_classes
         if k * data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"--mapping {k} source labels x {data.num_classes} classes = {k * data.num_classes} > "

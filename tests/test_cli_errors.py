@@ -27,6 +27,8 @@ def ucr(tmp_path_factory):
     write("Single", "1\t1\t2\t3\n2\t3\t2\t1\n")  # one training series per class
     rows = "".join(f"{c}\t{c}\t{c + 1}\t{c + 2}\n" for c in range(52) for _ in range(2))
     write("Many", rows, rows)  # 52 classes, as PigCVP
+    write("Holes", "1\t1\t2\t3\n2\t1\tNaN\t3\n")
+    write("Commas", "1,1,2,3\n2,3,2,1\n")
     import gzip
 
     os.makedirs(folder / "Cut", exist_ok=True)
@@ -75,7 +77,11 @@ CASES = [
     (["--dataset", "Infinite"], "Infinite_TRAIN.tsv, line 2: value 1 is infinite"),
     (["--dataset", "Cut"], "Cut_TRAIN.tsv.gz is truncated or not a gzip file"),
     (["--dataset", "Single"], "Single has 2 training series, at most one per class: no validation split"),
-    (["--dataset", "Many"], "Many: 52 classes > 36 source labels"),
+    (["--dataset", "Many"], "Many has 52 classes, more than the 36 source labels a many-to-one label "
+                                      "mapping can share out; --mode transfer or --mode fcn run it"),
+    (["--gaps", "refuse", "--dataset", "Holes"], "Holes_TRAIN.tsv, line 2: value 2 is missing (NaN inside the series)"),
+    (["--dataset", "Commas"], "Commas_TRAIN.tsv, line 1: no tab in the row, its fields are separated by commas"),
+    (["--data-dir", "{ucr}/a_file"], "--data-dir {ucr}/a_file is a file; expected the folder"),
     (["--data-dir", "{ucr}/nowhere"], "UCR data folder not found: {ucr}/nowhere"),
 ]
 

@@ -92,7 +92,7 @@ def test_a_failing_task_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     records = reproduce.main(argv)
     failed = [r for r in records if "failed" in r]
     assert [(r["dataset"], r["method"]) for r in failed] == [("Many", "V2Sa")]
-    assert "40 classes > 36 source labels" in failed[0]["failed"]
+    assert "40 classes, more than the 36 source labels" in failed[0]["failed"]
     assert len(records) == 4  # the three other tasks ran after the failure
     table = open(tmp_path / "t.md").read()
     assert "| Many | 40 | " in table and "failed |" in table and "- V2Sa on Many, seed 0: UsageError" in table

@@ -185,3 +185,97 @@ def test_not_found_and_unreadable_are_told_apart(tmp_path):
     with pytest.raises(DatasetError) as err:
         load_ucr("Broken", data_dir=str(tmp_path))
     assert not isinstance(err.value, DatasetNotFound)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path):
+    (tmp_path / "Bom").mkdir()
+    (tmp_path / "Bom" / "Bom_TRAIN.tsv").write_bytes("\ufeff0\t1.0\t2.0\n1\t3.0\t4.0\n0\t1.5\t2.5\n".encode("utf-8"))
+    (tmp_path / "Bom" / "Bom_TEST.tsv").write_text("0\t1.0\t2.0\n1\t3.0\t4.0\n")
+    d = load_ucr("Bom", data_dir=str(tmp_path))  # was three classes: '\ufeff0', '0' and '1'
+    assert d.labels.tolist() == ["0", "1"] and d.y_train.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("label", ["NaN", "nan", "inf", "?"])
+def test_a_missing_or_infinite_label_is_refused_with_its_line(tmp_path, label):
+    write_tsv(tmp_path, "NoLab", "TRAIN", [[1, 1.0, 2.0], [label, 3.0, 4.0]])
+    write_tsv(tmp_path, "NoLab", "TEST", [[1, 1.0, 2.0]])
+    with pytest.raises(DatasetError, match=r"NoLab_TRAIN.tsv, line 2: the class label .* is missing or not finite"):
+        load_ucr("NoLab", data_dir=str(tmp_path))  # NaN was a class named 'nan'
+
+
+@pytest.mark.parametrize("sep, name", [(",", "commas"), (" ", "spaces")])
+def test_a_tsv_separated_otherwise_names_its_separator_and_line(tmp_path, sep, name):
+    write_tsv(tmp_path, "Sep", "TRAIN", [[1, 1.0, 2.0], [2, 3.0, 4.0]], sep=sep)
+    write_tsv(tmp_path, "Sep", "TEST", [[1, 1.0, 2.0]])
+    with pytest.raises(DatasetError, match=f"Sep_TRAIN.tsv, line 1: no tab in the row, its fields are separated by "
+                                           f"{name}"):
+        load_ucr("Sep", data_dir=str(tmp_path))  # was "series 0 holds no values"
+
+
+def test_a_trailing_tab_is_named_as_such(tmp_path):
+    (tmp_path / "Tail").mkdir()
+    (tmp_path / "Tail" / "Tail_TRAIN.tsv").write_text("1\t1.0\t2.0\n2\t3.0\t4.0\t\n")
+    (tmp_path / "Tail" / "Tail_TEST.tsv").write_text("1\t1.0\t2.0\n")
+    with pytest.raises(DatasetError, match="Tail_TRAIN.tsv, line 2: the row ends with a tab"):
+        load_ucr("Tail", data_dir=str(tmp_path))
+
+
+def test_a_series_of_only_nan_is_named_by_its_line(tmp_path):
+    write_tsv(tmp_path, "Empty", "TRAIN", [[1, 1.0, 2.0], [2, 3.0, 4.0], [2, "NaN", "NaN"]])
+    write_tsv(tmp_path, "Empty", "TEST", [[1, 1.0, 2.0]])
+    with pytest.raises(DatasetError, match="Empty_TRAIN.tsv, line 3: the series holds no values"):
+        load_ucr("Empty", data_dir=str(tmp_path))
+
+
+def test_a_file_without_its_label_column_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    write_tsv(tmp_path, "NoCol", "TRAIN", np.round(rng.standard_normal((40, 5)), 3).tolist())
+    write_tsv(tmp_path, "NoCol", "TEST", np.round(rng.standard_normal((10, 5)), 3).tolist())
+    with pytest.raises(DatasetError, match="NoCol_TRAIN.tsv: the first field holds 40 different values over 40 "
+                                           "series.*not a class label"):
+        load_ucr("NoCol", data_dir=str(tmp_path))  # was "40 classes > 36"
+
+
+def test_a_test_file_of_another_length_is_padded_and_said(tmp_path):
+    write_tsv(tmp_path, "Wide", "TRAIN", [[1, 1.0, 2.0], [2, 3.0, 4.0]])
+    write_tsv(tmp_path, "Wide", "TEST", [[1, 1.0, 2.0, 5.0]])
+    d = load_ucr("Wide", data_dir=str(tmp_path))
+    assert d.x_train.tolist() == [[1, 2, 0], [3, 4, 0]] and d.length == 3
+    assert any("the training file of Wide holds rows of 2 values, the other 3" in n for n in d.notes), d.notes
+
+
+def test_data_dir_that_is_a_file_is_named_as_such(tmp_path):
+    path = tmp_path / "Coffee_TRAIN.tsv"
+    path.write_text("1\t1.0\n")
+    with pytest.raises(DatasetError, match="Coffee_TRAIN.tsv is a file; expected the folder"):
+        load_ucr("Coffee", data_dir=str(path))
+
+
+def test_gaps_are_interpolated_by_default_and_refused_on_request(tmp_path):
+    write_tsv(tmp_path, "Holes", "TRAIN", [[1, 1.0, 2.0, 3.0], [2, 4.0, "NaN", 8.0]])
+    write_tsv(tmp_path, "Holes", "TEST", [[1, 1.0, 2.0, 3.0]])
+    assert load_ucr("Holes", data_dir=str(tmp_path)).x_train[1].tolist() == [4.0, 6.0, 8.0]
+    with pytest.raises(DatasetError, match="Holes_TRAIN.tsv, line 2: value 2 is missing"):
+        load_ucr("Holes", data_dir=str(tmp_path), gaps="refuse")
+
+
+def test_shared_dodgerloop_gaps_are_filled_or_refused():
+    data_dir = shared_path("ucr")
+    d = load_ucr("DodgerLoopDay", data_dir=data_dir)
+    assert np.isfinite(d.x_train).all() and np.isfinite(d.x_test).all() and d.num_classes == 7
+    with pytest.raises(DatasetError, match=r"DodgerLoopDay_TRAIN.tsv.gz, line \d+: value \d+ is missing"):
+        load_ucr("DodgerLoopDay", data_dir=data_dir, gaps="refuse")
+
+
+@pytest.mark.slow
+def test_every_shared_archive_set_loads():
+    """The 66 sets of ../shared/ucr as the archive ships them (NaN padding and gaps included) load, every value
+    finite; the sets with more than 36 classes load too (only the label-mapping modes refuse them)."""
+    data_dir = shared_path("ucr")
+    names = sorted(n for n in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, n)))
+    assert len(names) >= 66
+    for name in names:
+        d = load_ucr(name, data_dir=data_dir)
+        assert np.isfinite(d.x_train).all() and np.isfinite(d.x_test).all(), name
+        assert d.num_classes >= 2 and d.y_train.max() < d.num_classes, name
+        assert not [n for n in d.notes if "padded with zeros" in n], (name, d.notes)
