@@ -146,20 +146,23 @@ def available_datasets(names, data_dir):
 def task_config(task, data_dir, runs_dir):
     """The ``runs.RunConfig`` of a V2Sa / V2Su / TF_a / FCN task: the run defaults plus the task's settings."""
     mode, arch = METHOD_SETTINGS[task["method"]]
+    # resume: a task killed with its sweep continues from its last finished epoch when the sweep is rerun.
     values = dict(dataset=task["dataset"], data_dir=data_dir, mode=mode, arch=arch, seed=task["seed"],
-                  epochs=task["epochs"], verbose=0, out=os.path.join(runs_dir, task["key"]), **task["config"])
+                  epochs=task["epochs"], verbose=0, out=os.path.join(runs_dir, task["key"]), resume=True,
+                  **task["config"])
     if task.get("source_weights"):
         values["source_weights"] = task["source_weights"]
     return runs.RunConfig(**values)
 
 
 def run_task(task, data_dir, runs_dir):
-    """Run one task and return its record (accuracy, validation loss, wall time).
+    """Run one task and return its record (accuracy, validation loss, wall and CPU time).
 
-    A task that raises does not end the sweep: its record says ``failed`` (the error in one line) and holds no
+    ``cpu_seconds`` is the process's CPU time for the task (all its threads): unlike wall time it does not grow when
+    other work shares the machine, so it is the cost figure to compare across runs. A task that raises does not end the sweep: its record says ``failed`` (the error in one line) and holds no
     accuracy; a later sweep on the same store runs it again.
     """
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     try:
         if task["method"] == "MiniRocket":
             record = _run_minirocket(task, data_dir)
@@ -175,7 +178,7 @@ def run_task(task, data_dir, runs_dir):
         print(f"reproduce.py: {task['method']} on {task['dataset']} (seed {task['seed']}) failed: "
               f"{record['failed']}", file=sys.stderr)
     record.update({k: task[k] for k in ("key",) + TASK_FIELDS if k in task},
-                  wall_seconds=round(time.time() - start, 2))
+                  wall_seconds=round(time.time() - start, 2), cpu_seconds=round(time.process_time() - cpu_start, 2))
     return record
 
 

@@ -237,3 +237,27 @@ def test_a_store_without_the_papers_datasets_gets_no_empty_scatter_plot(tmp_path
     reproduce.ResultStore(str(store)).append({**record, "key": "c", "dataset": "Coffee", "classes": 2})
     reproduce.main(["--table-only", "--store", str(store)])
     assert (tmp_path / "heldout_scatter.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_task_resumes_and_records_its_cpu_time(tmp_path, capsys, monkeypatch):
+    from engine import runs
+
+    data = make_toy_ucr(tmp_path / "ucr")
+    task = reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 4, source_weights="random")[0]
+    task["config"] = {"ensemble": 1, "batch_size": 8}
+
+    def interrupt(self, epoch, logs, seconds):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runs._Progress, "__call__", interrupt)
+        killed = reproduce.run_task(task, data, str(tmp_path / "runs"))
+    assert "interrupted after epoch 2" in killed["failed"]
+    capsys.readouterr()
+    record = reproduce.run_task(task, data, str(tmp_path / "runs"))
+    assert "after epoch 2." in capsys.readouterr().out  # "Resuming <folder> after epoch 2."
+    summary = json.load(open(tmp_path / "runs" / task["key"] / "summary.json"))
+    assert summary["epochs_run"] == 4 and "failed" not in record  # epochs 3 and 4 continued the killed run
+    assert record["cpu_seconds"] > 0
