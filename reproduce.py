@@ -159,8 +159,9 @@ def run_task(task, data_dir, runs_dir):
     """Run one task and return its record (accuracy, validation loss, wall and CPU time).
 
     ``cpu_seconds`` is the process's CPU time for the task (all its threads): unlike wall time it does not grow when
-    other work shares the machine, so it is the cost figure to compare across runs. A task that raises does not end the sweep: its record says ``failed`` (the error in one line) and holds no
-    accuracy; a later sweep on the same store runs it again.
+    other work shares the machine, so it is the cost figure to compare across runs. A task that raises does not end
+    the sweep: its record says ``failed`` (the error in one line) and holds no accuracy; a later sweep on the same
+    store runs it again.
     """
     start, cpu_start = time.time(), time.process_time()
     try:
