@@ -12,7 +12,7 @@ Out: one figure with (a) the target series and the reprogrammed 16,000-sample wa
      folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies.
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import os
 
@@ -203,4 +203,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

@@ -18,7 +18,7 @@ a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.cs
 for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import contextlib
 import csv
@@ -536,4 +536,5 @@ def _main(args):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

@@ -10,7 +10,7 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
     python results_table.py results/ablation --compare results/ucr19     # an ablation against the main sweep
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import csv
 import glob
@@ -185,4 +185,5 @@ def _collect_or_exit(folder):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

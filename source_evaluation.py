@@ -4,8 +4,9 @@
     python source_evaluation.py --help
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 from speech.evaluation import main
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

@@ -10,7 +10,7 @@ Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1
 ``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import glob
 import os
@@ -147,4 +147,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

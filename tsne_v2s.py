@@ -9,7 +9,7 @@ Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, 
      (3) the frozen source model on the reprogrammed series (padded + delta).
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 
 
@@ -90,4 +90,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

@@ -13,12 +13,14 @@ epoch's weights (or, with --refit, a fresh model trained on the whole training s
 --val-on-test reproduces the reference code (best epoch chosen on the test set); its outputs are labelled
 OPTIMISTIC.
 
-Each run writes into runs/<Dataset>_<mode>_<arch>_s<seed>/ (atomically; --resume continues a killed run): best
-weights, model.keras, history.csv, curves.png and summary.json. This file is only the command line: the run
-itself is ``engine.runs.train`` (see engine/runs.py), which scripts and notebooks can call directly.
+Each run writes into runs/<Dataset>_<mode>_<arch>_s<seed>[_<settings that differ from the defaults>]/
+(atomically, locked against a second writer; --resume continues a killed run, --force replaces a run): best
+weights, model.keras, history.csv, curves.png and summary.json. Rerunning a finished command prints its result.
+This file is only the command line: the run itself is ``engine.runs.train`` (see engine/runs.py), which scripts
+and notebooks can call directly.
 """
 
-from engine import tf_setup  # noqa: F401  (first: TensorFlow reads its log level when it loads)
+from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import dataclasses
 import shlex
@@ -137,9 +139,16 @@ def build_parser():
     train.add_argument("--seed", type=int, default=d.seed,
                        help="Seed of the split, mapping, initialisation and batch order.")
     out = p.add_argument_group("output")
-    out.add_argument("--out", default=d.out, help="Run folder (default runs/<Dataset>_<mode>_<arch>_s<seed>).")
+    out.add_argument("--out", default=d.out,
+                     help="Run folder. Default runs/<Dataset>_<mode>_<arch>_s<seed>, followed by the settings that "
+                          "differ from the defaults (e.g. _ensemble-1_lr-0.003), so other settings never share a "
+                          "folder. A folder holding a finished run of the same settings reports it instead of "
+                          "training again; one with other settings, or an unfinished run, is refused.")
     out.add_argument("--resume", action="store_true",
-                     help="Continue a killed run from its run folder (refused if the settings differ).")
+                     help="Continue a killed run from its run folder (refused if the settings differ; more --eps "
+                          "continues a finished one).")
+    out.add_argument("--force", action="store_true",
+                     help="Replace whatever run the folder holds (finished or not) and train from scratch.")
     out.add_argument("--swd", action="store_true",
                      help="Record the sliced Wasserstein distance between source speech and reprogrammed training "
                           "series every epoch (history column 'swd'; plot with swd.py plot <run>).")
@@ -147,7 +156,8 @@ def build_parser():
                      help="Source speech for --swd: a GSC-layout folder (default: synthetic validation voices).")
     out.add_argument("--tensorboard", action="store_true", help="Also write TensorBoard scalars into <run>/tb.")
     out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=d.verbose,
-                     help="0 quiet, 1 a progress bar per run, 2 the bar redrawn every epoch.")
+                     help="0 quiet, 1 a progress bar per run (default), 2 the bar redrawn every epoch and "
+                          "TensorFlow's own log lines shown (otherwise filtered out).")
     return p
 
 
@@ -168,6 +178,8 @@ def main(argv=None):
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.verbose == 2:
+        tf_setup.show_stderr()
     with cli_errors("v2s_main.py"):
         config = config_from_args(args).validated()
         data = load_data(config)
@@ -180,4 +192,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

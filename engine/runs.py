@@ -18,6 +18,7 @@ epoch's weights, or with a fresh model trained on the whole training set for tha
 OPTIMISTIC everywhere.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -91,6 +92,7 @@ class RunConfig:
     # output (never changes what is learned)
     out: str = None
     resume: bool = False
+    force: bool = False  # replace a finished (or unfinished) run in the folder instead of refusing
     swd: bool = False
     swd_gsc_dir: str = None
     tensorboard: bool = False
@@ -128,6 +130,9 @@ class RunConfig:
                                               "split chose; --val-on-test has no validation split"),
             (c.val_on_test or 0.0 < c.val_split < 1.0,
              f"--val-split must be in (0, 1), got {c.val_split} (or use --val-on-test)"),
+            (not c.swd or c.mode in REPROGRAM_MODES,
+             f"--swd measures how far reprogrammed series are from speech; --mode {c.mode} reprograms nothing"),
+            (not (c.resume and c.force), "--resume continues the run in the folder, --force replaces it; pick one"),
         )
         for ok, message in checks:
             if not ok:
@@ -156,9 +161,12 @@ class RunConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
 
 
-# Where the data comes from and how strictly it is read: "gaps" either gives the one series every run sees or refuses.
-OUTPUT_SETTINGS = frozenset({"data_dir", "download", "gaps", "out", "resume", "swd", "swd_gsc_dir", "tensorboard",
-                             "verbose"})
+# Where the data comes from and how strictly it is read ("gaps" either gives the series every run sees or refuses),
+# where a run writes and what it prints.
+OUTPUT_SETTINGS = frozenset({"data_dir", "download", "gaps", "out", "resume", "force", "swd", "swd_gsc_dir",
+                             "tensorboard", "verbose"})
+
+
 class RunInterrupted(Exception):
     """Ctrl-C during a run; the message says after which epoch and how to continue."""
 
@@ -171,10 +179,99 @@ def load_data(config):
 
 
 def folder_for(config, dataset_name):
-    """Where a run writes: ``config.out``, else runs/<canonical dataset name>_<mode>_<arch>_s<seed>."""
+    """Where a run writes: ``config.out``, else runs/<dataset>_<mode>_<arch>_s<seed>[_<changed settings>].
+
+    Runs with other settings get folders of their own (``_ensemble-1_lr-0.003``); the settings a finished run may
+    be continued with (epochs, patience) are left out of the name, so ``--resume --eps 200`` finds the run.
+    """
     if config.out:
         return config.out
-    return os.path.join(RUNS_DIR, f"{dataset_name}_{config.mode.replace('+', '_')}_{config.arch}_s{config.seed}")
+    base = f"{dataset_name}_{config.mode.replace('+', '_')}_{config.arch}_s{config.seed}"
+    changes = changed_settings(config)
+    suffix = "_".join(f"{k}-{v}" if v is not True else k for k, v in changes.items())
+    if len(suffix) > 80:  # a name a file system and a reader can take; the summary lists every setting
+        import hashlib
+
+        suffix = "settings-" + hashlib.sha1(suffix.encode()).hexdigest()[:10]
+    return os.path.join(RUNS_DIR, base + (f"_{suffix}" if suffix else ""))
+
+
+def changed_settings(config):
+    """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
+    seed, epochs or patience, which a run folder's name or its continuation cover)."""
+    defaults = RunConfig(mode=config.mode, arch=config.arch)
+    changes = {}
+    for key, value in config.experiment().items():
+        default = getattr(defaults, key)
+        if key in ("dataset", "mode", "arch", "seed", "epochs", "patience") or value == default:
+            continue
+        if key == "source_weights":
+            paths = source_paths(value)
+            if [os.path.realpath(p) for p in paths] == [os.path.realpath(DEFAULT_WEIGHTS[config.arch])]:
+                continue
+            value = "+".join(os.path.basename(p).replace(".weights.h5", "") for p in paths)
+        elif isinstance(value, bool):
+            value = True if value else "off"
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        changes[key] = value
+    return changes
+
+
+def differing_settings(saved, config):
+    """The experiment settings (and dataset) in which a run folder's saved config differs from ``config``."""
+    now = config.experiment()
+    saved = upgraded_settings(saved)
+
+    def norm(key, value):
+        if key == "source_weights" and value is not None:
+            return [p if p == "random" else os.path.realpath(os.path.join(REPO, p)) for p in source_paths(value)]
+        return value
+
+    return [k for k in sorted(now) if norm(k, saved.get(k)) != norm(k, now[k])]
+
+
+def check_folder(folder, config):
+    """A finished run of the same settings in ``folder`` (returned, to be reported instead of retrained), or None
+    when the run may go ahead; other settings, or an unfinished run without --resume, are refused in one line.
+
+    Nothing in a run folder is replaced unless asked: --force replaces it, --resume continues it.
+    """
+    from utils import resume_state
+
+    summary_path = os.path.join(folder, "summary.json")
+    if config.force or config.resume:
+        return None
+    if os.path.isfile(summary_path):
+        finished = read_summary(summary_path)
+        differ = differing_settings(finished["config"], config)
+        if not differ:
+            return Run(folder, finished)
+        shown = ", ".join(f"{k}={finished['config'].get(k)!r} there, {getattr(config, k)!r} here" for k in differ[:3])
+        raise UsageError(f"{folder} holds a finished run with other settings ({shown}); choose another --out, or "
+                         "--force to replace it")
+    state = resume_state(os.path.join(folder, "ckpt"))
+    if state and state.get("epoch"):
+        raise UsageError(f"{folder} holds an unfinished run ({state['epoch']} epochs done); --resume continues it, "
+                         "--force starts it again")
+    return None
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Hold an exclusive lock on run folder ``folder`` while a run writes it; a second writer is refused at once."""
+    import fcntl
+
+    with open(os.path.join(folder, ".lock"), "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{folder} is being written by another run; wait for it to finish or choose another "
+                             "--out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_writable(folder):
@@ -468,18 +565,46 @@ def train(data, config, command=None):
     folder = folder_for(config, data.name)
     check_writable(folder)
     config = dataclasses.replace(config, out=folder, dataset=data.name)
-    if config.select == "auto":
-        return _train_selected(data, config, command)
     stage = ["ckpt"]  # the checkpoint folder in use, for the message of an interrupted run
     try:
-        return _train_and_score(data, config, folder, stage, command)
+        with folder_lock(folder):
+            finished = check_folder(folder, config)
+            if finished is not None:
+                print(f"{folder} already holds this finished run: test accuracy "
+                      f"{_percent(finished.summary['test_accuracy'])}, validation accuracy "
+                      f"{_percent(finished.summary['val_accuracy'])} (--force trains it again).")
+                return finished
+            if config.force:
+                _empty_folder(folder)
+            if config.select == "auto":
+                return _train_selected(data, config, command)
+            return _train_and_score(data, config, folder, stage, command)
     except KeyboardInterrupt:
         from utils import resume_state
 
         state = resume_state(os.path.join(folder, stage[0])) or {"epoch": 0}
-        raise RunInterrupted(f"interrupted after epoch {state['epoch']}"
-                             f"{' of the refit' if stage[0] == 'ckpt_refit' else ''}; rerun with --resume to "
-                             f"continue {folder}") from None
+        refit = " of the refit" if stage[0] == "ckpt_refit" else ""
+        if stage[0] == "scoring":
+            raise RunInterrupted(f"interrupted while scoring the test set; training is finished, rerun with --resume "
+                                 f"to score {folder}") from None
+        if not state["epoch"]:
+            raise RunInterrupted(f"interrupted before the first epoch{refit} finished; rerun with --resume to start "
+                                 f"{folder} again") from None
+        raise RunInterrupted(f"interrupted after epoch {state['epoch']}{refit}; rerun with --resume to continue "
+                             f"{folder}") from None
+
+
+def _percent(value):
+    return "none" if value is None else f"{100 * value:.2f}%"
+
+
+def _empty_folder(folder):
+    """Remove what a run folder holds (not the folder, whose lock this process holds)."""
+    for name in os.listdir(folder):
+        if name == ".lock":
+            continue
+        path = os.path.join(folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
 
 
 def candidate_name(changes):
@@ -567,6 +692,8 @@ def _epoch_callbacks(config, folder, x_fit):
 
 
 def _train_and_score(data, config, folder, stage, command):
+    """Train, pick the best epoch, score the test set once, write the run folder; ``stage[0]`` names the step in
+    progress ("ckpt", "ckpt_refit", "scoring") for the message of an interrupted run."""
     from utils import atomic_write, set_seed, write_json
 
     set_seed(config.seed)
@@ -583,6 +710,7 @@ def _train_and_score(data, config, folder, stage, command):
                                         _epoch_callbacks(config, folder, x_fit), f"{data.name} {config.mode}",
                                         lambda m: print(_describe(config, m, data, label)))
     checkpoint.restore_best()
+    stage[0] = "scoring"
     test_acc, test_ce = _score(model, data.x_test, data.y_test)
     hist, best = checkpoint.state["history"], checkpoint.state["best_epoch"]
     seconds = checkpoint.state["seconds"]
@@ -599,6 +727,7 @@ def _train_and_score(data, config, folder, stage, command):
         if model.optimizer.use_ema:  # the refit is scored like the split model: with its averaged weights
             model.optimizer.finalize_variable_values(model.trainable_weights)
         seconds += refit_ckpt.state["seconds"]
+        stage[0] = "scoring"
         test_acc, test_ce = _score(model, data.x_test, data.y_test)
     mapping = mapping_of(model)  # after a refit, the refit model's own (a frequency mapping may differ)
     penalty = float(sum(float(np.asarray(v)) for v in model.losses)) if model.losses else 0.0

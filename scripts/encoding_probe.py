@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads)
+from engine import tf_setup  # noqa: E402  (before TensorFlow loads)
 import numpy as np  # noqa: E402
 
 from speech.source_model import SAMPLE_RATE  # noqa: E402
@@ -179,4 +179,5 @@ def _run(args):
 
 
 if __name__ == "__main__":
+    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
     main()

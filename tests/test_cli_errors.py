@@ -128,3 +128,26 @@ def test_help_prints_only_the_help(script):
                           env=env, cwd=repo, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("usage:")
     assert [line for line in done.stderr.splitlines() if " I " in line or "oneDNN" in line] == []
+
+
+NOISE = ("cuInit", "PredictCost", "Compiled cluster", "input_shape", "absl", "oneDNN", "W0000", "I0000", "E0000",
+         "tensorflow")
+
+
+@pytest.mark.slow
+def test_a_short_run_prints_its_own_lines_and_one_progress_bar(tmp_path):
+    import subprocess
+    import sys
+
+    data = make_toy_ucr(tmp_path / "ucr")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "V2S_TF_LOGS")}
+    done = subprocess.run([sys.executable, os.path.join(repo, "v2s_main.py"), "--dataset", "toy", "--data-dir", data,
+                           "--out", str(tmp_path / "run"), "--eps", "2", "--ensemble", "1", "--batch-size", "8"],
+                          capture_output=True, env=env, cwd=repo, timeout=300)  # bytes: keep the bar's \r
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0, stderr[-2000:]
+    assert [line for line in (stdout + stderr).splitlines() if any(n in line for n in NOISE)] == []
+    bars = [line for line in stdout.split("\n") if "epoch/s" in line]  # one line, redrawn in place with \r
+    assert len(bars) == 1 and "100%" in bars[0].split("\r")[-1], bars
+    assert "--- Test accuracy:" in stdout and stderr.strip() == ""

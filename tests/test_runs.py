@@ -228,3 +228,82 @@ def test_a_run_over_several_sources_records_them_and_resumes_exactly(tmp_path, t
     assert resumed["test_cross_entropy"] == whole["test_cross_entropy"]
     assert read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]["val_ce"] == \
         read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]["val_ce"]
+
+
+def test_a_finished_run_is_reported_not_replaced_and_other_settings_are_refused(tmp_path, tiny_ucr, capsys):
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "r"), "--source-weights", "random",
+            "--verbose", "0", "--eps", "1", "--batch-size", "8", "--ensemble", "1"]
+    first = v2s_main.main(argv)
+    stamp = os.path.getmtime(tmp_path / "r" / "summary.json")
+    again = v2s_main.main(argv)  # the same command: the finished run is reported, nothing retrains
+    assert "already holds this finished run" in capsys.readouterr().out
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert os.path.getmtime(tmp_path / "r" / "summary.json") == stamp
+    line = cli_error(capsys, v2s_main.main, argv + ["--lr", "0.5"])  # was: the first run replaced without a word
+    assert "holds a finished run with other settings (lr=0.01 there, 0.5 here)" in line and "--force" in line
+    v2s_main.main(argv + ["--lr", "0.5", "--force"])
+    assert runs.load_run(str(tmp_path / "r")).config["lr"] == 0.5
+
+
+def test_an_unfinished_run_is_not_restarted_without_being_asked(tmp_path, tiny_ucr, capsys, monkeypatch):
+    def interrupt(self, epoch, logs, seconds):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "u"), "--source-weights", "random",
+            "--verbose", "0", "--eps", "4", "--batch-size", "8", "--ensemble", "1"]
+    with monkeypatch.context() as patch:
+        patch.setattr(runs._Progress, "__call__", interrupt)
+        with pytest.raises(SystemExit):
+            v2s_main.main(argv)
+    line = cli_error(capsys, v2s_main.main, argv)
+    assert "holds an unfinished run (2 epochs done); --resume continues it, --force starts it again" in line
+    assert v2s_main.main(argv + ["--resume"])["epochs_run"] == 4
+
+
+def test_ctrl_c_in_the_first_epoch_says_none_finished(tmp_path, tiny_ucr, capsys, monkeypatch):
+    def interrupt(self, epoch, logs=None):  # Ctrl-C before the first epoch's checkpoint is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResumableCheckpoint, "record", interrupt)
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "z"), "--source-weights", "random",
+            "--verbose", "0", "--eps", "3", "--batch-size", "8", "--ensemble", "1"]
+    with pytest.raises(SystemExit):
+        v2s_main.main(argv)
+    assert "interrupted before the first epoch finished" in capsys.readouterr().err  # was "after epoch 0"
+
+
+def test_ctrl_c_while_scoring_the_test_set_stops_and_says_how_to_continue(tmp_path, tiny_ucr, capsys, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "_score", interrupt)
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "s"), "--source-weights", "random",
+            "--verbose", "0", "--eps", "1", "--batch-size", "8", "--ensemble", "1"]
+    with pytest.raises(SystemExit) as stop:
+        v2s_main.main(argv)
+    assert stop.value.code == 130
+    assert "interrupted while scoring the test set; training is finished, rerun with --resume" in \
+        capsys.readouterr().err
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_at_once(tmp_path, tiny_ucr, capsys):
+    import fcntl
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    with open(folder / ".lock", "w") as held:  # another process writing this folder holds this lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        line = cli_error(capsys, v2s_main.main, ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(folder),
+                                                 "--source-weights", "random", "--verbose", "0", "--eps", "1"])
+    assert f"{folder} is being written by another run" in line
+
+
+def test_default_folders_name_the_settings_that_differ(monkeypatch, tmp_path):
+    monkeypatch.setattr(runs, "RUNS_DIR", str(tmp_path))
+    default = runs.RunConfig(dataset="GunPoint").validated()
+    assert runs.folder_for(default, "GunPoint") == str(tmp_path / "GunPoint_reprogram_V2Sa_s0")
+    other = runs.RunConfig(dataset="GunPoint", ensemble=1, lr=0.003, znorm=True, epochs=5).validated()
+    assert runs.folder_for(other, "GunPoint") == str(tmp_path / "GunPoint_reprogram_V2Sa_s0_ensemble-1_znorm_lr-0.003")
+    control = runs.RunConfig(dataset="GunPoint", source_weights="random").validated()
+    assert runs.folder_for(control, "GunPoint").endswith("_s0_source_weights-random")
