@@ -12,10 +12,12 @@ the lowest validation loss (a stratified split of the training data), then avera
 MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from --data-dir are listed and skipped.
 
 Every finished run is appended as one JSON line to the store (``results/reproduce/runs.jsonl``) under an exclusive
-file lock, so a rerun skips finished runs, a killed sweep loses only the runs in flight, and two sweeps can share a
-store. A run's key names only the settings that differ from v2s_main.py's defaults: after changing a default, start
-a new store (or drop the records it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``;
-for another ``--store`` the table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
+file lock, so a rerun skips finished runs and a killed sweep loses nothing: the runs in flight resume from their
+last finished epoch. One sweep writes a store at a time (a second is refused at once; with --jobs or a Ray cluster
+one sweep runs many tasks side by side). Every flag is checked before any task starts. A run's key names only the
+settings that differ from v2s_main.py's defaults: after changing a default, start a new store (or drop the records
+it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``; for another ``--store`` the
+table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -59,6 +61,9 @@ class ResultStore:
     """Append-only JSON-lines file of finished runs; safe for concurrent writers (flock) and killed writers."""
 
     def __init__(self, path):
+        if os.path.isdir(path):
+            raise UsageError(f"--store {path} is a folder; expected a JSON-lines file (one finished run per line), "
+                             "e.g. results/reproduce/runs.jsonl")
         self.path = path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
@@ -73,10 +78,30 @@ class ResultStore:
 
     def append(self, record):
         line = json.dumps(record, sort_keys=True) + "\n"
-        with self._locked("a") as fh:
-            fh.write(line)  # one write of one whole line: a kill leaves at most a torn last line, reported on load
+        with self._locked("a+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell():
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a last line without its newline (an editor, a killed writer)
+                    line = "\n" + line  # ends there, so this record starts a line of its own
+            fh.write(line.encode())  # one write of whole lines: a kill leaves at most a torn last line
             fh.flush()
             os.fsync(fh.fileno())
+
+    @contextlib.contextmanager
+    def sweep_lock(self):
+        """Held while a sweep writes the store; a second sweep on the same store is refused at once, since both
+        would run the same tasks into the same run folders."""
+        with open(self.path + ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(f"--store {self.path} is being written by another reproduce.py sweep; wait for it "
+                                 "to finish or give this one another --store") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def load(self):
         """(records, problems): every well-formed line, and a message per corrupt line (skipped, not fatal)."""
@@ -478,10 +503,33 @@ def main(argv=None):
     exit code 2; a task that fails is recorded and the sweep goes on.
     """
     args = build_parser().parse_args(argv)
-    if args.jobs < 1:
-        build_parser().error(f"--jobs must be at least 1, got {args.jobs}")
     with cli_errors("reproduce.py"):
-        return _main(args)
+        check_args(args)
+        try:
+            return _main(args)
+        except KeyboardInterrupt:
+            print(f"reproduce.py: interrupted; every finished run is in {args.store}: rerun the same command to "
+                  "continue (finished runs are skipped, the runs in flight resume)", file=sys.stderr)
+            raise SystemExit(130) from None
+
+
+def check_args(args):
+    """Refuse a bad flag in one line before any task starts (a sweep of hours must not fail at its first task)."""
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if any(seed < 0 for seed in args.seeds):
+        raise UsageError(f"--seeds must be 0 or more, got {' '.join(map(str, args.seeds))}")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address names a Ray cluster; it needs --backend ray")
+    if args.table_only or args.import_runs:
+        return
+    for method in args.methods:
+        if method in METHOD_SETTINGS:  # the run settings of every trained method, with the task's flags
+            task = {"dataset": "Coffee", "method": method, "config": {}, "seed": args.seeds[0], "epochs": args.epochs,
+                    "key": "check", "source_weights": args.source_weights}
+            task_config(task, args.data_dir, "unused").validated()
 
 
 def _main(args):
@@ -490,7 +538,8 @@ def _main(args):
         for path in args.import_runs:
             if not os.path.isdir(path):
                 raise UsageError(f"--import-runs {path!r} is not a folder")
-        print(f"Imported {import_runs(args.import_runs, store)} new runs into {args.store}.")
+        with store.sweep_lock():
+            print(f"Imported {import_runs(args.import_runs, store)} new runs into {args.store}.")
     elif not args.table_only:
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise UsageError(f"--data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR)")
@@ -514,7 +563,8 @@ def _main(args):
         todo = [t for t in tasks if t["key"] not in done]
         print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")
         runs_dir = os.path.join(os.path.dirname(os.path.abspath(args.store)), "runs")
-        execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address)
+        with store.sweep_lock():
+            execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address)
     records, problems = store.load()
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -13,6 +13,7 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
 import csv
+import dataclasses
 import glob
 import os
 
@@ -37,12 +38,28 @@ def collect(folder):
     return [read_summary(path) for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json")))]
 
 
+def settings_of(run):
+    """(mode, arch, programs, other changed settings as text) of a run summary: what makes two runs comparable."""
+    from engine.runs import RunConfig, changed_settings
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    config = RunConfig(**{**{k: v for k, v in run["config"].items() if k in fields}, "out": None})
+    others = {k: v for k, v in changed_settings(config).items() if k != "ensemble"}
+    for key in ("epochs", "patience"):  # left out of folder names, but they change what a run learns
+        if getattr(config, key) != getattr(RunConfig(), key):
+            others[key] = getattr(config, key)
+    text = ", ".join(k if v is True else f"{k}={v}" for k, v in others.items())
+    return config.mode, config.arch, config.ensemble if config.mode in ("reprogram", "reprogram+finetune") else "", \
+        text
+
+
 def table(runs, paper):
     rows = []
-    for r in sorted(runs, key=lambda r: r["dataset"].lower()):
+    for r in sorted(runs, key=lambda r: (r["dataset"].lower(), settings_of(r), r["config"].get("seed", 0))):
         p = paper.get(r["dataset"], {})
         rows.append({
-            "dataset": r["dataset"], "classes": r["classes"], "train": r["train_size"], "length": r["length"],
+            "dataset": r["dataset"], **_row(r), "seed": r["config"].get("seed", 0), "classes": r["classes"],
+            "train": r["train_size"], "length": r["length"],
             "m": r["segments"], "ours_test": 100 * r["test_accuracy"],
             "ours_val": None if r["val_accuracy"] is None else 100 * r["val_accuracy"],
             "best_epoch": r["best_epoch"], "minutes": r["wall_seconds"] / 60,
@@ -52,35 +69,62 @@ def table(runs, paper):
     return rows
 
 
-def _mean(rows, key, keep=lambda r: True):
-    values = [r[key] for r in rows if keep(r) and r[key] is not None]
-    return (float(np.mean(values)), len(values)) if values else (None, 0)
+def _row(run):
+    mode, arch, programs, others = settings_of(run)
+    return {"mode": mode, "arch": arch if mode != "fcn" else "", "programs": programs, "settings": others}
+
+
+def _group_label(row):
+    label = f"{row['mode']} {row['arch']}".strip() + (f", {row['programs']} programs" if row["programs"] else "")
+    return label + (f", {row['settings']}" if row["settings"] else "")
+
+
+def _per_dataset(rows, key, keep):
+    """{dataset: mean of ``key`` over its runs (seeds)} for the rows ``keep`` admits."""
+    values = {}
+    for r in rows:
+        if keep(r) and r[key] is not None:
+            values.setdefault(r["dataset"], []).append(r[key])
+    return {d: float(np.mean(v)) for d, v in values.items()}
 
 
 def markdown(rows):
+    """The table, then one block of means per group of comparable runs (same mode, source, programs, settings):
+    seeds of a dataset are averaged first, so a set counts once; only reprogrammed V2Sa runs are paired with the
+    paper's V2Sa column."""
     def fmt(v, digits=2):
         return "" if v is None else f"{v:.{digits}f}"
 
-    lines = ["| dataset | C | train | L | m | ours test % | ours val % | best epoch | minutes | paper V2Sa % | "
-             "paper SOTA % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | mode | source | K | settings | seed | C | train | L | m | ours test % | ours val % | "
+             "best epoch | minutes | paper V2Sa % | paper SOTA % |", "|" + "---|" * 16]
     for r in rows:
         name = r["dataset"] + (" (*)" if r["artefact"] else "")
-        lines.append(f"| {name} | {r['classes']} | {r['train']} | {r['length']} | {r['m']} | {fmt(r['ours_test'])} | "
+        lines.append(f"| {name} | {r['mode']} | {r['arch']} | {r['programs']} | {r['settings']} | {r['seed']} | "
+                     f"{r['classes']} | {r['train']} | {r['length']} | {r['m'] or ''} | {fmt(r['ours_test'])} | "
                      f"{fmt(r['ours_val'])} | {r['best_epoch']} | {fmt(r['minutes'], 1)} | {fmt(r['paper_v2sa'])} | "
                      f"{fmt(r['paper_sota'])} |")
-    clean = lambda r: not r["artefact"]  # noqa: E731
-    both = lambda r: not r["artefact"] and r["paper_v2sa"] is not None  # noqa: E731
-    for label, keep in (("mean, all rows", lambda r: True), ("mean without (*)", clean)):
-        ours, n = _mean(rows, "ours_test", keep)
-        paper, n_paper = _mean(rows, "paper_v2sa", lambda r: keep(r) and r["ours_test"] is not None)
-        sota, _ = _mean(rows, "paper_sota", keep)
-        lines.append(f"| **{label}** ({n} sets) | | | | | **{fmt(ours)}** | | | | {fmt(paper)} | {fmt(sota)} |")
-    ours_pair, n_pair = _mean(rows, "ours_test", both)
-    paper_pair, _ = _mean(rows, "paper_v2sa", both)
+    groups = {}
+    for r in rows:
+        groups.setdefault(_group_label(r), []).append(r)
+    for label, group in groups.items():
+        paired_with_paper = group[0]["mode"] == "reprogram" and group[0]["arch"] == "V2Sa"
+        seeds = sorted({r["seed"] for r in group})
+        lines.append(f"\n**{label}** (seeds {', '.join(map(str, seeds))}; a dataset's seeds averaged first):")
+        for title, keep in (("all rows", lambda r: True), ("without (*)", lambda r: not r["artefact"])):
+            ours = _per_dataset(group, "ours_test", keep)
+            if not ours:
+                continue
+            text = f"- mean {title}: **{fmt(float(np.mean(list(ours.values()))))}** over {len(ours)} sets"
+            paper = _per_dataset(group, "paper_v2sa", keep)
+            if paired_with_paper and paper:
+                shared = sorted(set(ours) & set(paper))
+                text += (f"; on the {len(shared)} the paper reports: ours {fmt(np.mean([ours[d] for d in shared]))}"
+                         f" vs paper V2Sa {fmt(np.mean([paper[d] for d in shared]))}")
+            lines.append(text)
     protocols = sorted({r["protocol"] for r in rows})
     lines.append("")
     lines.append(f"(*) label-folding artefact in the paper (reported there as 100%). Protocol: {', '.join(protocols)}. "
-                 f"Paired mean without (*): ours {fmt(ours_pair)} vs paper V2Sa {fmt(paper_pair)} over {n_pair} sets.")
+                 "K: programs of a reprogramming run. Settings: those that differ from the defaults.")
     return "\n".join(lines)
 
 
@@ -94,6 +138,14 @@ def comparison(runs, baseline):
     def key(r):
         return r["dataset"], r["config"].get("seed", 0)
 
+    for folder_runs in (runs, baseline):
+        seen = {}
+        for r in folder_runs:
+            if key(r) in seen:
+                raise UsageError(f"two runs of {r['dataset']} with seed {key(r)[1]} in one folder "
+                                 f"({_group_label(_row(seen[key(r)]))} and {_group_label(_row(r))}): --compare pairs a "
+                                 "folder of one setting with another; split them into folders of their own")
+            seen[key(r)] = r
     base = {key(r): r for r in baseline}
     pairs = [(base[key(r)], r) for r in sorted(runs, key=lambda r: (r["dataset"].lower(), key(r)[1]))
              if key(r) in base]

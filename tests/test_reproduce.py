@@ -261,3 +261,46 @@ def test_a_killed_task_resumes_and_records_its_cpu_time(tmp_path, capsys, monkey
     summary = json.load(open(tmp_path / "runs" / task["key"] / "summary.json"))
     assert summary["epochs_run"] == 4 and "failed" not in record  # epochs 3 and 4 continued the killed run
     assert record["cpu_seconds"] > 0
+
+
+def test_a_store_whose_last_line_lacks_its_newline_keeps_the_next_record(tmp_path):
+    path = tmp_path / "s.jsonl"
+    first = {"key": "a", "dataset": "X", "method": "V2Sa", "config": {}, "seed": 0, "test_accuracy": 0.5}
+    path.write_text(json.dumps(first))  # no newline: an editor or a killed writer left it so
+    store = reproduce.ResultStore(str(path))
+    store.append(dict(first, key="b", seed=1))
+    records, problems = store.load()
+    assert [r["key"] for r in records] == ["a", "b"] and problems == []  # was one glued, unreadable line
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),  # every task failed, exit 0, naming --eps
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--seeds", "0", "-1"], "--seeds must be 0 or more, got 0 -1"),
+    (["--address", "ray://x:1"], "--address names a Ray cluster; it needs --backend ray"),
+    (["--source-weights", "nothing.weights.h5"], "source weights nothing.weights.h5 not found"),
+    (["--store", "{tmp}"], "is a folder; expected a JSON-lines file"),  # was "no finished runs"
+])
+def test_every_flag_is_checked_before_any_task_starts(tmp_path, capsys, flags, message):
+    from conftest import cli_error
+
+    data = make_toy_ucr(tmp_path / "ucr")
+    argv = ["--data-dir", data, "--datasets", "Toy", "--methods", "V2Sa", "--store", str(tmp_path / "s.jsonl"),
+            "--out", str(tmp_path / "t")] + [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    line = cli_error(capsys, reproduce.main, argv)
+    assert line.startswith("reproduce.py: error: ") and message in line
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_a_second_sweep_on_a_store_is_refused_at_once(tmp_path, capsys):
+    import fcntl
+
+    from conftest import cli_error
+
+    data = make_toy_ucr(tmp_path / "ucr")
+    store = tmp_path / "s.jsonl"
+    with open(str(store) + ".lock", "w") as held:  # the first sweep holds the store
+        fcntl.flock(held, fcntl.LOCK_EX)
+        line = cli_error(capsys, reproduce.main, ["--data-dir", data, "--datasets", "Toy", "--methods", "FCN",
+                                                  "--epochs", "1", "--store", str(store), "--out", str(tmp_path / "t")])
+    assert "is being written by another reproduce.py sweep" in line and not store.exists()

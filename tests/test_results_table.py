@@ -24,8 +24,9 @@ def test_table_lines_up_with_the_paper_and_excludes_artefacts_from_the_clean_mea
     results_table.main([str(tmp_path), "--md", str(tmp_path / "t.md"), "--csv", str(tmp_path / "t.csv")])
     text = (tmp_path / "t.md").read_text()
     assert "| FordA (*) |" in text
-    assert "**mean, all rows** (3 sets) | | | | | **80.00**" in text
-    assert "**mean without (*)** (2 sets) | | | | | **95.00** | | | | 98.34" in text  # paper: (100 + 96.67) / 2
+    assert "- mean all rows: **80.00** over 3 sets" in text
+    assert "- mean without (*): **95.00** over 2 sets; on the 2 the paper reports: ours 95.00 vs paper V2Sa 98.34" \
+        in text  # paper: (100 + 96.67) / 2
     assert os.path.getsize(tmp_path / "t.csv") > 0
 
 
@@ -109,3 +110,31 @@ def test_source_ablation_uses_shared_datasets_and_the_first_seed(tmp_path, capsy
         ablation.parse_source("no-folder")
     with pytest.raises(SystemExit, match="nowhere is not a folder of runs"):
         ablation.main([f"a={tmp_path / 'nowhere'}", "--gsc-dir", str(tmp_path)])
+
+
+def test_mixed_runs_are_labelled_and_never_averaged_or_paired_together(tmp_path, capsys):
+    import dataclasses
+
+    from engine.runs import RunConfig
+
+    def run(name, dataset, acc, **config):
+        config = {**dataclasses.asdict(RunConfig()), **config}  # a summary of today: every setting recorded
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "summary.json").write_text(json.dumps({
+            "dataset": dataset, "classes": 2, "train_size": 10, "length": 50, "segments": 10, "test_accuracy": acc,
+            "val_accuracy": acc, "best_epoch": 3, "wall_seconds": 60.0, "protocol": "honest", "config": config}))
+
+    run("a", "Coffee", 1.0)
+    run("b", "Coffee", 0.9, seed=1)
+    run("c", "Coffee", 0.5, mode="fcn")
+    run("d", "Coffee", 0.7, ensemble=1)
+    run("e", "GunPoint", 0.8)
+    results_table.main([str(tmp_path), "--md", str(tmp_path / "t.md")])
+    text = (tmp_path / "t.md").read_text()
+    assert "| Coffee | fcn |  |  |  | 0 |" in text and "| Coffee | reprogram | V2Sa | 1 |  | 0 |" in text
+    # the default's two seeds of Coffee count once: (mean(100, 90) + 80) / 2 over 2 sets, not 3 or 5 "sets"
+    assert "**reprogram V2Sa, 3 programs** (seeds 0, 1" in text
+    assert "- mean all rows: **87.50** over 2 sets; on the 2 the paper reports: ours 87.50 vs paper V2Sa" in text
+    assert "**fcn** (seeds 0" in text and "- mean all rows: **50.00** over 1 sets\n" in text  # never paired with V2Sa
+    line = cli_error(capsys, results_table.main, [str(tmp_path), "--compare", str(tmp_path)])
+    assert "two runs of Coffee with seed 0 in one folder" in line
