@@ -1,8 +1,9 @@
 """Class activation maps for V2S (the paper's Figure 4), plus the CAM folded back onto the target series.
 
-    python cam_v2s.py --run results/Coffee_reprogram_V2Sa_s0 --index 0 --out img/cam_coffee.png
-    python cam_v2s.py --run results/Coffee_reprogram_V2Sa_s0 --program 2 --out cam_program2.png   # an ensemble's third
-    python cam_v2s.py --clip speech.wav --out cam_speech.png          # a speech clip through the source model alone
+    python v2s_main.py                                                  # make demo's run: runs/Coffee_reprogram_V2Sa_s0
+    python cam_v2s.py --run runs/Coffee_reprogram_V2Sa_s0 --index 0     # -> runs/Coffee_reprogram_V2Sa_s0/cam_0.png
+    python cam_v2s.py --run runs/Coffee_reprogram_V2Sa_s0 --program 2   # an ensemble's third program: cam_p2_0.png
+    python cam_v2s.py --clip speech.wav --out runs/cam_speech.png       # a speech clip through the source model alone
 
 In:  a finished ``v2s_main.py`` run folder (its ``model.keras`` and ``summary.json``) and a test-set index, or a
      one-second speech clip and source weights.
@@ -190,8 +191,14 @@ def main(argv=None):
     p.add_argument("--dataset-dir", default=None, help="UCR folder, if the run's own --data-dir moved.")
     p.add_argument("--weights", default="weight/v2sa.weights.h5", help="Source weights for --clip.")
     p.add_argument("--layers", nargs="+", default=list(CAM_LAYERS), help="Conv layers to explain.")
-    p.add_argument("--out", default="cam.png", help="Output figure (.png, or .pdf).")
+    p.add_argument("--out", default=None,
+                   help="Output figure (.png, or .pdf). Default: cam_<index>.png (cam_p<program>_<index>.png for "
+                        "another program) inside the run folder; runs/cam_<clip name>.png for --clip.")
     args = p.parse_args(argv)
+    if args.out is None and args.run:
+        args.out = os.path.join(args.run, f"cam_{f'p{args.program}_' if args.program else ''}{args.index}.png")
+    elif args.out is None:
+        args.out = os.path.join("runs", f"cam_{os.path.splitext(os.path.basename(args.clip))[0]}.png")
     from engine.errors import cli_errors
 
     with cli_errors("cam_v2s.py"):

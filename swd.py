@@ -4,8 +4,9 @@ In:  the source model's logits on held-out source speech (the synthetic corpus' 
      folder), shape (n, 36), and the logits of the same frozen model on reprogrammed target series, shape (N, 36).
 Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1,000 seeded projections).
 
-    python swd.py plot results/DistalPhalanxTW_reprogram_V2Sa_s0 --out img/swd_curve.png   # needs a --swd run
-    python swd.py table results/sweep [--gsc-dir ../shared/gsc]                          # Table 3: mean / median
+    python v2s_main.py --swd --out runs/coffee_swd                # records the SWD after every epoch
+    python swd.py plot runs/coffee_swd                            # -> runs/coffee_swd/swd_curve.png (Figure 3)
+    python swd.py table runs [--gsc-dir ../shared/gsc]            # Table 3: mean / median over reprogramming runs
 
 ``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
 """
@@ -128,13 +129,14 @@ def main(argv=None):
     sub = p.add_subparsers(dest="command", required=True)
     pp = sub.add_parser("plot", help="Figure 3 from a run trained with --swd.")
     pp.add_argument("run")
-    pp.add_argument("--out", default="swd_curve.png")
+    pp.add_argument("--out", default=None, help="Output figure. Default: swd_curve.png in the run folder.")
     pt = sub.add_parser("table", help="Table 3: mean / median SWD over the reprogramming runs in a folder.")
     pt.add_argument("folder")
     pt.add_argument("--gsc-dir", default=None, help="Source speech reference (default: synthetic val voices).")
     args = p.parse_args(argv)
     with cli_errors("swd.py"):
         if args.command == "plot":
+            args.out = args.out or os.path.join(args.run, "swd_curve.png")
             plot_curve(args.run, args.out)
             print(f"Wrote {args.out}")
             return None

@@ -1,7 +1,8 @@
 """tSNE of the source model's 36 logits on a training set: before reprogramming, after TF_a, after V2S (Figure 5).
 
-    python tsne_v2s.py --v2s-run results/Coffee_reprogram_V2Sa_s0 --tf-run results/Coffee_transfer_V2Sa_s0 \
-        --out img/tsne_coffee.png
+    python v2s_main.py && python v2s_main.py --mode transfer      # runs/Coffee_reprogram_V2Sa_s0, _transfer_
+    python tsne_v2s.py --v2s-run runs/Coffee_reprogram_V2Sa_s0 --tf-run runs/Coffee_transfer_V2Sa_s0
+                                                                   # -> runs/Coffee_reprogram_V2Sa_s0/tsne.png
 
 In:  a finished V2S run folder (its model holds the frozen source and delta) and optionally a TF_a run folder.
 Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, coloured by class:
@@ -11,6 +12,7 @@ Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, 
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
 import argparse
+import os
 
 
 
@@ -79,8 +81,9 @@ def main(argv=None):
     p.add_argument("--tf-run", default=None, help="A finished --mode transfer run folder on the same dataset.")
     p.add_argument("--data-dir", default=None, help="UCR folder, if the run's own --data-dir moved.")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="tsne.png", help="Output figure (.png or .pdf).")
+    p.add_argument("--out", default=None, help="Output figure (.png or .pdf). Default: tsne.png in the V2S run folder.")
     args = p.parse_args(argv)
+    args.out = args.out or os.path.join(args.v2s_run, "tsne.png")
     from engine.errors import cli_errors
 
     with cli_errors("tsne_v2s.py"):

@@ -73,6 +73,8 @@ def read_clip(path):
     """Read a mono float32 waveform at 16 kHz (resampling other rates, averaging channels)."""
     import soundfile as sf
 
+    if not os.path.isfile(path):
+        raise ValueError(f"Audio file {path} not found")  # libsndfile says only "System error"
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as err:

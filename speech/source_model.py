@@ -248,12 +248,24 @@ def load_source_weights(model, path):
             model.set_weights(other.get_weights())
         else:
             model.load_weights(path)
-    except (ValueError, KeyError, OSError) as err:
-        shapes = [tuple(w.shape) for w in model.weights]
-        raise ValueError(
-            f"Weights in {path} do not fit the {model.name} architecture ({len(shapes)} weight tensors, "
-            f"{model.count_params():,} parameters): {str(err).splitlines()[0][:300]}") from None
+    except (ValueError, KeyError, OSError):
+        held = _weights_held(path) if path.endswith(".h5") else None
+        held = f"; the file holds {held[0]} arrays of {held[1]:,} values" if held else ""
+        arch = model_card(path).get("architecture")
+        hint = f" (its model card says {arch}: use --arch {arch})" if arch and arch != model.name else ""
+        raise ValueError(f"Weights in {path} do not fit the {model.name} architecture ({len(model.weights)} weight "
+                         f"tensors, {model.count_params():,} parameters{held}){hint}") from None
     return model
+
+
+def _weights_held(path):
+    """(tensors, parameters) stored in a .weights.h5 file."""
+    import h5py
+
+    sizes = []
+    with h5py.File(path, "r") as fh:
+        fh.visititems(lambda name, obj: sizes.append(obj.size) if isinstance(obj, h5py.Dataset) else None)
+    return len(sizes), int(sum(sizes))
 
 
 def model_card(weights_path):

@@ -131,3 +131,13 @@ def test_swd_recorded_per_epoch_plotted_and_tabled(runs, tmp_path):
     rows, mean, median = swd.main(["table", str(base / "runs"), "--gsc-dir", gsc])
     assert [name for name, _ in rows] == ["Toy"] and mean == median == rows[0][1] > 0  # the tf run is left out
     assert swd.mean_and_median([1.0, 2.0, 6.0]) == (3.0, 2.0)
+
+
+def test_figures_go_into_the_run_folder_by_default(runs, tmp_path, monkeypatch):
+    base, _, _ = runs
+    monkeypatch.chdir(tmp_path)  # was cam.png, tsne.png and swd_curve.png in the working folder (or over img/)
+    v2s, tf_run = base / "runs" / "v2s", base / "runs" / "tf"
+    cam_v2s.main(["--run", str(v2s), "--index", "1", "--program", "0"])
+    tsne_v2s.main(["--v2s-run", str(v2s), "--tf-run", str(tf_run)])
+    swd.main(["plot", str(v2s)])
+    assert {"cam_1.png", "tsne.png", "swd_curve.png"} <= set(os.listdir(v2s)) and os.listdir(tmp_path) == []
