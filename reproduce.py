@@ -40,8 +40,8 @@ from results_table import PAPER_TABLE, paper_rows
 from engine import runs
 
 REPO = os.path.dirname(os.path.abspath(__file__))
-METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "MiniRocket")
-# (mode, source architecture) of each trained method; MiniRocket is not a V2S run.
+METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "LP", "MiniRocket")
+# (mode, source architecture) of each trained method; LP and MiniRocket are not V2S runs.
 METHOD_SETTINGS = {"V2Sa": ("reprogram", "V2Sa"), "V2Su": ("reprogram", "V2Su"), "TF_a": ("transfer", "V2Sa"),
                    "FCN": ("fcn", "V2Sa")}
 METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
@@ -152,6 +152,16 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None):
     return tasks
 
 
+def datasets_in(data_dir):
+    """Every dataset a folder holds: the names of <Name>/<Name>_TRAIN.* sub-folders and of <Name>_TRAIN.* files."""
+    names = set()
+    for entry in os.listdir(data_dir):
+        path = os.path.join(data_dir, entry)
+        inside = os.listdir(path) if os.path.isdir(path) else [entry]
+        names |= {f[:f.lower().rindex("_train")] for f in inside if "_train." in f.lower()}
+    return sorted(names, key=str.lower)
+
+
 def available_datasets(names, data_dir):
     """(present, missing, unreadable) among ``names`` in ``data_dir``; unreadable: [(name, the reason)]."""
     from ts_dataloader import DatasetError, DatasetNotFound, load_ucr
@@ -192,6 +202,8 @@ def run_task(task, data_dir, runs_dir):
     try:
         if task["method"] == "MiniRocket":
             record = _run_minirocket(task, data_dir)
+        elif task["method"] == "LP":
+            record = _run_linear_probe(task, data_dir)
         else:
             config = task_config(task, data_dir, runs_dir)
             command = f"python reproduce.py (task {task['key']})"
@@ -276,6 +288,19 @@ def _run_minirocket(task, data_dir):
     clf.fit(data.x_train[:, None, :].astype(np.float64), data.y_train)
     accuracy = float(np.mean(clf.predict(data.x_test[:, None, :].astype(np.float64)) == data.y_test))
     return {"test_accuracy": accuracy, "val_accuracy": None, "val_loss": None, "classes": data.num_classes}
+
+
+def _run_linear_probe(task, data_dir):
+    """LP (``engine.linear_probe``): the frozen V2Sa features of V2S's padded input, a logistic regression on them."""
+    from engine.linear_probe import linear_probe
+    from ts_dataloader import load_ucr
+
+    config = runs.RunConfig(dataset=task["dataset"], data_dir=data_dir, seed=task["seed"],
+                            source_weights=task.get("source_weights")).validated()
+    data = load_ucr(task["dataset"], data_dir=data_dir)
+    result = linear_probe(data, runs.load_source(config), seed=task["seed"], val_split=config.val_split)
+    return {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy,
+            "val_loss": result.val_cross_entropy, "classes": data.num_classes, "C": result.C}
 
 
 def _init_worker():
@@ -468,8 +493,13 @@ def plot_scatter(columns, path):
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("V2S_UCR_DIR"), help="UCR archive folder (plain or .gz).")
-    p.add_argument("--datasets", nargs="+", default=None, help="Default: the 30 datasets of the paper's Table 2.")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=["V2Sa", "TF_a", "MiniRocket"])
+    p.add_argument("--datasets", nargs="+", default=None,
+                   help="Dataset names, or 'all' for every dataset in --data-dir. Default: the 30 datasets of the "
+                        "paper's Table 2.")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=["V2Sa", "TF_a", "MiniRocket"],
+                   help="V2Sa / V2Su: V2S with today's defaults; TF_a: the transfer baseline; FCN: from scratch; LP: "
+                        "the frozen-feature control (a logistic regression on the frozen V2Sa's attention vector and "
+                        "logits, no program; any number of classes); MiniRocket: aeon's (optional extra).")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--protocol", choices=("default", "paper"), default="default")
     p.add_argument("--epochs", type=int, default=100)
@@ -549,7 +579,7 @@ def _main(args):
             except ImportError:
                 raise UsageError("MiniRocket needs the optional extra: pip install -r requirements-extra.txt") \
                     from None
-        names = args.datasets or list(paper_rows())
+        names = datasets_in(args.data_dir) if args.datasets == ["all"] else args.datasets or list(paper_rows())
         present, missing, unreadable = available_datasets(names, args.data_dir)
         if missing:
             print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")

@@ -31,10 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import tf_setup  # noqa: E402  (before TensorFlow loads)
 import numpy as np  # noqa: E402
 
+from engine.linear_probe import READOUTS, feature_reader, read_features  # noqa: E402
 from speech.source_model import SAMPLE_RATE  # noqa: E402
 
 ENCODINGS = ("pad", "stretch2", "stretch10", "am1k", "fm")
-READOUTS = ("att_vector", "logits")
 CARRIER_HZ = 1000.0
 FM_DEVIATION_HZ = 500.0
 
@@ -78,19 +78,6 @@ def encode(x, name):
     return (0.5 * np.sin(phase)).astype(np.float32)
 
 
-def feature_reader(source):
-    """A model (N, 16000) -> [each of READOUTS] sharing the frozen source model's weights."""
-    import keras
-
-    return keras.Model(source.input, [source.get_layer(name).output for name in READOUTS])
-
-
-def features(reader, waves, batch_size=64):
-    """{readout: (N, d)} of a ``feature_reader`` for waveforms (N, 16000)."""
-    parts = [reader(waves[i:i + batch_size], training=False) for i in range(0, len(waves), batch_size)]
-    return {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(READOUTS)}
-
-
 def probe_cross_entropy(f, y, folds=5, C=0.1, seed=0):
     """Cross-validated cross-entropy (nats) of a standardised logistic regression on features f (N, d)."""
     from sklearn.linear_model import LogisticRegression
@@ -110,10 +97,11 @@ def probe_cross_entropy(f, y, folds=5, C=0.1, seed=0):
 
 
 def probe_dataset(reader, x, y, encodings, folds=5, C=0.1):
-    """{(encoding, readout): cross-validated cross-entropy} for one training set (``reader``: ``feature_reader``)."""
+    """{(encoding, readout): cross-validated cross-entropy} for one training set (``reader``:
+    ``engine.linear_probe.feature_reader``)."""
     out = {}
     for name in encodings:
-        for readout, f in features(reader, encode(x, name)).items():
+        for readout, f in zip(READOUTS, read_features(reader, encode(x, name))):
             out[name, readout] = probe_cross_entropy(f, y, folds, C)
     return out
 

@@ -304,3 +304,11 @@ def test_a_second_sweep_on_a_store_is_refused_at_once(tmp_path, capsys):
         line = cli_error(capsys, reproduce.main, ["--data-dir", data, "--datasets", "Toy", "--methods", "FCN",
                                                   "--epochs", "1", "--store", str(store), "--out", str(tmp_path / "t")])
     assert "is being written by another reproduce.py sweep" in line and not store.exists()
+
+
+def test_all_names_every_dataset_in_the_folder(tmp_path):
+    data = make_toy_ucr(tmp_path / "ucr")
+    many_class_ucr(data)
+    (tmp_path / "ucr" / "Flat_TRAIN.tsv").write_text("1\t1.0\n")
+    (tmp_path / "ucr" / "Flat_TEST.tsv").write_text("1\t1.0\n")
+    assert reproduce.datasets_in(data) == ["Flat", "Many", "Toy"]
