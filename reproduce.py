@@ -303,6 +303,13 @@ def _run_linear_probe(task, data_dir):
             "val_loss": result.val_cross_entropy, "classes": data.num_classes, "C": result.C}
 
 
+def _run_task_on_node(task, data_dir, runs_dir):
+    """``run_task`` on a Ray worker; the record names the node that ran it."""
+    import ray
+
+    return dict(run_task(task, data_dir, runs_dir), node=ray.get_runtime_context().get_node_id())
+
+
 def _init_worker():
     """One TensorFlow thread pool per worker process, so --jobs N does not oversubscribe the cores."""
     import tensorflow as tf
@@ -319,10 +326,12 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
     if backend == "ray":
         import ray
 
-        # The workers import this repository's modules: ship its code (not data, results or the venv) to them.
+        # The workers import this repository's modules: ship its code and source weights (not data, results, runs
+        # or the venv) to every node. Data and the runs folder are read and written at the paths given, so on a
+        # cluster they must be on storage every node mounts at the same path.
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
-                 runtime_env={"working_dir": REPO, "excludes": [".venv", "data", "results", ".git", "img"]})
-        remote = ray.remote(num_cpus=1)(run_task)
+                 runtime_env={"working_dir": REPO, "excludes": [".venv", "data", "results", "runs", ".git", "img"]})
+        remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_run_task_on_node)
         pending = [remote.remote(t, os.path.abspath(data_dir), os.path.abspath(runs_dir))
                    for t in tasks]
         while pending:

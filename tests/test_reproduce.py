@@ -192,21 +192,31 @@ def test_minirocket_baseline_on_the_same_split(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_backend_on_two_cpus(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_a_sweep_runs_on_a_two_node_ray_cluster(tmp_path):
+    """A real two-node Ray cluster on this machine (each node its own raylet and temp dir, one CPU each): a small
+    sweep is submitted to its address, tasks run on both nodes, and every result reaches the store."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
     data = make_toy_ucr(tmp_path / "ucr")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-             runtime_env={"working_dir": reproduce.REPO,
-                          "excludes": [".venv", "data", "results", ".git", "img"]})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
-        records = reproduce.main(["--data-dir", data, "--datasets", "Toy", "--methods", "FCN", "V2Sa",
-                                  "--epochs", "1", "--source-weights", "random", "--backend", "ray",
-                                  "--store", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "t")])
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        records = reproduce.main(["--data-dir", data, "--datasets", "Toy", "--methods", "LP", "MiniRocket",
+                                  "--seeds", "0", "1", "--source-weights", "random", "--backend", "ray",
+                                  "--address", cluster.address, "--store", str(tmp_path / "runs.jsonl"),
+                                  "--out", str(tmp_path / "t")])
     finally:
+        import ray
+
         ray.shutdown()
-    assert sorted(r["method"] for r in records) == ["FCN", "V2Sa"]
-    lines = open(tmp_path / "runs.jsonl").read().splitlines()
-    assert all(json.loads(line)["key"] for line in lines) and len(lines) == 2
+        cluster.shutdown()
+    assert sorted((r["method"], r["seed"]) for r in records) == [("LP", 0), ("LP", 1), ("MiniRocket", 0),
+                                                                 ("MiniRocket", 1)]
+    assert all("test_accuracy" in r for r in records)
+    assert len({r["node"] for r in records}) == 2  # both nodes ran tasks
+    assert len(open(tmp_path / "runs.jsonl").read().splitlines()) == 4
 
 
 def test_table_of_another_store_goes_beside_it_not_over_results_table2(tmp_path, monkeypatch):
