@@ -128,21 +128,31 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def comparison(runs, baseline):
+def wilcoxon_p(old, new):
+    """Two-sided Wilcoxon signed-rank p-value of paired values (1.0 when every pair is equal)."""
+    from scipy.stats import wilcoxon
+
+    differences = np.asarray(new, float) - np.asarray(old, float)
+    return 1.0 if not np.any(differences) else float(wilcoxon(differences).pvalue)
+
+
+def comparison(runs, baseline, across_seeds=False):
     """Markdown comparing two sweeps or screens (say an ablation against the defaults), paired run by run.
 
-    Runs pair on (dataset, seed). The decision rule a user may apply without touching the test set is the
-    validation cross-entropy, so the table counts the runs and the datasets (mean over seeds) where each side is
-    lower, and reports the test mean of picking, per dataset, the side with the lower mean validation CE.
+    Runs pair on (dataset, seed), or on the dataset alone with ``across_seeds`` (two folders of one run per
+    dataset, e.g. the same settings under two seeds: the noise floor of a screen). The decision rule a user may
+    apply without touching the test set is the validation cross-entropy, so the table counts the runs and the
+    datasets (mean over seeds) where each side is lower, tests the per-dataset differences with a Wilcoxon
+    signed-rank test, and reports the test mean of picking, per dataset, the side with the lower mean validation CE.
     """
     def key(r):
-        return r["dataset"], r["config"].get("seed", 0)
+        return (r["dataset"], 0) if across_seeds else (r["dataset"], r["config"].get("seed", 0))
 
     for folder_runs in (runs, baseline):
         seen = {}
         for r in folder_runs:
             if key(r) in seen:
-                raise UsageError(f"two runs of {r['dataset']} with seed {key(r)[1]} in one folder "
+                raise UsageError(f"two runs of {r['dataset']} with seed {r['config'].get('seed', 0)} in one folder "
                                  f"({_group_label(_row(seen[key(r)]))} and {_group_label(_row(r))}): --compare pairs a "
                                  "folder of one setting with another; split them into folders of their own")
             seen[key(r)] = r
@@ -185,12 +195,15 @@ def comparison(runs, baseline):
         lower_runs = sum(w["val_cross_entropy"] < o["val_cross_entropy"] for o, w in kept_pairs)
         lower_sets = sum(mean(w, "val_cross_entropy") < mean(o, "val_cross_entropy") for _, o, w in kept)
         picked = [w if mean(w, "val_cross_entropy") < mean(o, "val_cross_entropy") else o for _, o, w in kept]
+        p_value = wilcoxon_p([mean(o, "val_cross_entropy") for _, o, _ in kept],
+                             [mean(w, "val_cross_entropy") for _, _, w in kept])
         lines.append(
             f"- {title} ({len(kept)} datasets, {len(kept_pairs)} runs): val CE lower with {b} on {lower_runs} runs "
             f"and {lower_sets} datasets, with {a} on {len(kept_pairs) - lower_runs} runs and "
             f"{len(kept) - lower_sets} datasets; mean val CE "
             f"{np.mean([mean(o, 'val_cross_entropy') for _, o, _ in kept]):.3f} vs "
-            f"{np.mean([mean(w, 'val_cross_entropy') for _, _, w in kept]):.3f}; mean test "
+            f"{np.mean([mean(w, 'val_cross_entropy') for _, _, w in kept]):.3f} (Wilcoxon signed-rank over the "
+            f"datasets: p = {p_value:.3g}); mean test "
             f"{np.mean([mean(o, 'test_accuracy', 100) for _, o, _ in kept]):.2f} vs "
             f"{np.mean([mean(w, 'test_accuracy', 100) for _, _, w in kept]):.2f}; per dataset by lower mean val CE: "
             f"{np.mean([mean(r, 'test_accuracy', 100) for r in picked]):.2f}; minutes "
@@ -206,13 +219,16 @@ def main(argv=None):
     p.add_argument("--csv", default=None, help="Also write the rows as CSV.")
     p.add_argument("--compare", metavar="BASELINE", default=None,
                    help="Instead, compare with another sweep folder (validation CE, validation and test accuracy).")
+    p.add_argument("--across-seeds", action="store_true",
+                   help="With --compare: pair the folders' runs by dataset alone (one run per dataset in each), e.g. "
+                        "seed 0 against seed 1 of the same settings, the noise floor of a screen.")
     args = p.parse_args(argv)
     if args.compare and args.csv:
         p.error("--csv writes the table's rows; with --compare use --md.")
     with cli_errors("results_table.py"):
         runs, rows = _collect_or_exit(args.folder), None
         if args.compare:
-            text = comparison(runs, _collect_or_exit(args.compare))
+            text = comparison(runs, _collect_or_exit(args.compare), args.across_seeds)
         else:
             rows = table(runs, paper_rows())
             text = markdown(rows)

@@ -138,3 +138,15 @@ def test_mixed_runs_are_labelled_and_never_averaged_or_paired_together(tmp_path,
     assert "**fcn** (seeds 0" in text and "- mean all rows: **50.00** over 1 sets\n" in text  # never paired with V2Sa
     line = cli_error(capsys, results_table.main, [str(tmp_path), "--compare", str(tmp_path)])
     assert "two runs of Coffee with seed 0 in one folder" in line
+
+
+def test_compare_tests_the_datasets_with_wilcoxon_and_pairs_across_seeds(tmp_path, capsys):
+    for i in range(8):  # the candidate is lower on all 8 datasets: the smallest two-sided p of 8 pairs, 2 / 2^8
+        compared_run(tmp_path / "base", f"D{i}", {"l2": 0.0}, 0.5 + 0.01 * i, 0.6, seed=0)
+        compared_run(tmp_path / "cand", f"D{i}", {"l2": 0.0}, 0.4 + 0.02 * i, 0.6, seed=1)
+    results_table.main([str(tmp_path / "cand"), "--compare", str(tmp_path / "base"), "--across-seeds"])
+    out = capsys.readouterr().out
+    assert "Wilcoxon signed-rank over the datasets: p = 0.00781" in out and "on 8 runs and 8 datasets" in out
+    assert "the two folders share no" in cli_error(capsys, results_table.main,
+                                                   [str(tmp_path / "cand"), "--compare", str(tmp_path / "base")])
+    assert results_table.wilcoxon_p([1, 2], [1, 2]) == 1.0
