@@ -73,3 +73,17 @@ TOP_LEVEL_MODULES = {"v2s_main", "ts_model", "ts_dataloader", "cam_v2s", "utils"
 def test_the_top_level_holds_only_the_design_and_the_commands():
     top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "*.py"))}
     assert top <= TOP_LEVEL_MODULES, f"modules that belong in a package: {sorted(top - TOP_LEVEL_MODULES)}"
+
+
+def test_the_readme_is_a_front_page_whose_links_and_figures_exist():
+    import re
+
+    text = open(os.path.join(REPO, "README.md")).read()
+    assert len(text.splitlines()) <= 150, "README.md is the front page: details belong in docs/guide.md"
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
+    missing = [t for t in targets if not os.path.exists(os.path.join(REPO, t))]
+    assert missing == [], f"README links to files that do not exist: {missing}"
+    for figure in ("img/cam_coffee.png", "img/tsne_coffee.png", "img/swd_coffee.png"):
+        assert f"({figure})" in text, f"README does not show {figure}"
+    # The README's commands write into runs/ (or a folder the user names), never over tracked files.
+    assert not re.search(r"--out\s+(img|results)/", text)
