@@ -28,7 +28,8 @@ demo: setup
 # is single-threaded (tracing, process start-up), so two workers on 2 cores beat one with two threads (measured on
 # 2 cores: 212 tests in 11.4 minutes against 20.2 one at a time).
 TEST_JOBS ?= 2
-TEST := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -n $(TEST_JOBS)
+# --dist loadgroup: tests marked with one xdist_group share a worker (and a module fixture made once).
+TEST := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 test: $(VENV)/.extras
 	$(TEST)

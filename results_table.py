@@ -8,6 +8,8 @@ Out: Markdown on stdout (and ``--csv`` / ``--md`` files): per dataset our test a
 
     python results_table.py results/sweep --md results/ucr19.md
     python results_table.py results/ablation --compare results/ucr19     # an ablation against the main sweep
+    python results_table.py results/screens/archive/default_s1 --compare results/reproduce/archive.jsonl \
+        --across-seeds                                                   # a screen against a sweep's V2Sa runs
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -36,6 +38,32 @@ def paper_rows(path=PAPER_TABLE):
 def collect(folder):
     """Every summary.json under ``folder`` (one level deep), as a list of dicts (configs upgraded to today's flags)."""
     return [read_summary(path) for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json")))]
+
+
+def collect_store(path, method="V2Sa"):
+    """A ``reproduce.py`` store's finished runs of ``method`` under the default settings, as the run dicts
+    ``comparison`` pairs: a screen can pair against a sweep's runs (say the archive sweep's V2Sa, seed 0) whose
+    folders are not at hand. Lines that are not records are skipped (the store's own reader names them)."""
+    import json
+
+    from engine.runs import RunConfig
+
+    defaults = dataclasses.asdict(RunConfig())
+    runs = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if (not isinstance(r, dict) or r.get("method") != method or "failed" in r or "test_accuracy" not in r
+                    or r.get("config") or r.get("source_weights")):
+                continue
+            runs.append({"dataset": r["dataset"], "val_cross_entropy": r["val_loss"],
+                         "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
+                         "wall_seconds": r["wall_seconds"],
+                         "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"])})
+    return runs
 
 
 def settings_of(run):
@@ -163,7 +191,11 @@ def comparison(runs, baseline, across_seeds=False):
         raise UsageError("the two folders share no (dataset, seed) run")
     differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
                      if k not in OUTPUT_SETTINGS | {"dataset", "seed"} and b["config"].get(k) != r["config"].get(k)})
-    label = lambda run: ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"  # noqa: E731
+    def label(run):
+        if not differ and across_seeds:
+            return f"seed {run['config'].get('seed', 0)}"
+        return ", ".join(f"{k}={run['config'].get(k)}" for k in differ) or "same settings"
+
     a, b = label(pairs[0][0]), label(pairs[0][1])
     by_set = {}
     for old, new in pairs:
@@ -214,17 +246,22 @@ def comparison(runs, baseline, across_seeds=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", help="Folder of run sub-folders, each with a summary.json.")
+    p.add_argument("folder", help="Folder of run sub-folders, each with a summary.json (with --compare, also a "
+                   "reproduce.py store, .jsonl).")
     p.add_argument("--md", default=None, help="Also write the Markdown table to this file.")
     p.add_argument("--csv", default=None, help="Also write the rows as CSV.")
     p.add_argument("--compare", metavar="BASELINE", default=None,
-                   help="Instead, compare with another sweep folder (validation CE, validation and test accuracy).")
+                   help="Instead, compare with another sweep folder (validation CE, validation and test accuracy), "
+                        "or with a reproduce.py store's V2Sa runs under the default settings (a .jsonl file).")
     p.add_argument("--across-seeds", action="store_true",
                    help="With --compare: pair the folders' runs by dataset alone (one run per dataset in each), e.g. "
                         "seed 0 against seed 1 of the same settings, the noise floor of a screen.")
     args = p.parse_args(argv)
     if args.compare and args.csv:
         p.error("--csv writes the table's rows; with --compare use --md.")
+    if args.folder.endswith(".jsonl") and not args.compare:
+        p.error(f"{args.folder} is a reproduce.py store: its table is `python reproduce.py --store {args.folder} "
+                "--table-only`; here a store can be one side of --compare")
     with cli_errors("results_table.py"):
         runs, rows = _collect_or_exit(args.folder), None
         if args.compare:
@@ -244,8 +281,13 @@ def main(argv=None):
 
 
 def _collect_or_exit(folder):
+    if os.path.isfile(folder) and folder.endswith(".jsonl"):
+        runs = collect_store(folder)
+        if not runs:
+            raise UsageError(f"{folder} holds no finished V2Sa run with the default settings")
+        return runs
     if not os.path.isdir(folder):
-        raise UsageError(f"{folder} is not a folder of runs")
+        raise UsageError(f"{folder} is not a folder of runs (or a reproduce.py store, .jsonl)")
     runs = collect(folder)
     if not runs:
         raise UsageError(f"no */summary.json under {folder}")

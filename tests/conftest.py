@@ -33,8 +33,11 @@ def tone(freq, seconds=1.0, rate=16000, amp=0.5, phase=0.0):
 
 @pytest.fixture
 def tone_gsc(tmp_path):
+    return make_tone_gsc(tmp_path / "gsc")
+
+
+def make_tone_gsc(root):
     """A GSC-layout folder where each word is a tone of its own pitch, spoken by 10 'speakers'."""
-    root = tmp_path / "gsc"
     rng = np.random.default_rng(0)
     for word, freq in (("yes", 300.0), ("no", 1200.0), ("up", 3000.0)):
         for spk in range(10):

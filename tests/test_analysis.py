@@ -12,7 +12,7 @@ import tsne_v2s
 import v2s_main
 from conftest import cli_error, make_toy_ucr, tone, write_clip
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("analysis")]  # one worker makes the runs fixture once
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from speech import pretrain
-from conftest import cli_error
+from conftest import cli_error, make_tone_gsc
 from speech.commands import SpeechSet
 from utils import read_json
 
@@ -21,6 +21,15 @@ def run(tone_gsc, out, *extra):
     return read_json(out + ".json")
 
 
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    """One epoch of pretraining, made once for the tests that continue from it: (tone folder, out prefix, card)."""
+    root = tmp_path_factory.mktemp("pretrain")
+    gsc = make_tone_gsc(root / "gsc")
+    out = str(root / "stage1")
+    return gsc, out, run(gsc, out, "--epochs", "1")
+
+
 def test_tiny_pretraining_beats_chance_and_writes_a_model_card(tmp_path, tone_gsc):
     out = str(tmp_path / "tiny")
     card = run(tone_gsc, out, "--epochs", "6", "--patience", "10")
@@ -31,11 +40,17 @@ def test_tiny_pretraining_beats_chance_and_writes_a_model_card(tmp_path, tone_gs
         assert os.path.getsize(out + suffix) > 1000
 
 
-def test_resume_continues_after_the_last_finished_epoch(tmp_path, tone_gsc):
-    out = str(tmp_path / "resumed")
-    first = run(tone_gsc, out, "--epochs", "1")
+@pytest.mark.xdist_group("stage1")  # one worker makes the module's stage-1 fixture once for both tests
+def test_resume_continues_after_the_last_finished_epoch(tmp_path, stage1):
+    import glob
+    import shutil
+
+    tone_gsc, first_out, first = stage1
     assert first["epochs_run"] == 1
-    # A run killed after epoch 1 leaves its checkpoint folder behind; --resume picks it up.
+    # A run killed after epoch 1 leaves its checkpoint folder behind; --resume picks it up (on a copy of stage 1).
+    out = str(tmp_path / "stage1")
+    for path in glob.glob(first_out + "*"):
+        (shutil.copytree if os.path.isdir(path) else shutil.copy)(path, out + path[len(first_out):])
     second = run(tone_gsc, out, "--epochs", "3", "--resume")
     assert second["epochs_run"] == 3
     assert len(second["history"]["loss"]) == 3
@@ -77,9 +92,9 @@ def test_speed_perturbation_raises_the_frequency():
     assert np.argmax(np.abs(np.fft.rfft(out[0]))) == 600
 
 
-def test_fine_tuning_stage_starts_from_given_weights_and_keeps_the_first_card(tmp_path, tone_gsc):
-    first = str(tmp_path / "stage1")
-    run(tone_gsc, first, "--epochs", "1")
+@pytest.mark.xdist_group("stage1")
+def test_fine_tuning_stage_starts_from_given_weights_and_keeps_the_first_card(tmp_path, stage1):
+    tone_gsc, first, _ = stage1
     card = run(tone_gsc, str(tmp_path / "stage2"), "--epochs", "1", "--init-weights", first + ".weights.h5",
                "--speed", "0.9", "1.3")
     assert card["previous_stage"]["command"].count("stage1") == 1

@@ -150,3 +150,30 @@ def test_compare_tests_the_datasets_with_wilcoxon_and_pairs_across_seeds(tmp_pat
     assert "the two folders share no" in cli_error(capsys, results_table.main,
                                                    [str(tmp_path / "cand"), "--compare", str(tmp_path / "base")])
     assert results_table.wilcoxon_p([1, 2], [1, 2]) == 1.0
+
+
+def test_compare_pairs_a_screen_with_a_stores_default_v2sa_runs(tmp_path, capsys):
+    import dataclasses
+
+    from engine.runs import RunConfig
+
+    defaults = dataclasses.asdict(RunConfig())
+    store = tmp_path / "archive.jsonl"
+    records = [{"dataset": f"D{i}", "method": "V2Sa", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.5,
+                "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0} for i in range(4)]
+    records += [{"dataset": "D0", "method": "LP", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.1,
+                 "test_accuracy": 0.9, "val_accuracy": 0.9, "wall_seconds": 3.0},  # another method: left out
+                {"dataset": "D1", "method": "V2Sa", "config": {"dr": 0.4}, "seed": 0, "epochs": 100, "val_loss": 0.1,
+                 "test_accuracy": 0.9, "val_accuracy": 0.9, "wall_seconds": 3.0},  # other settings: left out
+                {"dataset": "D2", "method": "V2Sa", "config": {}, "seed": 0, "failed": "UsageError: x"}]
+    store.write_text("\n".join(json.dumps(r) for r in records) + "\nnot json\n")
+    for i in range(4):
+        compared_run(tmp_path / "screen", f"D{i}", defaults, 0.4, 0.8, seed=1)
+    results_table.main([str(tmp_path / "screen"), "--compare", str(store), "--across-seeds"])
+    out = capsys.readouterr().out
+    assert "Paired on 4 runs" in out and "| val CE, seed 0 | val CE, seed 1 |" in out
+    assert "mean val CE 0.500 vs 0.400" in out
+    (tmp_path / "empty.jsonl").write_text("")
+    empty = str(tmp_path / "empty.jsonl")
+    assert "holds no finished V2Sa run" in cli_error(capsys, results_table.main,
+                                                    [str(tmp_path / "screen"), "--compare", empty])

@@ -186,7 +186,7 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
 
 def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
     """--select auto picks on validation data: poisoning the test labels leaves the choice unchanged."""
-    grid = ({}, {"lr": 5.0}, {"seg": 2})
+    grid = ({}, {"lr": 5.0})
     monkeypatch.setattr(runs, "SELECTION_GRID", grid)
     clean = train(config(tiny_ucr, tmp_path / "clean", epochs=3, select="auto", ensemble=1))
     real_load = runs.load_data
@@ -204,7 +204,7 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
     assert [c["val_cross_entropy"] for c in clean["selection"]["candidates"]] == \
         [c["val_cross_entropy"] for c in dirty["selection"]["candidates"]]
     chosen = min(clean["selection"]["candidates"], key=lambda c: c["val_cross_entropy"])
-    assert clean["selection"]["chosen"] == chosen["name"] and len(clean["selection"]["candidates"]) == 3
+    assert clean["selection"]["chosen"] == chosen["name"] and len(clean["selection"]["candidates"]) == 2
     # the poisoned test set is what the dirty run scored: the clean run's model on the poisoned arrays gives its score
     data = real_load(dirty_cfg)
     predicted = np.argmax(runs.load_run(str(tmp_path / "clean")).model.predict(data.x_test[::-1], verbose=0), axis=1)
