@@ -7,18 +7,18 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test test-fast bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "V2S needs Python 3.11 (found %d.%d); set PYTHON=/path/to/python3.11" % sys.version_info[:2])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements/base.txt -r requirements/dev.txt
 	touch $@
 
 setup: $(VENV)/.installed
 
 # Optional extras (Ray, aeon's MiniRocket): the tests exercise them, the demo does not need them.
-$(VENV)/.extras: $(VENV)/.installed requirements-extra.txt
-	$(PY) -m pip install --quiet -r requirements-extra.txt
+$(VENV)/.extras: $(VENV)/.installed requirements/extra.txt
+	$(PY) -m pip install --quiet -r requirements/extra.txt
 	touch $@
 
 demo: setup

@@ -586,7 +586,7 @@ def _main(args):
             try:
                 import aeon  # noqa: F401
             except ImportError:
-                raise UsageError("MiniRocket needs the optional extra: pip install -r requirements-extra.txt") \
+                raise UsageError("MiniRocket needs the optional extra: pip install -r requirements/extra.txt") \
                     from None
         names = datasets_in(args.data_dir) if args.datasets == ["all"] else args.datasets or list(paper_rows())
         present, missing, unreadable = available_datasets(names, args.data_dir)

@@ -56,7 +56,8 @@ class ESpeak:
             import espeakng_loader
         except ImportError as err:
             raise RuntimeError(
-                "The synthetic speech corpus needs the 'espeakng-loader' package (pip install -r requirements.txt)."
+                "The synthetic speech corpus needs the 'espeakng-loader' package "
+                "(pip install -r requirements/base.txt)."
             ) from err
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         data = espeakng_loader.get_data_path().encode()

@@ -3,6 +3,7 @@
 import ast
 import glob
 import os
+import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,6 +74,9 @@ TOP_LEVEL_MODULES = {"v2s_main", "ts_model", "ts_dataloader", "cam_v2s", "utils"
 def test_the_top_level_holds_only_the_design_and_the_commands():
     top = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "*.py"))}
     assert top <= TOP_LEVEL_MODULES, f"modules that belong in a package: {sorted(top - TOP_LEVEL_MODULES)}"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    files = {p for p in tracked if "/" not in p and not p.startswith(".") and not p.endswith(".py")}
+    assert files <= {"Makefile", "pyproject.toml", "V2S.yml", "README.md"}, f"top-level files: {sorted(files)}"
 
 
 def test_the_readme_is_a_front_page_whose_links_and_figures_exist():
