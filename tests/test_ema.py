@@ -52,21 +52,16 @@ def test_without_an_average_nothing_is_swapped():
 
 
 @pytest.mark.slow
-def test_an_averaged_run_resumes_exactly_and_differs_from_a_plain_one(tmp_path, tiny_ucr, capsys):
+def test_an_averaged_run_differs_from_a_plain_one_only_in_what_is_evaluated(tmp_path, tiny_ucr, capsys):
+    # Its exact resumption is checked with the other stateful options in tests/test_runs.py (several sources).
     def train(out, **changes):
         cfg = runs.RunConfig(dataset="toy", data_dir=tiny_ucr, out=str(tmp_path / out), source_weights="random",
                              verbose=0, batch_size=4, ensemble=2, **changes)
         return runs.train(runs.load_data(cfg), cfg).summary
 
-    whole = train("whole", epochs=3, ema=2)
+    train("averaged", epochs=3, ema=2)
     assert "weights averaged over about 2 epochs" in capsys.readouterr().out
-    train("parts", epochs=1, ema=2)
-    os.remove(tmp_path / "parts" / "summary.json")
-    resumed = train("parts", epochs=3, ema=2, resume=True)
-    a = read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]
-    b = read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]
-    assert a["loss"] == b["loss"] and a["val_ce"] == b["val_ce"]  # the average was saved with the optimizer
-    assert resumed["test_cross_entropy"] == whole["test_cross_entropy"]
+    a = read_json(tmp_path / "averaged" / "ckpt" / "state.json")["history"]
     train("plain", epochs=3)  # the same batches and training, other weights evaluated
     p = read_json(tmp_path / "plain" / "ckpt" / "state.json")["history"]
     assert p["loss"] == a["loss"] and p["val_ce"][1:] != a["val_ce"][1:]
