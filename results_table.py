@@ -49,6 +49,8 @@ def collect_store(path, method="V2Sa"):
     from engine.runs import RunConfig
 
     defaults = dataclasses.asdict(RunConfig())
+    # The shipped source as run folders record it (relative to the repository).
+    defaults["source_weights"] = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
     runs = []
     with open(path) as fh:
         for line in fh:

@@ -157,7 +157,7 @@ def test_compare_pairs_a_screen_with_a_stores_default_v2sa_runs(tmp_path, capsys
 
     from engine.runs import RunConfig
 
-    defaults = dataclasses.asdict(RunConfig())
+    defaults = dict(dataclasses.asdict(RunConfig()), source_weights="weight/v2sa.weights.h5")  # as runs record it
     store = tmp_path / "archive.jsonl"
     records = [{"dataset": f"D{i}", "method": "V2Sa", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.5,
                 "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0} for i in range(4)]
