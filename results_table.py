@@ -40,31 +40,39 @@ def collect(folder):
     return [read_summary(path) for path in sorted(glob.glob(os.path.join(folder, "*", "summary.json")))]
 
 
-def collect_store(path, method="V2Sa"):
-    """A ``reproduce.py`` store's finished runs of ``method`` under the default settings, as the run dicts
-    ``comparison`` pairs: a screen can pair against a sweep's runs (say the archive sweep's V2Sa, seed 0) whose
-    folders are not at hand. Lines that are not records are skipped (the store's own reader names them)."""
+def store_records(path, method):
+    """The finished runs of ``method`` with the grid's default settings in a ``reproduce.py`` store (no other
+    configuration, the shipped source). Lines that are not records are skipped (the store's own reader names them)."""
     import json
 
-    from engine.runs import RunConfig
-
-    defaults = dataclasses.asdict(RunConfig())
-    # The shipped source as run folders record it (relative to the repository).
-    defaults["source_weights"] = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
-    runs = []
+    records = []
     with open(path) as fh:
         for line in fh:
             try:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if (not isinstance(r, dict) or r.get("method") != method or "failed" in r or "test_accuracy" not in r
-                    or r.get("config") or r.get("source_weights")):
-                continue
-            runs.append({"dataset": r["dataset"], "val_cross_entropy": r["val_loss"],
-                         "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
-                         "wall_seconds": r["wall_seconds"],
-                         "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"])})
+            if (isinstance(r, dict) and r.get("method") == method and "failed" not in r and "test_accuracy" in r
+                    and not r.get("config") and not r.get("source_weights")):
+                records.append(r)
+    return records
+
+
+def collect_store(path, method="V2Sa"):
+    """A ``reproduce.py`` store's finished runs of ``method`` under the default settings, as the run dicts
+    ``comparison`` pairs: a screen can pair against a sweep's runs (say the archive sweep's V2Sa, seed 0) whose
+    folders are not at hand."""
+    from engine.runs import RunConfig
+
+    defaults = dataclasses.asdict(RunConfig())
+    # The shipped source as run folders record it (relative to the repository).
+    defaults["source_weights"] = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
+    runs = []
+    for r in store_records(path, method):
+        runs.append({"dataset": r["dataset"], "val_cross_entropy": r["val_loss"],
+                     "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
+                     "wall_seconds": r["wall_seconds"],
+                     "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"])})
     return runs
 
 

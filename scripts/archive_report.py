@@ -291,9 +291,13 @@ def main(argv=None):
     p.add_argument("--data-dir", nargs="+", required=True, help="Archive folders the sets are read from.")
     p.add_argument("--out", required=True, help="Prefix of the report's files (.md, .csv, _cd.png, ...).")
     args = p.parse_args(argv)
+    if not os.path.isfile(args.store):
+        p.error(f"--store {args.store}: not a file; expected a reproduce.py store (.jsonl)")
     records, problems = ResultStore(args.store).load()
     for problem in problems:
         print(problem, file=sys.stderr)
+    if not any("test_accuracy" in r for r in records):
+        p.error(f"--store {args.store} holds no finished run")
     names = sorted({r["dataset"] for r in records})
     import shlex
 

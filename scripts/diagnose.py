@@ -23,6 +23,11 @@ import csv
 import glob
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from results_table import store_records  # noqa: E402
 
 FIT_MIN = 0.9
 OVERFIT_GAP = 0.2
@@ -40,17 +45,8 @@ def read_run(folder):
 
 
 def store_column(path, method, seed=0):
-    """{dataset: record} of a method's finished runs of one seed in a reproduce.py store."""
-    out = {}
-    with open(path) as fh:
-        for line in fh:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if r.get("method") == method and r.get("seed") == seed and "test_accuracy" in r and not r.get("config"):
-                out[r["dataset"]] = r
-    return out
+    """{dataset: record} of a method's finished default-settings runs of one seed in a reproduce.py store."""
+    return {r["dataset"]: r for r in store_records(path, method) if r["seed"] == seed}
 
 
 def verdicts(fit, val, test, lp_test, minirocket):
@@ -111,6 +107,10 @@ def main(argv=None):
     p.add_argument("--worst", type=int, default=None, help="Keep this many sets, worst gap first (default: all).")
     p.add_argument("--md", default=None, help="Also write the table to this file.")
     args = p.parse_args(argv)
+    if not glob.glob(os.path.join(args.runs, "*", "summary.json")):
+        p.error(f"--runs {args.runs}: no finished run folders (*/summary.json) there")
+    if not os.path.isfile(args.store):
+        p.error(f"--store {args.store}: not a file; expected a reproduce.py store (.jsonl)")
     text = markdown(diagnose(args.runs, args.store, args.worst))
     print(text)
     if args.md:

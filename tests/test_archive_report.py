@@ -40,3 +40,12 @@ def test_the_report_pairs_seed_zero_lists_failures_and_averages_seeds(tmp_path):
     assert rows["Ham"]["z-normalised"] == "no" and rows["Coffee"]["HC2 (published)"] == "100.00"
     for figure in ("_cd.png", "_scatter.png", "_gap.png"):
         assert os.path.getsize(out + figure) > 10_000
+
+
+def test_a_missing_or_empty_store_is_a_one_line_error(tmp_path, capsys):
+    from conftest import cli_error
+
+    argv = ["--store", str(tmp_path / "none.jsonl"), "--data-dir", str(tmp_path), "--out", str(tmp_path / "a")]
+    assert "not a file" in cli_error(capsys, archive_report.main, argv)
+    (tmp_path / "none.jsonl").write_text("")
+    assert "holds no finished run" in cli_error(capsys, archive_report.main, argv)

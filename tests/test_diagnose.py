@@ -33,3 +33,10 @@ def test_the_table_reads_the_chosen_epoch_and_sorts_by_gap(tmp_path):
     assert [r["dataset"] for r in rows] == ["B", "A"]  # B trails MiniRocket by 45 points, A by 5
     assert rows[0]["fit"] == 50.0 and rows[0]["verdict"] == "underfit, output side"
     assert rows[1]["fit"] == 100.0 and rows[1]["val"] == 95.0 and rows[1]["verdict"] == "-"
+
+
+def test_missing_runs_or_store_is_a_one_line_error(tmp_path, capsys):
+    from conftest import cli_error
+
+    line = cli_error(capsys, diagnose.main, ["--runs", str(tmp_path), "--store", str(tmp_path / "s.jsonl")])
+    assert "no finished run folders" in line
