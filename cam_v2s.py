@@ -33,9 +33,10 @@ def conv_layer_names(source):
 def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
     """Grad-CAM maps of ``layers`` for one waveform (16000,).
 
-    ``score_fn`` maps the source probabilities (1, 36) to the scalar being explained (default: the top source
-    class). Returns dict with 'mel' (125, 80), 'attention' (125,), 'probs' (36,) and one (125, 80) map per layer,
-    each ReLU'd and scaled to [0, 1].
+    ``score_fn`` maps the source model's output (1, d) to the scalar being explained (default: its top source
+    class; a run whose head reads the logits or the attention vector gets that output). Returns dict with 'mel'
+    (125, 80), 'attention' (125,), 'probs' (the source output, (36,) for a source model alone) and one (125, 80)
+    map per layer, each ReLU'd and scaled to [0, 1].
     """
     import keras
     import tensorflow as tf
@@ -84,12 +85,10 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     An ensemble is explained through one of its programs, ``program`` (its own delta and mapping), for the class
     the whole ensemble predicts.
     """
-    import tensorflow as tf
-
     from engine.errors import UsageError
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import program_source, reprogrammed_waveform
+    from ts_model import output_layer, program_source, reprogrammed_waveform
 
     finished = load_run(run)
     if finished.config["mode"] not in ("reprogram", "reprogram+finetune"):
@@ -106,11 +105,11 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     series = data.x_test[index]
     padding = model.get_layer("segment_padding")
     wave = reprogrammed_waveform(model, series[None, :], program)[0]
-    matrix = model.get_layer("label_mapping").program_matrix(program)
+    head = output_layer(model)
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
     result = grad_cam(program_source(model, program), wave, layers,
-                      score_fn=lambda p: tf.matmul(p, tf.constant(matrix))[:, predicted])
+                      score_fn=lambda p: head.program_scores(p, program)[:, predicted])
     result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
                   true=int(data.y_test[index]), dataset=data.name, index=index, program=program, programs=programs,
                   folded={n: fold_back(result[n], padding.positions, len(series)) for n in layers})

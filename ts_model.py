@@ -5,6 +5,9 @@
     series (batch, L) -> SegmentZeroPadding -> (batch, 16000) -> Reprogram (+ dropout(M * delta))
         -> frozen source model (V2Sa / V2Su) -> 36 source probabilities -> LabelMapping -> (batch, C)
 
+or, with another ``readout``, a trained ``LinearReadout`` on the source's 36 logits (``full``) or on its 128-value
+attention vector (``attention``, any number of classes) in place of the many-to-one mapping.
+
 An ensemble of K programs may spread them over S frozen source models (``source`` a list; K a multiple of S):
 programs are grouped by source, K / S programs per source, each group's reprogrammed waves going through its own
 source model (``ProgramGroups`` splits the stacked batch, the sources' probabilities are stacked back in program
@@ -26,7 +29,8 @@ from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE,
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMapping", "ProgramAverage",
-           "ProgramGroups", "StackPrograms", "sources_of", "program_source",
+           "ProgramGroups", "StackPrograms", "LinearReadout", "READOUTS", "OUTPUT_LAYERS", "output_layer",
+           "source_reader", "sources_of", "program_source",
            "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
@@ -240,27 +244,42 @@ class LabelMapping(L.Layer):
     mapping). It is kept positive as exp(V), V starting at log(matrix) with LEARNED_FLOOR for the labels a class
     does not own, so an untrained model predicts as the fixed mapping does (to about 1e-6), every score stays
     positive, and Adam's steps on V change the matrix multiplicatively.
+    ``iterative``: the mapping stays many-to-one but is re-assigned during training (``assign``; iterative label
+    mapping, ILM-VP, Chen et al., CVPR 2023: ``engine/iterative_mapping.py``); ``current_mapping`` reads it back.
     """
 
-    def __init__(self, mapping, learned=False, **kwargs):
+    def __init__(self, mapping, learned=False, iterative=False, **kwargs):
         super().__init__(**kwargs)
         mapping = np.asarray(mapping)
+        if learned and iterative:
+            raise ValueError("A label mapping is either learned (a trained matrix) or iterative (re-assigned), "
+                             "not both.")
         self.programs = 1 if mapping.ndim == 2 else len(mapping)
         self.mapping = mapping.astype(int).tolist()
-        self.learned = bool(learned)
+        self.learned, self.iterative = bool(learned), bool(iterative)
         stacked = mapping[None] if mapping.ndim == 2 else mapping
         self._initial = np.stack([label_mapping_matrix(m) for m in stacked])  # (K, 36, C)
         self.matrix = ops.convert_to_tensor(self._initial[0] if self.programs == 1 else self._initial)
 
     def build(self, input_shape):
+        initial = self._initial[0] if self.programs == 1 else self._initial
         if self.learned:
-            initial = self._initial[0] if self.programs == 1 else self._initial
             self.log_matrix = self.add_weight(name="log_mapping_matrix", shape=initial.shape,
                                               initializer=keras.initializers.Constant(
                                                   np.log(np.maximum(initial, LEARNED_FLOOR))))
+        if self.iterative:
+            # A weight, not a constant: re-assigned between epochs, saved with the checkpoints (so a resumed run
+            # reads its classes through the mapping it had), and seen by the compiled training step.
+            self.mapping_matrix = self.add_weight(name="mapping_matrix", shape=initial.shape, trainable=False,
+                                                  initializer=keras.initializers.Constant(initial))
+
+    def _matrix(self, dtype):
+        if self.learned:
+            return ops.exp(self.log_matrix)
+        return ops.cast(self.mapping_matrix if self.iterative else self.matrix, dtype)
 
     def call(self, probs):
-        matrix = ops.exp(self.log_matrix) if self.learned else ops.cast(self.matrix, probs.dtype)
+        matrix = self._matrix(probs.dtype)
         if self.programs == 1:
             scores = ops.matmul(probs, matrix)
         else:
@@ -268,17 +287,120 @@ class LabelMapping(L.Layer):
             scores = ops.transpose(ops.matmul(per_program, matrix), (1, 0, 2))  # (batch, K, C)
         return scores / (ops.sum(scores, axis=-1, keepdims=True) + 1e-12)
 
+    def assign(self, mapping):
+        """Give an iterative mapping new source labels: ``mapping`` (C, k), or (K, C, k) for K programs."""
+        mapping = np.asarray(mapping)
+        stacked = mapping[None] if mapping.ndim == 2 else mapping
+        matrix = np.stack([label_mapping_matrix(m) for m in stacked])
+        self.mapping_matrix.assign(matrix[0] if self.programs == 1 else matrix)
+        self.mapping = mapping.astype(int).tolist()
+
+    def current_mapping(self):
+        """The source labels each class owns now, (C, k) or (K, C, k) as a list (an iterative mapping's latest;
+        read from its saved matrix, so a reloaded model gives the mapping it was saved with)."""
+        if not self.iterative:
+            return self.mapping
+        matrix = np.asarray(self.mapping_matrix)
+        stacked = matrix[None] if self.programs == 1 else matrix
+        owned = [[np.flatnonzero(m[:, c] > 0).tolist() for c in range(m.shape[1])] for m in stacked]
+        return owned[0] if self.programs == 1 else owned
+
     def program_matrix(self, program=0):
         """The (36, C) matrix program ``program`` reads its classes through (the trained one when learned)."""
-        matrix = np.exp(np.asarray(self.log_matrix)) if self.learned else np.asarray(self.matrix)
+        matrix = np.asarray(self._matrix("float32"))
         return matrix if self.programs == 1 else matrix[program]
+
+    def program_scores(self, probs, program=0):
+        """Class scores (batch, C) of program ``program`` from its source probabilities (batch, 36), before the
+        renormalisation (what a CAM of a class explains)."""
+        return ops.matmul(probs, ops.convert_to_tensor(self.program_matrix(program)))
 
     def compute_output_shape(self, input_shape):
         classes = self._initial.shape[-1]
         return (input_shape[0], classes) if self.programs == 1 else (None, self.programs, classes)
 
     def get_config(self):
-        return {**super().get_config(), "mapping": self.mapping, "learned": self.learned}
+        return {**super().get_config(), "mapping": self.mapping, "learned": self.learned, "iterative": self.iterative}
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class LinearReadout(L.Layer):
+    """A trained linear classifier with bias on a frozen source model's output, one per program, then a softmax.
+
+    One program: (batch, d) -> (batch, C); K programs: the (K * batch, d) features of the stacked programs ->
+    (batch, K, C), program k read by its own kernel (d, C) and bias (C,). The kernel is stored as (K, d, C).
+    ``mapping`` (C, k), or (K, C, k): start from a many-to-one mapping, the kernel 1/k at the source labels each
+    class owns and 0 elsewhere, the bias 0 (d is then the 36 source logits; the fully-connected mapping of AutoVP,
+    Tsao et al., ICLR 2024). With k = 1 that start predicts exactly as the fixed mapping does (a softmax over the
+    owned labels' logits is their renormalised probabilities); with k > 1 it averages the owned labels' logits, a
+    geometric rather than arithmetic mean of their probabilities. Without ``mapping``: Glorot-uniform kernel,
+    zero bias (a feature head on, e.g., the 128-value attention vector, for any number of classes).
+    """
+
+    def __init__(self, classes, programs=1, mapping=None, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.programs = int(classes), int(programs)
+        self.mapping = None if mapping is None else np.asarray(mapping).astype(int).tolist()
+
+    def build(self, input_shape):
+        d = int(input_shape[-1])
+        if self.mapping is not None:
+            mapping = np.asarray(self.mapping)
+            stacked = mapping[None] if mapping.ndim == 2 else mapping
+            init = keras.initializers.Constant(np.stack([label_mapping_matrix(m, d) for m in stacked]))
+        else:
+            limit = float(np.sqrt(6.0 / (d + self.classes)))
+            init = keras.initializers.RandomUniform(-limit, limit)
+        self.kernel = self.add_weight(name="kernel", shape=(self.programs, d, self.classes), initializer=init)
+        self.bias = self.add_weight(name="bias", shape=(self.programs, self.classes), initializer="zeros")
+
+    def call(self, features):
+        if self.programs == 1:
+            return ops.softmax(ops.matmul(features, self.kernel[0]) + self.bias[0], axis=-1)
+        per_program = ops.reshape(features, (self.programs, -1, features.shape[-1]))  # (K, batch, d)
+        logits = ops.matmul(per_program, self.kernel) + self.bias[:, None, :]  # (K, batch, C)
+        return ops.softmax(ops.transpose(logits, (1, 0, 2)), axis=-1)
+
+    def current_mapping(self):
+        """The many-to-one mapping the readout started from (None for a feature head)."""
+        return self.mapping
+
+    def program_matrix(self, program=0):
+        """Program ``program``'s trained kernel, (d, C)."""
+        return np.asarray(self.kernel)[program]
+
+    def program_scores(self, features, program=0):
+        """Class logits (batch, C) of program ``program`` from its features (batch, d) (what a CAM explains)."""
+        return ops.matmul(features, self.kernel[program]) + self.bias[program]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.classes) if self.programs == 1 else (None, self.programs, self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "programs": self.programs, "mapping": self.mapping}
+
+
+# What the output layer reads from the frozen source model, per readout of ``build_v2s``: its probabilities, its
+# 36 logits, or its attention-pooled vector (128 values for V2Sa and V2Su).
+READOUTS = {"mean": "output", "learned": "output", "iterative": "output", "full": "logits",
+            "attention": "att_vector"}
+OUTPUT_LAYERS = ("label_mapping", "attention_head")
+
+
+def output_layer(model):
+    """The layer that turns a V2S model's source outputs into class probabilities (a label mapping or a head)."""
+    names = {layer.name for layer in model.layers}
+    return next(model.get_layer(name) for name in OUTPUT_LAYERS if name in names)
+
+
+def source_reader(source, readout):
+    """The frozen source as the output layer of ``readout`` reads it: the source itself when the layer reads its
+    probabilities, else a model with the same input, layers and name whose output is the layer ``READOUTS`` names
+    (so ``sources_of``, the training graph and CAM find it like the source)."""
+    layer = READOUTS[readout]
+    if layer == "output":
+        return source
+    return keras.Model(source.input, source.get_layer(layer).output, name=source.name)
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -403,7 +525,7 @@ def build_fcn(length, num_classes):
 
 
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
-              dropout=0.0, l2=0.0, mask=False, programs=1, learned_map=False, znorm=False, gain=False):
+              dropout=0.0, l2=0.0, mask=False, programs=1, readout="mean", znorm=False, gain=False):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None. A list
@@ -411,12 +533,18 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k), or
     (K, C, k), one mapping per program, when ``programs`` K > 1 (an ensemble of K independent programs trained as
     one model; its prediction is the mean of theirs). ``mask``: restrict delta to the samples outside the series
-    copies (the paper's M). ``learned_map``: train the mapping matrix too (``LabelMapping``). ``znorm`` / ``gain``:
+    copies (the paper's M). ``readout``, how class probabilities are read from the frozen source (``READOUTS``):
+    ``mean`` the fixed many-to-one mapping, ``learned`` its matrix trained too, ``iterative`` re-assigned during
+    training (``LabelMapping``), ``full`` a linear layer with bias on the 36 logits started from the mapping,
+    ``attention`` a linear head on the attention vector (``LinearReadout``; no mapping, any number of classes).
+    ``znorm`` / ``gain``:
     z-normalise each series / scale it by a trainable gain before padding (``SeriesScaling``).
     Returns a Keras model taking (batch, length) series and giving (batch, num_classes) probabilities.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
+    if readout not in READOUTS:
+        raise ValueError(f"Unknown readout {readout!r}; expected one of {tuple(READOUTS)}.")
     if mode == "fcn":
         return build_fcn(length, num_classes)
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
@@ -441,23 +569,38 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         x = logits(wave, training=False)
         outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
         return keras.Model(inputs, outputs, name="TF_a")
-    if mapping is None:
+    if readout == "attention":
+        mapping = None
+    elif mapping is None:
         one = sequential_mapping(num_classes, max_labels_per_class(num_classes))
         mapping = one if programs == 1 else np.stack([one] * programs)
-    mapping = np.asarray(mapping)
-    if (mapping.ndim == 3) != (programs > 1) or (programs > 1 and len(mapping) != programs):
-        raise ValueError(f"{programs} programs need {'one (C, k) mapping' if programs == 1 else f'{programs} mappings'}"
-                         f", got an array of shape {mapping.shape}.")
-    if mapping.shape[-2] != num_classes:
-        raise ValueError(f"The label mapping has {mapping.shape[-2]} rows but the data has {num_classes} classes.")
+    if mapping is not None:
+        mapping = np.asarray(mapping)
+        if (mapping.ndim == 3) != (programs > 1) or (programs > 1 and len(mapping) != programs):
+            raise ValueError(f"{programs} programs need "
+                             f"{'one (C, k) mapping' if programs == 1 else f'{programs} mappings'}, got an array of "
+                             f"shape {mapping.shape}.")
+        if mapping.shape[-2] != num_classes:
+            raise ValueError(f"The label mapping has {mapping.shape[-2]} rows but the data has {num_classes} classes.")
     wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, programs=programs,
                      name="reprogram")(wave)
-    if len(sources) == 1:
-        probs = source(wave, training=False)
+    readers = []
+    for s in sources:
+        reader = source_reader(s, readout)
+        reader.trainable = s.trainable
+        readers.append(reader)
+    if len(readers) == 1:
+        probs = readers[0](wave, training=False)
     else:
-        groups = ProgramGroups(len(sources), name="program_groups")(wave)
-        probs = StackPrograms(name="stack_programs")([s(g, training=False) for s, g in zip(sources, groups)])
-    outputs = LabelMapping(mapping, learned=learned_map, name="label_mapping")(probs)
+        groups = ProgramGroups(len(readers), name="program_groups")(wave)
+        probs = StackPrograms(name="stack_programs")([r(g, training=False) for r, g in zip(readers, groups)])
+    if readout in ("full", "attention"):
+        head = LinearReadout(num_classes, programs, mapping=mapping,
+                             name="label_mapping" if readout == "full" else "attention_head")
+    else:
+        head = LabelMapping(mapping, learned=readout == "learned", iterative=readout == "iterative",
+                            name="label_mapping")
+    outputs = head(probs)
     if programs > 1:
         outputs = ProgramAverage(name="program_average")(outputs)
     return keras.Model(inputs, outputs, name="V2S" if mode == "reprogram" else "V2S_finetune")

@@ -26,7 +26,7 @@ import dataclasses
 import shlex
 import sys
 
-from engine.runs import ARCHITECTURES, MAP_TYPES, MODES, SELECT_MODES, RunConfig
+from engine.runs import ARCHITECTURES, HEADS, MAP_TYPES, MODES, SELECT_MODES, RunConfig
 from ts_dataloader import GAP_POLICIES
 
 DEFAULTS = RunConfig()
@@ -81,8 +81,16 @@ def build_parser():
                        help="Source labels per target class k (0 = maximal, floor(36 / classes)).")
     model.add_argument("--map-type", choices=MAP_TYPES, default=d.map_type,
                        help="Many-to-one label mapping: seeded random (paper), sequential (reference code), "
-                            "frequency (labels the frozen model predicts most for each class), or learned (a "
-                            "trainable 36 x C matrix started at the random mapping, trained with delta).")
+                            "frequency (labels the frozen model predicts most for each class), learned (a "
+                            "trainable non-negative 36 x C matrix started at the random mapping, trained with delta), "
+                            "iterative (re-assigned before every epoch from the program's own predictions on the fit "
+                            "split, as ILM-VP does; each epoch's mapping goes to mappings.json) or full (a linear "
+                            "layer with bias on the 36 source logits, started at the random mapping, trained with "
+                            "delta).")
+    model.add_argument("--head", choices=HEADS, default=d.head,
+                       help="mapping: classes read through the label mapping (default); attention: a linear head "
+                            "on the frozen model's 128-value attention vector, trained with delta (no mapping, so "
+                            "any number of classes, e.g. Adiac's 37).")
     model.add_argument("--ensemble", type=int, default=d.ensemble,
                        help="Train K independent programs (own delta, own random mapping) as one model and average "
                             "their class probabilities; the best epoch is the ensemble's. Costs about 2.6 times one "

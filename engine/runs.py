@@ -39,7 +39,10 @@ RUNS_DIR = os.path.join(REPO, "runs")
 DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
                    "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-MAP_TYPES = ("random", "sequential", "frequency", "learned")
+MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full")
+# What turns the frozen source's outputs into classes: a label mapping (of --map-type), or a linear head on the
+# attention-pooled vector (ts_model.LinearReadout).
+HEADS = ("mapping", "attention")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
@@ -69,7 +72,8 @@ class RunConfig:
     seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
     max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
-    map_type: str = "random"  # learned: the random mapping as the start of a trained mapping matrix
+    map_type: str = "random"  # learned / full: the random mapping as the start of a trained one
+    head: str = "mapping"  # attention: a linear head on the attention vector instead of a label mapping
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     gain: bool = False  # a trainable gain on the series before padding
@@ -105,6 +109,15 @@ class RunConfig:
             (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
             (c.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
             (c.map_type in MAP_TYPES, f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
+            (c.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {c.head!r}"),
+            (c.head == "mapping" or (c.map_type == "random" and c.mapping == 0),
+             "--head attention reads the classes from a linear head, not a label mapping; drop --map-type and "
+             "--mapping"),
+            (c.head == "mapping" or c.mode in REPROGRAM_MODES,
+             f"--head attention is a head on the reprogrammed source; --mode {c.mode} has its own output layer"),
+            (not (c.map_type == "iterative" and c.refit),
+             "--map-type iterative re-assigns the mapping as the validation run trains; --refit is not supported "
+             "with it"),
             (c.epochs >= 1, f"--eps (epochs) must be at least 1, got {c.epochs}"),
             (c.batch_size >= 1, f"--batch-size must be at least 1, got {c.batch_size}"),
             (np.isfinite(c.lr) and c.lr > 0, f"--lr must be a positive number, got {c.lr}"),
@@ -352,7 +365,8 @@ PROGRAM_SEED_STEP = 7919
 def choose_mapping(config, source, x, y, num_classes, segments):
     """(C, k) source labels per class, or (K, C, k) for an ensemble of K programs.
 
-    Seeded random (also the start of a learned mapping; each program its own seed), sequential, or by the frozen
+    Seeded random (also the start of a learned, full or iterative one; each program its own seed), sequential, or
+    by the frozen
     model's votes on ``x`` (frequency); sequential mappings are the same for every program, frequency mappings for
     every program of one source (``source`` may be a list, one per group of programs).
     """
@@ -360,7 +374,8 @@ def choose_mapping(config, source, x, y, num_classes, segments):
                           random_mapping, sequential_mapping)
 
     k = config.mapping or max_labels_per_class(num_classes)
-    if config.map_type in ("random", "learned"):
+    # An iterative mapping starts random; the first epoch re-assigns it from the program's own predictions.
+    if config.map_type in ("random", "learned", "full", "iterative"):
         maps = [random_mapping(num_classes, k, seed=config.seed + PROGRAM_SEED_STEP * j)
                 for j in range(config.ensemble)]
     else:
@@ -392,11 +407,12 @@ def check_task(config, data):
     """Refuse, before anything trains, what the source model cannot represent."""
     from ts_model import NUM_SOURCE_CLASSES, segment_positions
 
-    if config.mode in REPROGRAM_MODES:
+    if config.mode in REPROGRAM_MODES and config.head == "mapping":
         if data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"{data.name} has {data.num_classes} classes, more than the {NUM_SOURCE_CLASSES} source "
-                             f"labels a many-to-one label mapping can share out; --mode transfer or --mode fcn run "
-                             "it, and so does the frozen-feature baseline (reproduce.py --methods LP)")
+                             f"labels a many-to-one label mapping can share out; --head attention (a linear head "
+                             "on the frozen model's attention vector) runs it, and so do --mode transfer, --mode fcn "
+                             "and the frozen-feature baseline (reproduce.py --methods LP)")
         k = config.mapping or NUM_SOURCE_CLASSES // data.num_classes
         if k * data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"--mapping {k} source labels x {data.num_classes} classes = {k * data.num_classes} > "
@@ -419,12 +435,12 @@ def build_model(config, data, x_fit, y_fit):
     segments = segments_for(config, data.length)
     source = load_source(config) if config.mode != "fcn" else None
     mapping = None
-    if config.mode in REPROGRAM_MODES:
-        mapping = choose_mapping(config, source, x_fit, y_fit, data.num_classes, segments)
     reprogram = config.mode in REPROGRAM_MODES
+    if reprogram and config.head == "mapping":
+        mapping = choose_mapping(config, source, x_fit, y_fit, data.num_classes, segments)
     model = build_v2s(data.length, data.num_classes, mode=config.mode, source=source, segments=segments or 1,
                       mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per),
-                      programs=config.ensemble if reprogram else 1, learned_map=config.map_type == "learned",
+                      programs=config.ensemble if reprogram else 1, readout=readout_of(config),
                       znorm=config.znorm, gain=config.gain)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
@@ -439,9 +455,21 @@ def build_model(config, data, x_fit, y_fit):
     return model, segments, mapping
 
 
+def readout_of(config):
+    """The ``ts_model.build_v2s`` readout of the settings: the head, or the label mapping's kind."""
+    if config.head != "mapping":
+        return config.head
+    return config.map_type if config.map_type in ("learned", "iterative", "full") else "mean"
+
+
 def mapping_of(model):
-    """A V2S model's label mapping (one row of source labels per class), or None for TF_a and the FCN."""
-    return model.get_layer("label_mapping").mapping if "label_mapping" in [l.name for l in model.layers] else None
+    """A V2S model's label mapping (one row of source labels per class; an iterative one's latest), or None for a
+    feature head, TF_a and the FCN."""
+    from ts_model import OUTPUT_LAYERS, output_layer
+
+    if not {layer.name for layer in model.layers} & set(OUTPUT_LAYERS):
+        return None
+    return output_layer(model).current_mapping()
 
 
 def load_checkpoint(folder):
@@ -659,8 +687,10 @@ def _describe(config, model, data, label):
     return (f"mode {config.mode}, " + (f"source {config.arch} ({', '.join(source_paths(config.source_weights))}), "
                                       if config.mode != "fcn" else "") +
             (f"m={segments}, " if segments else "") +
-            (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, dropout {config.dr} on delta, "
-             if delta else "") +
+            (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, " if delta and mapping is not None
+             else "") +
+            ("a linear head on the attention vector, " if delta and config.head == "attention" else "") +
+            (f"dropout {config.dr} on delta, " if delta else "") +
             (f"ensemble of {config.ensemble} programs, " if delta and config.ensemble > 1 else "") +
             (f"series {'z-normalised' if config.znorm else ''}{' and ' if config.znorm and config.gain else ''}"
              f"{'scaled by a trained gain' if config.gain else ''}, " if config.znorm or config.gain else "") +
@@ -673,10 +703,16 @@ def _describe(config, model, data, label):
             f"parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
 
 
-def _epoch_callbacks(config, folder, x_fit):
-    """A function model -> the per-epoch extras the run records (SWD, TensorBoard scalars)."""
+def _epoch_callbacks(config, folder, x_fit, y_fit, num_classes):
+    """A function model -> the per-epoch extras of the run (an iterative mapping's re-assignment, SWD, TensorBoard
+    scalars)."""
     def callbacks_for(model):
         callbacks = []
+        if config.map_type == "iterative" and config.mode in REPROGRAM_MODES:
+            from engine.iterative_mapping import IterativeMapping
+
+            callbacks.append(IterativeMapping(x_fit, y_fit, num_classes, os.path.join(folder, "mappings.json"),
+                                              batch_size=config.batch_size))
         if config.swd and config.mode in REPROGRAM_MODES:
             from swd import SWDCallback, source_reference_logits
             from ts_model import source_of
@@ -707,7 +743,8 @@ def _train_and_score(data, config, folder, stage, command):
     start = time.time()
     model, checkpoint, seen = _train_in(os.path.join(folder, "ckpt"), config, data, x_fit, y_fit, (x_val, y_val),
                                         config.epochs, "val_ce", config.patience or None,
-                                        _epoch_callbacks(config, folder, x_fit), f"{data.name} {config.mode}",
+                                        _epoch_callbacks(config, folder, x_fit, y_fit, data.num_classes),
+                                        f"{data.name} {config.mode}",
                                         lambda m: print(_describe(config, m, data, label)))
     checkpoint.restore_best()
     stage[0] = "scoring"

@@ -48,7 +48,7 @@ class StepFunctions:
 
         self.model = model
         names = {layer.name for layer in model.layers}
-        if train_outputs is None and {"reprogram", "label_mapping"} <= names:
+        if train_outputs is None and "reprogram" in names and names & {"label_mapping", "attention_head"}:
             train_outputs = training_graph(model)  # the same outputs, computed to train faster (training_graph.py)
         train_model = train_outputs or model
         weights = model.trainable_weights
@@ -127,8 +127,9 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
     """Train ``model`` for epochs ``initial_epoch .. epochs - 1`` unless ``checkpoint`` stops it early.
 
     ``checkpoint`` (a ``utils.ResumableCheckpoint``) records every epoch, keeps the best weights by its monitored
-    metric and sets ``model.stop_training`` when its patience runs out. ``epoch_callbacks`` are Keras callbacks
-    whose ``on_epoch_end(epoch, logs)`` may add to the logs before the checkpoint records them (e.g. the SWD).
+    metric and sets ``model.stop_training`` when its patience runs out. ``epoch_callbacks`` are Keras-like
+    callbacks whose ``on_epoch_end(epoch, logs)`` may add to the logs before the checkpoint records them (e.g. the
+    SWD); those with an ``on_epoch_begin(epoch)`` are called before the epoch's first step (an iterative mapping).
     ``progress``: a callable ``(epoch, logs, seconds)`` called after each epoch (a progress bar), or None.
     ``augment``: an ``augmentation.Augmentation`` applied to every training batch (never to validation), or None;
     its draws, like the batch order, are fixed by (seed, epoch). When the optimizer keeps a moving average of the
@@ -147,6 +148,9 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
     seen = 0
     for epoch in range(initial_epoch, epochs):
         start = time.time()
+        for cb in epoch_callbacks:
+            if hasattr(cb, "on_epoch_begin"):
+                cb.on_epoch_begin(epoch)
         order = epoch_order(len(x), seed, epoch)
         rng = augmentation_rng(seed, epoch) if augment else None
         loss_sum = ce_sum = correct = 0.0

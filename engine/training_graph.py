@@ -18,7 +18,7 @@ import keras
 from keras import layers as L
 
 from engine.frozen_lstm import frozen_bilstm
-from ts_model import ProgramGroups, StackPrograms, sources_of
+from ts_model import ProgramGroups, StackPrograms, output_layer, sources_of
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -221,4 +221,4 @@ def training_graph(model, lstm_loops=None):
             tail = _frozen_tail(source, tail, lstm_loops)
         probs.append(tail(group, training=False))
     probs = probs[0] if len(sources) == 1 else StackPrograms(name="stack_programs")(probs)
-    return keras.Model(inputs, model.get_layer("label_mapping")(probs), name=f"{model.name}_training")
+    return keras.Model(inputs, output_layer(model)(probs), name=f"{model.name}_training")

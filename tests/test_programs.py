@@ -113,7 +113,7 @@ def test_training_graph_keeps_keras_lstms_when_asked(source, series):
 def test_learned_mapping_starts_as_the_many_to_one_mapping(source, series):
     x, _ = series
     fixed = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])
-    learned = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], learned_map=True)
+    learned = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], readout="learned")
     learned.get_layer("reprogram").delta.assign(np.asarray(fixed.get_layer("reprogram").delta))
     np.testing.assert_allclose(np.asarray(learned(x)), np.asarray(fixed(x)), atol=1e-5)
     assert {tuple(w.shape) for w in learned.trainable_weights} == {(16000,), (36, CLASSES)}
@@ -167,7 +167,7 @@ def test_new_layers_survive_a_keras_round_trip(tmp_path, layer, inputs):
 def test_ensemble_model_round_trip(tmp_path, source, series):
     x, _ = series
     model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(2), programs=2,
-                      learned_map=True, znorm=True, gain=True)
+                      readout="learned", znorm=True, gain=True)
     model.save(str(tmp_path / "e.keras"))
     again = keras.saving.load_model(str(tmp_path / "e.keras"))
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)

@@ -214,9 +214,10 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
 
 def test_a_run_over_several_sources_with_augmentation_and_an_average_resumes_exactly(tmp_path, tiny_ucr, capsys):
     # Every option that carries state across epochs at once (the sources' programs, the augmentation's random
-    # stream, the moving average saved with the optimizer): killed after epoch 1 and resumed, the run is the
-    # uninterrupted one.
-    opts = {"source_weights": ["random", "random"], "ensemble": 2, "jitter": 0.5, "scaling": 0.2, "ema": 2}
+    # stream, the moving average saved with the optimizer, the iterative mapping saved with the weights): killed
+    # after epoch 1 and resumed, the run is the uninterrupted one.
+    opts = {"source_weights": ["random", "random"], "ensemble": 2, "jitter": 0.5, "scaling": 0.2, "ema": 2,
+            "map_type": "iterative"}
     whole = train(config(tiny_ucr, tmp_path / "whole", epochs=3, **opts))
     assert "source V2Sa (random, random)" in capsys.readouterr().out
     assert whole["config"]["source_weights"] == opts["source_weights"]
@@ -227,6 +228,10 @@ def test_a_run_over_several_sources_with_augmentation_and_an_average_resumes_exa
     a = read_json(tmp_path / "whole" / "ckpt" / "state.json")["history"]
     b = read_json(tmp_path / "parts" / "ckpt" / "state.json")["history"]
     assert a["loss"] == b["loss"] and a["val_ce"] == b["val_ce"]
+    assert a["map_changes"] == b["map_changes"]
+    mappings = [read_json(tmp_path / run / "mappings.json")["epochs"] for run in ("whole", "parts")]
+    assert mappings[0] == mappings[1] and [e["epoch"] for e in mappings[0]] == [0, 1, 2]
+    assert resumed["mapping"] == mappings[0][resumed["best_epoch"]]["mapping"]
 
 
 def test_a_finished_run_is_reported_not_replaced_and_other_settings_are_refused(tmp_path, tiny_ucr, capsys):
