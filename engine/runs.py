@@ -539,12 +539,13 @@ def _open_checkpoint(folder, config, data, resume, monitor, patience=None):
 
 def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, patience, callbacks_for, desc,
               announce=None):
-    """Build or resume a model in checkpoint ``folder`` and train it; returns (model, checkpoint, samples seen).
+    """Build or resume a model in checkpoint ``folder`` and train it; returns (model, checkpoint, samples seen,
+    step functions). The step functions' forward pass, traced for validation, also scores the test set.
 
     ``announce(model)`` is called once the model exists, before training (it prints what is trained).
     """
     from engine.augmentation import Augmentation
-    from engine.training import fit
+    from engine.training import StepFunctions, fit
     from utils import set_seed
 
     checkpoint, model, state = _open_checkpoint(folder, config, data, config.resume, monitor, patience)
@@ -558,26 +559,28 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
     done = checkpoint.state["epoch"]
     stopped = patience is not None and patience > 0 and checkpoint.state["wait"] >= patience
     seen = 0
+    steps = StepFunctions(model, data.length)
     if done < epochs and not stopped:
         progress = _Progress(epochs, done, config.verbose, desc)
         try:
             seen = fit(model, x_fit, y_fit, checkpoint, epochs=epochs, batch_size=config.batch_size,
-                       seed=config.seed, validation=validation, initial_epoch=done,
+                       seed=config.seed, validation=validation, initial_epoch=done, steps=steps,
                        epoch_callbacks=callbacks_for(model), progress=progress,
                        augment=Augmentation(config.jitter, config.scaling))
         finally:
             progress.close()
     checkpoint.set_model(model)
-    return model, checkpoint, seen
+    return model, checkpoint, seen, steps
 
 
-def _score(model, x, y):
-    """(accuracy, cross-entropy) of ``model`` on (x, y); (None, None) when there is nothing to score."""
+def _score(steps, x, y):
+    """(accuracy, cross-entropy) of the model of ``steps`` (``StepFunctions``) on (x, y); (None, None) when there
+    is nothing to score."""
     from engine.training import cross_entropy
 
     if not len(x):
         return None, None
-    probs = model.predict(np.asarray(x, np.float32), batch_size=256, verbose=0)
+    probs = steps.predict(np.asarray(x, np.float32))
     return float(np.mean(np.argmax(probs, axis=1) == y)), cross_entropy(probs, np.asarray(y))
 
 
@@ -741,14 +744,13 @@ def _train_and_score(data, config, folder, stage, command):
           f"{'test-as-val' if config.val_on_test else 'val'}), {len(data.x_test)} test, length {data.length}, "
           f"{data.num_classes} classes {data.labels.tolist()}; source: {data.source}")
     start = time.time()
-    model, checkpoint, seen = _train_in(os.path.join(folder, "ckpt"), config, data, x_fit, y_fit, (x_val, y_val),
-                                        config.epochs, "val_ce", config.patience or None,
-                                        _epoch_callbacks(config, folder, x_fit, y_fit, data.num_classes),
-                                        f"{data.name} {config.mode}",
-                                        lambda m: print(_describe(config, m, data, label)))
+    model, checkpoint, seen, steps = _train_in(
+        os.path.join(folder, "ckpt"), config, data, x_fit, y_fit, (x_val, y_val), config.epochs, "val_ce",
+        config.patience or None, _epoch_callbacks(config, folder, x_fit, y_fit, data.num_classes),
+        f"{data.name} {config.mode}", lambda m: print(_describe(config, m, data, label)))
     checkpoint.restore_best()
     stage[0] = "scoring"
-    test_acc, test_ce = _score(model, data.x_test, data.y_test)
+    test_acc, test_ce = _score(steps, data.x_test, data.y_test)
     hist, best = checkpoint.state["history"], checkpoint.state["best_epoch"]
     seconds = checkpoint.state["seconds"]
     split_test_acc = None
@@ -757,15 +759,15 @@ def _train_and_score(data, config, folder, stage, command):
         print(f"Refit: a fresh model on all {len(data.x_train)} training series for {best + 1} epochs "
               f"(the split model scored {split_test_acc:.4f} on the test set).")
         stage[0] = "ckpt_refit"
-        model, refit_ckpt, refit_seen = _train_in(os.path.join(folder, "ckpt_refit"), config, data, data.x_train,
-                                                  data.y_train, None, best + 1, None, None, lambda m: [],
-                                                  f"{data.name} refit")
+        model, refit_ckpt, refit_seen, steps = _train_in(
+            os.path.join(folder, "ckpt_refit"), config, data, data.x_train, data.y_train, None, best + 1, None, None,
+            lambda m: [], f"{data.name} refit")
         seen += refit_seen
         if model.optimizer.use_ema:  # the refit is scored like the split model: with its averaged weights
             model.optimizer.finalize_variable_values(model.trainable_weights)
         seconds += refit_ckpt.state["seconds"]
         stage[0] = "scoring"
-        test_acc, test_ce = _score(model, data.x_test, data.y_test)
+        test_acc, test_ce = _score(steps, data.x_test, data.y_test)
     mapping = mapping_of(model)  # after a refit, the refit model's own (a frequency mapping may differ)
     penalty = float(sum(float(np.asarray(v)) for v in model.losses)) if model.losses else 0.0
     train_seconds = time.time() - start
