@@ -339,14 +339,15 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
             store.append(ray.get(done[0]))
             bar.update(1)
     elif jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import functools
         import multiprocessing
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
-            futures = [pool.submit(run_task, t, data_dir, runs_dir) for t in tasks]
-            for future in as_completed(futures):
-                store.append(future.result())
+        # Leaving the block for any reason (a finished sweep, Ctrl-C, a kill) terminates the workers: a worker left
+        # running would keep its run folder locked, and the rerun meant to continue it would be refused.
+        with multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker) as pool:
+            work = functools.partial(run_task, data_dir=data_dir, runs_dir=runs_dir)
+            for record in pool.imap_unordered(work, tasks):
+                store.append(record)
                 bar.update(1)
     else:
         for task in tasks:
@@ -545,11 +546,32 @@ def main(argv=None):
     with cli_errors("reproduce.py"):
         check_args(args)
         try:
-            return _main(args)
+            with _terminate_as_interrupt():
+                return _main(args)
         except KeyboardInterrupt:
             print(f"reproduce.py: interrupted; every finished run is in {args.store}: rerun the same command to "
                   "continue (finished runs are skipped, the runs in flight resume)", file=sys.stderr)
             raise SystemExit(130) from None
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Within the block, a kill (SIGTERM) stops the sweep as Ctrl-C does: workers stopped, the store intact."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_args(args):

@@ -112,6 +112,37 @@ def test_two_local_jobs(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_killed_sweep_stops_its_workers(tmp_path):
+    """kill (SIGTERM) on a sweep of two jobs: it stops like Ctrl-C and no worker keeps training (and locking) a run."""
+    import fcntl
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = make_toy_ucr(tmp_path / "ucr")
+    argv = [sys.executable, reproduce.__file__, "--data-dir", data, "--datasets", "Toy", "--methods", "V2Sa",
+            "--source-weights", "random", "--seeds", "0", "1", "--epochs", "100", "--jobs", "2",
+            "--store", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "t")]
+    sweep = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=os.path.dirname(reproduce.__file__))
+    locks = []
+    for _ in range(600):  # both workers have opened a run (each holds its folder's lock while it trains)
+        locks = glob.glob(str(tmp_path / "runs" / "*" / ".lock"))
+        if len(locks) == 2 or sweep.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert len(locks) == 2, sweep.communicate()[1][-1500:]
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and "interrupted; every finished run is in" in err
+    for lock in locks:
+        with open(lock) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if a worker still holds it
+
+
+@pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_skips_missing_datasets(tmp_path, capsys):
     data = make_toy_ucr(tmp_path / "ucr")
     store = str(tmp_path / "store" / "runs.jsonl")
