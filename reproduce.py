@@ -5,6 +5,7 @@
     python reproduce.py --data-dir ../shared/ucr --backend ray [--address ray://host:10001]
     python reproduce.py --table-only                                                     # rebuild the table
     python reproduce.py --import-runs results/ucr19          # reuse v2s_main.py runs made with the same settings
+    python reproduce.py --data-dir ../shared/ucr --datasets Adiac --methods V2Sa --settings head=attention
 
 Protocols: ``default`` runs each method once per seed with v2s_main.py's defaults; ``paper`` runs the paper's grid
 (dropout in {0, 0.1, 0.2, 0.3, 0.4} x m in {1..10}) and keeps, per dataset / method / seed, the configuration with
@@ -50,8 +51,9 @@ PAPER_SEGMENTS = tuple(range(1, 11))
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
 DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
 PUBLISHED_BASELINES = os.path.join(REPO, "reference", "published_baselines.csv")
-# What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights.
-TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights")
+# What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights, "settings" only when
+# it changes run settings (--settings).
+TASK_FIELDS = ("dataset", "method", "config", "seed", "epochs", "source_weights", "settings")
 # Every store line has these (and "test_accuracy", or "failed" for a task that raised); others count as corrupt.
 RECORD_FIELDS = ("key", "dataset", "method", "config", "seed")
 
@@ -129,11 +131,12 @@ def run_key(task):
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def plan(datasets, methods, seeds, protocol, epochs, source_weights=None):
+def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settings=None):
     """The tasks of the grid; reprogramming methods get the paper's configurations under ``protocol='paper'``.
 
-    ``source_weights`` (e.g. 'random' for the control) becomes part of each task and its key, so a control sweep
-    never passes for, or skips, the runs with the shipped weights in a shared store.
+    ``source_weights`` (e.g. 'random' for the control) and ``settings`` (run settings, e.g. {"head": "attention"},
+    for the V2Sa / V2Su tasks) become part of each such task and its key, so such a sweep never passes for, or
+    skips, the runs with the shipped weights and default settings in a shared store.
     """
     tasks = []
     for dataset in datasets:
@@ -147,6 +150,8 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None):
                     task = {"dataset": dataset, "method": method, "config": config, "seed": seed, "epochs": epochs}
                     if source_weights and method not in ("MiniRocket", "FCN"):
                         task["source_weights"] = source_weights
+                    if settings and method in ("V2Sa", "V2Su"):
+                        task["settings"] = dict(settings)
                     task["key"] = run_key(task)
                     tasks.append(task)
     return tasks
@@ -187,6 +192,7 @@ def task_config(task, data_dir, runs_dir):
                   **task["config"])
     if task.get("source_weights"):
         values["source_weights"] = task["source_weights"]
+    values.update(task.get("settings") or {})
     return runs.RunConfig(**values)
 
 
@@ -366,7 +372,8 @@ def select(records):
     for r in records:
         if "failed" in r:
             continue
-        method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "")
+        method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "") + \
+            "".join(f" ({k}={v})" for k, v in sorted((r.get("settings") or {}).items()))
         group = (r["dataset"], method, r["seed"])
         score = r["val_loss"] if r["val_loss"] is not None else 0.0
         if group not in best or score < best[group][0]:
@@ -514,6 +521,10 @@ def build_parser():
     p.add_argument("--protocol", choices=("default", "paper"), default="default")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--source-weights", default=None, help="Passed to v2s_main.py (e.g. 'random' for a control).")
+    p.add_argument("--settings", nargs="+", metavar="NAME=VALUE", default=None,
+                   help="Run settings for the V2Sa / V2Su tasks, as v2s_main.py names them (e.g. head=attention "
+                        "map-type=iterative znorm=true); they become part of each task's key and its label in "
+                        "the table.")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--jobs", type=int, default=1, help="Local worker processes (one TensorFlow thread each).")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray).")
@@ -574,6 +585,34 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+# Settings --settings may not change: they have flags of their own, or do not change what is learned.
+NOT_SETTINGS = runs.OUTPUT_SETTINGS | {"dataset", "seed", "epochs", "mode", "arch", "source_weights"}
+
+
+def parse_settings(pairs):
+    """``--settings`` NAME=VALUE pairs -> {RunConfig field: value of the field's type}; a bad pair is one line."""
+    fields = {f.name: f for f in dataclasses.fields(runs.RunConfig)}
+    settings = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        key = name.strip().lstrip("-").replace("-", "_")
+        if not sep or key not in fields or key in NOT_SETTINGS:
+            raise UsageError(f"--settings {pair!r}: expected NAME=VALUE with NAME a run setting of v2s_main.py "
+                             f"(e.g. head=attention); {key!r} is not one --settings can change")
+        default = getattr(runs.RunConfig(), key)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value = text.lower() in ("true", "1")
+            else:
+                value = type(default)(text) if default is not None else text
+        except ValueError:
+            raise UsageError(f"--settings {pair!r}: {key} takes a {type(default).__name__}, got {text!r}") from None
+        settings[key] = value
+    return settings
+
+
 def check_args(args):
     """Refuse a bad flag in one line before any task starts (a sweep of hours must not fail at its first task)."""
     if args.jobs < 1:
@@ -589,7 +628,7 @@ def check_args(args):
     for method in args.methods:
         if method in METHOD_SETTINGS:  # the run settings of every trained method, with the task's flags
             task = {"dataset": "Coffee", "method": method, "config": {}, "seed": args.seeds[0], "epochs": args.epochs,
-                    "key": "check", "source_weights": args.source_weights}
+                    "key": "check", "source_weights": args.source_weights, "settings": parse_settings(args.settings)}
             task_config(task, args.data_dir, "unused").validated()
 
 
@@ -616,7 +655,8 @@ def _main(args):
             print(f"Not in {args.data_dir}, skipped: {', '.join(missing)}")
         for name, reason in unreadable:
             print(f"Unreadable, skipped: {name}: {reason}", file=sys.stderr)
-        tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs, args.source_weights)
+        tasks = plan(present, args.methods, args.seeds, args.protocol, args.epochs, args.source_weights,
+                     parse_settings(args.settings))
         records, problems = store.load()
         for problem in problems:
             print(problem, file=sys.stderr)

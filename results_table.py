@@ -42,7 +42,7 @@ def collect(folder):
 
 def store_records(path, method):
     """The finished runs of ``method`` with the grid's default settings in a ``reproduce.py`` store (no other
-    configuration, the shipped source). Lines that are not records are skipped (the store's own reader names them)."""
+    configuration, the shipped source, no --settings). Lines that are not records are skipped (the store's own reader names them)."""
     import json
 
     records = []
@@ -53,7 +53,7 @@ def store_records(path, method):
             except json.JSONDecodeError:
                 continue
             if (isinstance(r, dict) and r.get("method") == method and "failed" not in r and "test_accuracy" in r
-                    and not r.get("config") and not r.get("source_weights")):
+                    and not r.get("config") and not r.get("source_weights") and not r.get("settings")):
                 records.append(r)
     return records
 

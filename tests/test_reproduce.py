@@ -38,6 +38,20 @@ def test_source_weights_control_has_keys_of_its_own():
     assert shipped[1]["key"] == control[1]["key"]  # MiniRocket has no source model
 
 
+def test_run_settings_have_keys_and_labels_of_their_own():
+    settings = reproduce.parse_settings(["head=attention", "--znorm=true", "lr=0.003"])
+    assert settings == {"head": "attention", "znorm": True, "lr": 0.003}
+    plain = reproduce.plan(["A"], ["V2Sa", "LP"], [0], "default", 100)
+    changed = reproduce.plan(["A"], ["V2Sa", "LP"], [0], "default", 100, settings=settings)
+    assert plain[0]["key"] != changed[0]["key"] and plain[1]["key"] == changed[1]["key"]  # LP trains no program
+    config = reproduce.task_config(changed[0], "data", "runs")
+    assert (config.head, config.znorm, config.lr, config.mode) == ("attention", True, 0.003, "reprogram")
+    records = [{"dataset": "X", "method": "V2Sa", "seed": 0, "val_loss": 0.3, "test_accuracy": 0.8},
+               {"dataset": "X", "method": "V2Sa", "seed": 0, "val_loss": 0.1, "test_accuracy": 0.6,
+                "settings": {"head": "attention"}}]
+    assert reproduce.select(records) == {("X", "V2Sa"): [80.0], ("X", "V2Sa (head=attention)"): [60.0]}
+
+
 def test_paper_protocol_grid_size():
     tasks = reproduce.plan(["A"], ["V2Sa", "TF_a"], [0, 1], "paper", 100)
     assert len(tasks) == 5 * 10 * 2 + 2
@@ -321,6 +335,10 @@ def test_a_store_whose_last_line_lacks_its_newline_keeps_the_next_record(tmp_pat
     (["--address", "ray://x:1"], "--address names a Ray cluster; it needs --backend ray"),
     (["--source-weights", "nothing.weights.h5"], "source weights nothing.weights.h5 not found"),
     (["--store", "{tmp}"], "is a folder; expected a JSON-lines file"),  # was "no finished runs"
+    (["--settings", "head"], "--settings 'head': expected NAME=VALUE"),
+    (["--settings", "seed=3"], "'seed' is not one --settings can change"),
+    (["--settings", "znorm=maybe"], "znorm takes a bool, got 'maybe'"),
+    (["--settings", "head=dense"], "--head must be one of mapping, attention, got 'dense'"),
 ])
 def test_every_flag_is_checked_before_any_task_starts(tmp_path, capsys, flags, message):
     from conftest import cli_error
