@@ -42,7 +42,8 @@ def collect(folder):
 
 def store_records(path, method):
     """The finished runs of ``method`` with the grid's default settings in a ``reproduce.py`` store (no other
-    configuration, the shipped source, no --settings). Lines that are not records are skipped (the store's own reader names them)."""
+    configuration, the shipped source, no --settings). Lines that are not records are skipped (the store's own
+    reader names them)."""
     import json
 
     records = []
