@@ -68,6 +68,12 @@ def tiny_ucr(tmp_path):
     return make_toy_ucr(tmp_path)
 
 
+def forward(model, x):
+    """A Keras model's outputs for ``x`` through its compiled predict: an eager call of the source model's LSTMs
+    runs their time loop in Python, several times slower than tracing once on a CPU."""
+    return np.asarray(model.predict(np.asarray(x), batch_size=len(x), verbose=0))
+
+
 def cli_error(capsys, main, argv):
     """Run a CLI's ``main(argv)`` that must refuse its input: exit code 2 and one line on stderr; returns the line."""
     capsys.readouterr()

@@ -78,7 +78,7 @@ CASES = [
     (["--dataset", "Cut"], "Cut_TRAIN.tsv.gz is truncated or not a gzip file"),
     (["--dataset", "Single"], "Single has 2 training series, at most one per class: no validation split"),
     (["--dataset", "Many"], "Many has 52 classes, more than the 36 source labels a many-to-one label "
-                                      "mapping can share out; --mode transfer or --mode fcn run it"),
+                                      "mapping can share out; --head attention (a linear head"),
     (["--gaps", "refuse", "--dataset", "Holes"], "Holes_TRAIN.tsv, line 2: value 2 is missing (NaN inside the series)"),
     (["--dataset", "Commas"], "Commas_TRAIN.tsv, line 1: no tab in the row, its fields are separated by commas"),
     (["--data-dir", "{ucr}/a_file"], "--data-dir {ucr}/a_file is a file; expected the folder"),

@@ -6,6 +6,8 @@ import tensorflow as tf
 
 import keras
 
+from conftest import forward
+
 from engine.training_graph import training_graph
 from ts_model import (LabelMapping, ProgramAverage, ProgramGroups, Reprogram, SeriesScaling, StackPrograms,
                       build_source_model, build_v2s, program_source, random_mapping, sources_of)
@@ -36,7 +38,7 @@ def test_one_program_is_the_single_program_model(source, series):
     keras.utils.set_random_seed(3)
     one = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], programs=1)
     assert [tuple(w.shape) for w in one.trainable_weights] == [(16000,)]
-    np.testing.assert_array_equal(np.asarray(plain(x)), np.asarray(one(x)))
+    np.testing.assert_array_equal(forward(plain, x), forward(one, x))
 
 
 def test_an_ensemble_predicts_the_mean_of_its_programs(source, series):
@@ -50,8 +52,8 @@ def test_an_ensemble_predicts_the_mean_of_its_programs(source, series):
     for k in range(3):
         single = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(3)[k])
         single.get_layer("reprogram").delta.assign(delta[k])
-        singles.append(np.asarray(single(x)))
-    np.testing.assert_allclose(np.asarray(ensemble(x)), np.mean(singles, axis=0), atol=1e-6)
+        singles.append(forward(single, x))
+    np.testing.assert_allclose(forward(ensemble, x), np.mean(singles, axis=0), atol=1e-6)
 
 
 def test_programs_train_independently(source, series):
@@ -81,8 +83,8 @@ def test_training_graph_matches_the_plain_model(source, series):
         model = build_v2s(LENGTH, CLASSES, source=source, segments=4, programs=programs,
                           mapping=mappings(2) if programs == 2 else mappings(1)[0])
         spectral = training_graph(model)
-        plain = np.asarray(model(x))
-        fast = np.asarray(spectral(x))
+        plain = forward(model, x)
+        fast = forward(spectral, x)
         np.testing.assert_allclose(fast.mean(axis=1) if programs == 2 else fast, plain, atol=1e-5)
         delta = model.get_layer("reprogram").delta
         grads = []
@@ -107,7 +109,7 @@ def test_training_graph_keeps_keras_lstms_when_asked(source, series):
     assert "FrozenBiLSTM" in kinds(training_graph(model, lstm_loops=True))
     keras_lstms = training_graph(model, lstm_loops=False)
     assert "FrozenBiLSTM" not in kinds(keras_lstms) and "Bidirectional" in kinds(keras_lstms)
-    np.testing.assert_allclose(np.asarray(keras_lstms(x)), np.asarray(model(x)), atol=1e-5)
+    np.testing.assert_allclose(forward(keras_lstms, x), forward(model, x), atol=1e-5)
 
 
 def test_learned_mapping_starts_as_the_many_to_one_mapping(source, series):
@@ -115,7 +117,7 @@ def test_learned_mapping_starts_as_the_many_to_one_mapping(source, series):
     fixed = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0])
     learned = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], readout="learned")
     learned.get_layer("reprogram").delta.assign(np.asarray(fixed.get_layer("reprogram").delta))
-    np.testing.assert_allclose(np.asarray(learned(x)), np.asarray(fixed(x)), atol=1e-5)
+    np.testing.assert_allclose(forward(learned, x), forward(fixed, x), atol=1e-5)
     assert {tuple(w.shape) for w in learned.trainable_weights} == {(16000,), (36, CLASSES)}
 
 
@@ -170,7 +172,7 @@ def test_ensemble_model_round_trip(tmp_path, source, series):
                       readout="learned", znorm=True, gain=True)
     model.save(str(tmp_path / "e.keras"))
     again = keras.saving.load_model(str(tmp_path / "e.keras"))
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
+    np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-7)
 
 
 @pytest.mark.parametrize("threads", [1, 2])  # one loop for both directions, or one loop each
@@ -199,7 +201,7 @@ def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_pa
     model = keras.Model(inp, frozen(inp))
     model.save(str(tmp_path / "f.keras"))
     again = keras.saving.load_model(str(tmp_path / "f.keras"))
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(frozen(x)), atol=1e-6)
+    np.testing.assert_allclose(forward(again, x), np.asarray(frozen(x)), atol=1e-6)
     with pytest.raises(ValueError, match="needs a default Bidirectional"):
         FrozenBiLSTM(keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True, activation="relu")))
 
@@ -236,13 +238,13 @@ def test_programs_spread_over_sources_are_each_the_single_source_program(three_s
     model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(6), programs=6)
     assert [s.name for s in sources_of(model)] == ["V2Sa_source0", "V2Sa_source1", "V2Sa_source2"]
     delta = np.asarray(model.get_layer("reprogram").delta)
-    per_program = np.asarray(training_graph(model)(x))  # (batch, 6, C), the fast path
+    per_program = forward(training_graph(model), x)  # (batch, 6, C), the fast path
     for k in range(6):
         assert program_source(model, k) is three_sources[k // 2]  # two consecutive programs per source
         single = build_v2s(LENGTH, CLASSES, source=three_sources[k // 2], segments=4, mapping=mappings(6)[k])
         single.get_layer("reprogram").delta.assign(delta[k])
-        np.testing.assert_allclose(per_program[:, k], np.asarray(single(x)), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(model(x)), per_program.mean(axis=1), atol=1e-6)
+        np.testing.assert_allclose(per_program[:, k], forward(single, x), atol=1e-6)
+    np.testing.assert_allclose(forward(model, x), per_program.mean(axis=1), atol=1e-6)
 
 
 def test_programs_over_sources_train_independently(three_sources, series):
@@ -268,7 +270,7 @@ def test_a_model_over_several_sources_round_trips(tmp_path, three_sources, serie
     model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(3), programs=3)
     model.save(str(tmp_path / "s.keras"))
     again = keras.saving.load_model(str(tmp_path / "s.keras"))
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-7)
+    np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-7)
     assert program_source(again, 2).name == "V2Sa_source2"
 
 

@@ -7,6 +7,8 @@ import pytest
 
 import keras
 
+from conftest import forward
+
 import cam_v2s
 from engine import runs
 from engine.iterative_mapping import IterativeMapping, owner_changes, program_probabilities
@@ -36,14 +38,14 @@ def test_full_mapping_starts_as_the_many_to_one_mapping(source, series):
     fixed = build_v2s(LENGTH, 3, source=source, segments=4, mapping=one)
     full = build_v2s(LENGTH, 3, source=source, segments=4, mapping=one, readout="full")
     full.get_layer("reprogram").delta.assign(np.asarray(fixed.get_layer("reprogram").delta))
-    np.testing.assert_allclose(np.asarray(full(x)), np.asarray(fixed(x)), atol=1e-6)
+    np.testing.assert_allclose(forward(full, x), forward(fixed, x), atol=1e-6)
     assert {tuple(w.shape) for w in full.trainable_weights} == {(16000,), (1, 36, 3), (1, 3)}
     # k = 3: the start averages the owned labels' logits (a normalised geometric mean of their probabilities).
     three = random_mapping(3, 3, seed=0)
     full = build_v2s(LENGTH, 3, source=source, segments=4, mapping=three, readout="full")
     logits = reprogrammed_logits(full, x)  # what the readout reads
     expected = np.exp(np.stack([logits[:, labels].mean(axis=1) for labels in three], axis=1))
-    np.testing.assert_allclose(np.asarray(full(x)), expected / expected.sum(1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(forward(full, x), expected / expected.sum(1, keepdims=True), atol=1e-5)
 
 
 def test_the_training_graph_computes_every_readout(source, series):
@@ -52,9 +54,9 @@ def test_the_training_graph_computes_every_readout(source, series):
         mapping = None if readout == "attention" else np.stack([random_mapping(classes, 12, s) for s in range(2)])
         model = build_v2s(LENGTH, classes, source=source, segments=4, mapping=mapping, programs=programs,
                           readout=readout)
-        per_program = np.asarray(training_graph(model)(x))
+        per_program = forward(training_graph(model), x)
         mean = per_program.mean(axis=1) if programs > 1 else per_program
-        np.testing.assert_allclose(mean, np.asarray(model(x)), atol=1e-5)
+        np.testing.assert_allclose(mean, forward(model, x), atol=1e-5)
 
 
 def test_iterative_mapping_follows_the_programs_predictions(source, series, tmp_path):
@@ -83,7 +85,7 @@ def test_iterative_mapping_follows_the_programs_predictions(source, series, tmp_
     model.save(str(tmp_path / "m.keras"))
     again = keras.saving.load_model(str(tmp_path / "m.keras"))
     assert again.get_layer("label_mapping").current_mapping() == after
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
+    np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-6)
 
 
 def write_many_classes(folder, classes=37, length=20):
@@ -113,7 +115,7 @@ def test_attention_head_runs_a_set_with_more_classes_than_source_labels(tmp_path
     assert head.program_matrix().shape == (128, 37)
     again = runs.load_run(run.folder).model  # model.keras, read back in this process
     x = runs.load_data(cfg).x_test
-    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
+    np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-6)
     result = cam_v2s.main(["--run", run.folder, "--index", "3", "--out", str(tmp_path / "cam.png")])
     assert result["conv2d_1"].shape == (125, 80) and result["predicted"] == int(np.argmax(model(x[3:4])))
 
