@@ -34,7 +34,7 @@ __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMa
            "segment_positions", "label_mapping_matrix",
            "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
            "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
-           "reprogrammed_waveform", "reprogrammed_logits"]
+           "reprogrammed_waveform", "reprogrammed_logits", "source_pass"]
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -502,13 +502,42 @@ def reprogrammed_waveform(model, x, program=0):
     return waves if layer.programs == 1 else waves[program * len(x):(program + 1) * len(x)]
 
 
+def source_pass(model, program=None, probabilities=False):
+    """A function (series (N, L), batch_size) -> the source logits (or, ``probabilities``, their softmax) the
+    reprogrammed inputs of V2S ``model`` give: (N, 36) for program ``program``, or (K, N, 36) for every program when
+    ``program`` is None, each read by its own source model, in inference mode (no dropout on delta).
+
+    Traced once, on the first call (an eager call of the source's LSTMs runs their time loop in Python, many times
+    slower on a CPU); a per-epoch caller (the SWD, the iterative mapping) keeps the function and reuses it.
+    """
+    import tensorflow as tf
+
+    names = {layer.name for layer in model.layers}
+    scaling = model.get_layer("series_scaling") if "series_scaling" in names else None
+    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
+    programs = range(reprogram.programs) if program is None else [program]
+    heads = {k: logits_model(program_source(model, k)) for k in programs}
+
+    @tf.function(input_signature=[tf.TensorSpec((None, model.input.shape[1]), tf.float32)])
+    def run(series):
+        waves = reprogram(padding(scaling(series) if scaling is not None else series), training=False)
+        b = tf.shape(series)[0]
+        out = tf.stack([heads[k](waves[k * b:(k + 1) * b], training=False) for k in programs])
+        out = tf.nn.softmax(out) if probabilities else out
+        return out if program is None else out[0]
+
+    def outputs(x, batch_size=256):
+        x = np.asarray(x, np.float32)
+        parts = [np.asarray(run(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts, axis=0 if program is not None else 1)
+
+    return outputs
+
+
 def reprogrammed_logits(model, x, batch_size=64, program=0):
     """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L) (ensemble: program
     ``program``, read by its own source model)."""
-    head = logits_model(program_source(model, program))
-    out = [np.asarray(head(reprogrammed_waveform(model, x[i:i + batch_size], program), training=False))
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out)
+    return source_pass(model, program)(x, batch_size)
 
 
 def build_fcn(length, num_classes):

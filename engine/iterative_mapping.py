@@ -21,27 +21,6 @@ import os
 import numpy as np
 
 
-def program_probabilities(model, x, batch_size=256):
-    """Source probabilities (K, N, 36) of every program of V2S ``model`` for series ``x`` (N, L), inference mode."""
-    import tensorflow as tf
-
-    from ts_model import program_source
-
-    names = {layer.name for layer in model.layers}
-    scaling = model.get_layer("series_scaling") if "series_scaling" in names else None
-    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
-    sources = [program_source(model, k) for k in range(reprogram.programs)]
-
-    @tf.function(input_signature=[tf.TensorSpec((None, x.shape[1]), tf.float32)])
-    def probabilities(series):
-        waves = reprogram(padding(scaling(series) if scaling is not None else series), training=False)
-        b = tf.shape(series)[0]
-        return tf.stack([s(waves[k * b:(k + 1) * b], training=False) for k, s in enumerate(sources)])
-
-    parts = [np.asarray(probabilities(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts, axis=1)
-
-
 def owner_changes(old, new, num_source):
     """How many source labels belong to another class (or to none) in mapping ``new`` than in ``old``, both
     (K, C, k)."""
@@ -61,10 +40,13 @@ class IterativeMapping:
     def __init__(self, x, y, num_classes, record_path, batch_size=256):
         self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
         self.num_classes, self.record_path, self.batch_size = num_classes, record_path, batch_size
-        self.model, self.changes = None, 0
+        self.model, self.probabilities, self.changes = None, None, 0
 
     def set_model(self, model):
+        from ts_model import source_pass
+
         self.model = model
+        self.probabilities = source_pass(model, probabilities=True)  # (K, N, 36), traced once for the run
 
     def _record(self):
         if os.path.isfile(self.record_path):
@@ -81,7 +63,7 @@ class IterativeMapping:
         old = np.asarray(layer.current_mapping())
         stacked_old = old[None] if layer.programs == 1 else old
         k = stacked_old.shape[-1]
-        probs = program_probabilities(self.model, self.x, self.batch_size)
+        probs = self.probabilities(self.x, self.batch_size)
         new = np.stack([frequency_mapping(p, self.y, self.num_classes, k) for p in probs])
         self.changes = owner_changes(stacked_old, new, NUM_SOURCE_CLASSES)
         layer.assign(new[0] if layer.programs == 1 else new)

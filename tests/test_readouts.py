@@ -11,9 +11,10 @@ from conftest import forward
 
 import cam_v2s
 from engine import runs
-from engine.iterative_mapping import IterativeMapping, owner_changes, program_probabilities
+from engine.iterative_mapping import IterativeMapping, owner_changes
 from engine.training_graph import training_graph
-from ts_model import build_source_model, build_v2s, frequency_mapping, random_mapping, reprogrammed_logits
+from ts_model import (build_source_model, build_v2s, frequency_mapping, random_mapping, reprogrammed_logits,
+                      source_pass)
 from utils import read_json
 
 LENGTH = 40
@@ -66,7 +67,7 @@ def test_iterative_mapping_follows_the_programs_predictions(source, series, tmp_
     callback = IterativeMapping(x, y, 3, str(tmp_path / "mappings.json"))
     callback.set_model(model)
     callback.on_epoch_begin(0)
-    probs = program_probabilities(model, x)
+    probs = source_pass(model, probabilities=True)(x)
     expected = [frequency_mapping(p, y, 3, 12) for p in probs]
     layer = model.get_layer("label_mapping")
     assert [[sorted(c) for c in m] for m in expected] == layer.current_mapping()
