@@ -211,11 +211,17 @@ def run_task(task, data_dir, runs_dir):
         elif task["method"] == "LP":
             record = _run_linear_probe(task, data_dir)
         else:
+            from utils import resume_state
+
             config = task_config(task, data_dir, runs_dir)
             command = f"python reproduce.py (task {task['key']})"
+            # A task killed with its sweep continues here: its CPU time then covers only this part of the run.
+            earlier = (resume_state(os.path.join(config.out, "ckpt")) or {}).get("epoch", 0)
             summary = runs.train(runs.load_data(config), config, command=command).summary
             record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                       "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
+            if earlier:
+                record["resumed_after_epoch"] = earlier
     except Exception as err:  # noqa: BLE001  (any failure of one task is recorded, the sweep goes on)
         message = str(err).splitlines()[0] if str(err) else ""
         record = {"failed": f"{type(err).__name__}: {message}"[:300]}

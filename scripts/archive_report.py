@@ -103,8 +103,11 @@ def gap_table(columns, props):
 def cost_lines(records, props):
     """The sweep's cost: CPU time per method (this machine), the sets that dominate, a projection to the archive."""
     lines = []
-    here = [r for r in records if "failed" not in r and not r.get("imported_from") and r.get("cpu_seconds")]
+    # A resumed run's CPU time covers only its last part: left out, and counted below.
+    here = [r for r in records if "failed" not in r and not r.get("imported_from") and r.get("cpu_seconds")
+            and not r.get("resumed_after_epoch")]
     imported = [r for r in records if r.get("imported_from")]
+    resumed = [r for r in records if "failed" not in r and r.get("resumed_after_epoch")]
     for m in METHODS:
         rs = [r for r in here if r["method"] == m]
         if not rs:
@@ -126,6 +129,10 @@ def cost_lines(records, props):
     if imported:
         lines.append(f"- {len(imported)} records were imported from earlier sweeps on another machine (their "
                      "wall time is in the store, not counted above).")
+    if resumed:
+        lines.append(f"- {len(resumed)} runs resumed after a killed sweep are not counted above (their CPU time "
+                     "covers only the resumed part): " + ", ".join(
+                         f"{r['method']} on {r['dataset']} (after epoch {r['resumed_after_epoch']})" for r in resumed))
     return lines
 
 

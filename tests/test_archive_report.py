@@ -19,7 +19,8 @@ def test_the_report_pairs_seed_zero_lists_failures_and_averages_seeds(tmp_path):
     # Coffee and Ham are in the published HIVE-COTE 2 table; Fungi's V2Sa run failed.
     records = [_record("Coffee", "V2Sa", 0, 0.9), _record("Coffee", "LP", 0, 0.8),
                _record("Coffee", "MiniRocket", 0, 1.0), _record("Ham", "V2Sa", 0, 0.7),
-               _record("Ham", "LP", 0, 0.75), _record("Ham", "MiniRocket", 0, 0.6),
+               dict(_record("Ham", "LP", 0, 0.75), cpu_seconds=5.0, resumed_after_epoch=40),
+               _record("Ham", "MiniRocket", 0, 0.6),
                _record("Ham", "MiniRocket", 1, 0.8), _record("Fungi", "LP", 0, 0.5),
                _record("Fungi", "MiniRocket", 0, 0.9),
                {"key": "Fungi-V2Sa-0", "dataset": "Fungi", "method": "V2Sa", "config": {}, "seed": 0,
@@ -32,6 +33,8 @@ def test_the_report_pairs_seed_zero_lists_failures_and_averages_seeds(tmp_path):
     assert "- V2Sa vs LP: 1 wins, 0 ties, 1 losses" in text
     assert "- V2Sa on Fungi, seed 0: UsageError: no validation split" in text
     assert "Over the 2 sets where V2Sa, LP and MiniRocket all ran" in text
+    # A resumed run's CPU time covers only its last part: named, not counted as the cost of LP on Ham.
+    assert "- LP: 2 runs here" in text and "LP on Ham (after epoch 40)" in text
     with open(out + ".csv") as fh:
         rows = {row["dataset"]: row for row in csv.DictReader(fh)}
     assert rows["Fungi"]["V2Sa"] == "failed" and rows["Fungi"]["LP"] == "50.00"

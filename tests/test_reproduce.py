@@ -315,7 +315,7 @@ def test_a_killed_task_resumes_and_records_its_cpu_time(tmp_path, capsys, monkey
     assert "after epoch 2." in capsys.readouterr().out  # "Resuming <folder> after epoch 2."
     summary = json.load(open(tmp_path / "runs" / task["key"] / "summary.json"))
     assert summary["epochs_run"] == 4 and "failed" not in record  # epochs 3 and 4 continued the killed run
-    assert record["cpu_seconds"] > 0
+    assert record["cpu_seconds"] > 0 and record["resumed_after_epoch"] == 2  # its CPU time covers epochs 3-4 only
 
 
 def test_a_store_whose_last_line_lacks_its_newline_keeps_the_next_record(tmp_path):
