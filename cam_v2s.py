@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from speech.commands import SAMPLE_RATE
-from speech.source_model import FRAMES, HOP, N_FFT, N_MELS
+from speech.spec import FRAMES, HOP, N_FFT, N_MELS
 CAM_LAYERS = ("conv2d_1", "conv2d_2")
 
 

@@ -16,11 +16,9 @@ import argparse
 import glob
 import os
 
-import keras
 import numpy as np
 
 from engine.errors import UsageError, cli_errors
-from utils import save_figure
 
 PROJECTIONS = 1000
 
@@ -52,13 +50,16 @@ def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
     return logits_model(source).predict(x, batch_size=64, verbose=0)
 
 
-class SWDCallback(keras.callbacks.Callback):
-    """Adds ``swd`` (source speech vs reprogrammed training series, in logit space) to the logs of every epoch."""
+class SWDCallback:
+    """Adds ``swd`` (source speech vs reprogrammed training series, in logit space) to the logs of every epoch (an
+    epoch callback of ``engine.training.fit``)."""
 
     def __init__(self, reference_logits, x_train, seed=0):
-        super().__init__()
         self.reference, self.x_train, self.seed = reference_logits, x_train, seed
-        self.logits = None
+        self.model = self.logits = None
+
+    def set_model(self, model):
+        self.model = model
 
     def on_epoch_end(self, epoch, logs=None):
         from ts_model import source_pass
@@ -94,6 +95,8 @@ def plot_curve(run, path):
         ax.set(xlabel="epoch", ylabel=label, title=label)
     fig.suptitle(f"{os.path.basename(os.path.normpath(run))}: accuracy, loss and SWD per epoch")
     fig.tight_layout()
+    from utils import save_figure
+
     save_figure(fig, path)
 
 

@@ -31,7 +31,7 @@ from engine.errors import UsageError
 from engine.run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary,  # noqa: F401
                                upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
-from speech.source_model import ARCHITECTURES
+from speech.spec import ARCHITECTURES
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.errors import UsageError
 from speech.commands import CLASSES, CORE_WORDS
-from speech.source_model import ARCHITECTURES
+from speech.spec import ARCHITECTURES
 
 
 def evaluate(model, data, batch_size=128):

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.errors import UsageError
 from speech.commands import SAMPLE_RATE
-from speech.source_model import ARCHITECTURES
+from speech.spec import ARCHITECTURES
 
 
 def build_parser():

@@ -17,14 +17,8 @@ import keras
 from keras import layers as L
 from keras import ops
 
-from speech.commands import CLASSES, SAMPLE_RATE
-
-NUM_SOURCE_CLASSES = len(CLASSES)
-ARCHITECTURES = ("V2Sa", "V2Su")
-# The mel front end (the reference code's kapre settings): 1024-sample Hann frames every 128 samples, padded at the
-# end, so one second gives 125 frames of 513 bins, mapped to 80 mel bands from 40 Hz to 8 kHz, in decibels.
-N_FFT, HOP, N_MELS, MEL_F_MIN = 1024, 128, 80, 40.0
-FRAMES = -(-SAMPLE_RATE // HOP)
+from speech.commands import SAMPLE_RATE
+from speech.spec import ARCHITECTURES, FRAMES, HOP, MEL_F_MIN, N_FFT, N_MELS, NUM_SOURCE_CLASSES  # noqa: F401
 NAMED_LAYERS = ("mel_stft", "mel_norm", "conv2d_1", "conv2d_2", "attSoftmax", "logits", "output")
 
 
