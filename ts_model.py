@@ -28,13 +28,13 @@ from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE,
                                  load_source_weights)
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
-__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "LabelMapping", "ProgramAverage",
-           "ProgramGroups", "StackPrograms", "LinearReadout", "READOUTS", "OUTPUT_LAYERS", "output_layer",
-           "source_reader", "sources_of", "program_source",
-           "segment_positions", "label_mapping_matrix",
-           "sequential_mapping", "random_mapping", "frequency_mapping", "max_labels_per_class", "build_v2s",
-           "build_fcn", "build_source_model", "load_source_weights", "source_of", "logits_model", "padded_series",
-           "reprogrammed_waveform", "reprogrammed_logits", "source_pass"]
+__all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "dataset_standardisation", "LabelMapping",
+           "ProgramAverage", "ProgramGroups", "StackPrograms", "LinearReadout", "READOUTS", "OUTPUT_LAYERS",
+           "output_layer", "source_reader", "sources_of", "program_source", "segment_positions",
+           "label_mapping_matrix", "sequential_mapping", "random_mapping", "frequency_mapping",
+           "max_labels_per_class", "build_v2s", "build_fcn", "build_source_model", "load_source_weights",
+           "source_of", "logits_model", "padded_series", "reprogrammed_waveform", "reprogrammed_logits",
+           "source_pass"]
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -144,21 +144,27 @@ class Reprogram(L.Layer):
 
 @keras.saving.register_keras_serializable(package="V2S")
 class SeriesScaling(L.Layer):
-    """Scale each series before it is padded: optional z-normalisation, then an optional trainable gain.
+    """Scale each series before it is padded: optional standardisation, then an optional trainable gain.
 
     Shape: (batch, L) -> (batch, L). ``znorm``: subtract each series' mean and divide by its standard deviation
-    (a constant series becomes zeros). ``gain``: multiply by one trainable scalar, initialised to 1, trained with
-    delta (the series' amplitude against delta's and against the log-mel's dynamic range is otherwise fixed).
+    (a constant series becomes zeros). ``center`` / ``scale``: subtract one fixed number and divide by another, the
+    same for every series (a dataset's standardisation from its training series: units and offset gone, the
+    series' amplitudes relative to each other kept). ``gain``: multiply by one trainable scalar, initialised to 1,
+    trained with delta (the series' amplitude against delta's and against the log-mel's dynamic range is otherwise
+    fixed).
     """
 
-    def __init__(self, znorm=False, gain=False, **kwargs):
+    def __init__(self, znorm=False, gain=False, center=0.0, scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.znorm, self.gain = bool(znorm), bool(gain)
+        self.center, self.scale_by = float(center), float(scale)
 
     def build(self, input_shape):
         self.scale = self.add_weight(name="gain", shape=(), initializer="ones") if self.gain else None
 
     def call(self, x):
+        if self.center != 0.0 or self.scale_by != 1.0:
+            x = (x - self.center) / self.scale_by
         if self.znorm:
             mean = ops.mean(x, axis=-1, keepdims=True)
             std = ops.std(x, axis=-1, keepdims=True)
@@ -166,7 +172,16 @@ class SeriesScaling(L.Layer):
         return x * self.scale if self.gain else x
 
     def get_config(self):
-        return {**super().get_config(), "znorm": self.znorm, "gain": self.gain}
+        return {**super().get_config(), "znorm": self.znorm, "gain": self.gain, "center": self.center,
+                "scale": self.scale_by}
+
+
+def dataset_standardisation(x):
+    """(center, scale) of training series ``x`` (N, L): their overall mean and standard deviation (1 for a
+    constant set), for ``SeriesScaling``."""
+    x = np.asarray(x, np.float64)
+    std = float(np.std(x))
+    return float(np.mean(x)), std if std > 1e-12 else 1.0
 
 
 def max_labels_per_class(num_classes, num_source=NUM_SOURCE_CLASSES):
@@ -554,7 +569,8 @@ def build_fcn(length, num_classes):
 
 
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
-              dropout=0.0, l2=0.0, mask=False, programs=1, readout="mean", znorm=False, gain=False):
+              dropout=0.0, l2=0.0, mask=False, programs=1, readout="mean", znorm=False, gain=False,
+              standardise=None):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None. A list
@@ -566,6 +582,7 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     ``mean`` the fixed many-to-one mapping, ``learned`` its matrix trained too, ``iterative`` re-assigned during
     training (``LabelMapping``), ``full`` a linear layer with bias on the 36 logits started from the mapping,
     ``attention`` a linear head on the attention vector (``LinearReadout``; no mapping, any number of classes).
+    ``standardise`` (center, scale): subtract and divide by these numbers first (a dataset's standardisation).
     ``znorm`` / ``gain``:
     z-normalise each series / scale it by a trainable gain before padding (``SeriesScaling``).
     Returns a Keras model taking (batch, length) series and giving (batch, num_classes) probabilities.
@@ -589,7 +606,9 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         s.trainable = mode != "reprogram"
     source = sources[0]
     inputs = keras.Input((length,), name="series")
-    series = SeriesScaling(znorm, gain, name="series_scaling")(inputs) if (znorm or gain) else inputs
+    center, scale = standardise if standardise is not None else (0.0, 1.0)
+    series = (SeriesScaling(znorm, gain, center, scale, name="series_scaling")(inputs)
+              if (znorm or gain or standardise is not None) else inputs)
     padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
     wave = padding(series)
     if mode == "transfer":

@@ -99,6 +99,10 @@ def build_parser():
                             "the paper).")
     model.add_argument("--znorm", action=argparse.BooleanOptionalAction, default=d.znorm,
                        help="Z-normalise every series (its own mean and standard deviation) before padding.")
+    model.add_argument("--standardise", action=argparse.BooleanOptionalAction, default=d.standardise,
+                       help="Standardise every series with one mean and standard deviation, those of the fit split's "
+                            "series together, before padding: the recording's units and offset go, the series' "
+                            "amplitudes relative to each other stay (--znorm removes those too).")
     model.add_argument("--gain", action=argparse.BooleanOptionalAction, default=d.gain,
                        help="Multiply every series by a trainable gain (one scalar, starts at 1) before padding.")
     model.add_argument("--jitter", type=float, default=d.jitter,

@@ -22,7 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the projec
 # Settings added after runs were committed, with the value every earlier run used (see read_summary).
 SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, "ensemble": 1, "znorm": False,
                                "gain": False, "select": "none", "jitter": 0.0, "scaling": 0.0,
-                               "max_seg": 10, "ema": 0.0, "head": "mapping"}
+                               "max_seg": 10, "ema": 0.0, "head": "mapping",
+                               "standardise": False}
 # Keys of configs written before RunConfig existed (the CLI's argparse namespace) that are not settings.
 LEGACY_KEYS = ("mod", "net", "reference_schedule")
 

@@ -76,6 +76,7 @@ class RunConfig:
     head: str = "mapping"  # attention: a linear head on the attention vector instead of a label mapping
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
+    standardise: bool = False  # one mean and standard deviation for the whole dataset, from the fit split
     gain: bool = False  # a trainable gain on the series before padding
     jitter: float = 0.0  # training-batch noise, in standard deviations of the training series (augmentation.py)
     scaling: float = 0.0  # training-batch amplitude factor N(1, scaling^2) per series (augmentation.py)
@@ -383,12 +384,20 @@ def choose_mapping(config, source, x, y, num_classes, segments):
         if config.map_type == "sequential":
             per_source = [sequential_mapping(num_classes, k)] * len(sources)
         else:
-            scaled = np.asarray(SeriesScaling(znorm=config.znorm)(x))
+            scaled = np.asarray(SeriesScaling(config.znorm, False, *standardisation(config, x))(x))
             waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(scaled))
             per_source = [frequency_mapping(s.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
                           for s in sources]
         maps = [per_source[j * len(sources) // config.ensemble] for j in range(config.ensemble)]
     return maps[0] if config.ensemble == 1 else np.stack(maps)
+
+
+def standardisation(config, x_fit):
+    """(center, scale) the series are standardised with: the fit split's overall mean and standard deviation with
+    ``standardise``, else (0, 1). Only the fit split is read (the validation and test series are scaled alike)."""
+    from ts_model import dataset_standardisation
+
+    return dataset_standardisation(x_fit) if config.standardise else (0.0, 1.0)
 
 
 def learning_rate(config, fit_size):
@@ -441,7 +450,8 @@ def build_model(config, data, x_fit, y_fit):
     model = build_v2s(data.length, data.num_classes, mode=config.mode, source=source, segments=segments or 1,
                       mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per),
                       programs=config.ensemble if reprogram else 1, readout=readout_of(config),
-                      znorm=config.znorm, gain=config.gain)
+                      znorm=config.znorm, gain=config.gain,
+                      standardise=standardisation(config, x_fit) if config.standardise else None)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
     from engine.training import ema_momentum
@@ -695,6 +705,8 @@ def _describe(config, model, data, label):
             ("a linear head on the attention vector, " if delta and config.head == "attention" else "") +
             (f"dropout {config.dr} on delta, " if delta else "") +
             (f"ensemble of {config.ensemble} programs, " if delta and config.ensemble > 1 else "") +
+            ("series standardised with the fit split's mean and standard deviation, " if config.standardise
+             else "") +
             (f"series {'z-normalised' if config.znorm else ''}{' and ' if config.znorm and config.gain else ''}"
              f"{'scaled by a trained gain' if config.gain else ''}, " if config.znorm or config.gain else "") +
             (f"training batches augmented (jitter {config.jitter}, scaling {config.scaling}), "

@@ -146,12 +146,39 @@ def test_series_scaling():
     np.testing.assert_allclose(np.asarray(gained(x)), 2.5 * x)
 
 
+def test_standardise_removes_the_units_and_offset_of_a_dataset(source, series, tmp_path):
+    from engine import runs
+    from ts_model import dataset_standardisation
+
+    x, _ = series
+    raw = 1000.0 * x + 5000.0  # the same series in other units, with an offset
+    center, scale = dataset_standardisation(raw)
+    assert center == pytest.approx(1000.0 * x.mean() + 5000.0) and scale == pytest.approx(1000.0 * x.std(), rel=1e-5)
+    keras.utils.set_random_seed(4)
+    plain = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0],
+                      standardise=dataset_standardisation(x))
+    keras.utils.set_random_seed(4)
+    scaled = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0],
+                       standardise=(center, scale))
+    np.testing.assert_allclose(forward(scaled, raw), forward(plain, x), atol=1e-5)
+    # A run reads its standardisation from the fit split only.
+    from conftest import make_toy_ucr
+
+    cfg = runs.RunConfig(dataset="toy", data_dir=make_toy_ucr(tmp_path), source_weights="random", standardise=True,
+                         ensemble=1).validated()
+    data = runs.load_data(cfg)
+    x_fit, y_fit, x_val, _, _ = runs.split_data(data, cfg)
+    layer = runs.build_model(cfg, data, x_fit, y_fit)[0].get_layer("series_scaling")
+    assert (layer.center, layer.scale_by) == dataset_standardisation(x_fit) != dataset_standardisation(data.x_train)
+
+
 @pytest.mark.parametrize("layer, inputs", [
     (Reprogram(programs=3, dropout=0.1, name="r"), np.zeros((2, 50), np.float32)),
     (LabelMapping(np.stack([random_mapping(2, 3, seed=s) for s in range(2)]), learned=True, name="m"),
      np.full((4, 36), 1 / 36, np.float32)),
     (ProgramAverage(name="a"), np.random.default_rng(0).random((2, 3, 4)).astype(np.float32)),
-    (SeriesScaling(znorm=True, gain=True, name="s"), np.random.default_rng(0).random((2, 9)).astype(np.float32)),
+    (SeriesScaling(znorm=True, gain=True, center=3.0, scale=2.0, name="s"),
+     np.random.default_rng(0).random((2, 9)).astype(np.float32)),
     (ProgramGroups(3, name="g"), np.arange(12, dtype=np.float32).reshape(6, 2)),
 ])
 def test_new_layers_survive_a_keras_round_trip(tmp_path, layer, inputs):
