@@ -51,6 +51,7 @@ def test_without_an_average_nothing_is_swapped():
         assert all(np.array_equal(np.array(w), b) for w, b in zip(model.trainable_weights, before))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_an_averaged_run_differs_from_a_plain_one_only_in_what_is_evaluated(tmp_path, tiny_ucr, capsys):
     # Its exact resumption is checked with the other stateful options in tests/test_runs.py (several sources).

@@ -30,6 +30,7 @@ def stage1(tmp_path_factory):
     return gsc, out, run(gsc, out, "--epochs", "1")
 
 
+@pytest.mark.heavy
 @pytest.mark.xdist_group("stage1")  # one worker makes the module's stage-1 fixture once for both tests
 def test_resume_continues_after_the_last_finished_epoch_and_the_run_learns(tmp_path, stage1):
     import glob
@@ -88,6 +89,7 @@ def test_speed_perturbation_raises_the_frequency():
     assert np.argmax(np.abs(np.fft.rfft(out[0]))) == 600
 
 
+@pytest.mark.heavy
 @pytest.mark.xdist_group("stage1")
 def test_fine_tuning_stage_starts_from_given_weights_and_keeps_the_first_card(tmp_path, stage1):
     tone_gsc, first, _ = stage1

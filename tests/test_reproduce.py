@@ -114,6 +114,7 @@ def test_a_failing_task_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert "1 to run" in capsys.readouterr().out and len(again) == 5
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_two_local_jobs(tmp_path):
     data = make_toy_ucr(tmp_path / "ucr")
@@ -227,6 +228,7 @@ def test_run_made_before_a_setting_existed_counts_with_the_value_it_used(tmp_pat
         reproduce.record_from_run(old)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_minirocket_baseline_on_the_same_split(tmp_path):
     pytest.importorskip("aeon")

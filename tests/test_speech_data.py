@@ -105,6 +105,7 @@ def test_same_seed_same_audio_other_seed_other_audio():
     assert not np.array_equal(data.x, corpus(4).x)
 
 
+@pytest.mark.heavy
 def test_cache_is_reused_and_serves_a_single_split(tmp_path, small_corpus):
     config = CorpusConfig(seed=3, variants=5, val_percent=20, test_percent=20)
     data, split = load_or_generate(config, cache_dir=str(tmp_path), progress=False)

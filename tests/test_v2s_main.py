@@ -47,7 +47,8 @@ def test_resume_continues_a_killed_run(tmp_path, tiny_ucr):
     assert second["mapping"] == first["mapping"]
 
 
-@pytest.mark.parametrize("mode", ["transfer", "fcn", "reprogram+finetune"])
+@pytest.mark.parametrize("mode", [pytest.param("transfer", marks=pytest.mark.heavy), "fcn",
+                                  pytest.param("reprogram+finetune", marks=pytest.mark.heavy)])
 def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
     summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
     assert summary["config"]["mode"] == mode
@@ -79,6 +80,7 @@ def test_reference_schedule_sets_the_reference_adam_and_defaults_come_from_the_r
         "transfer"
 
 
+@pytest.mark.heavy
 def test_refit_trains_on_the_whole_training_set_for_the_chosen_epochs_and_resumes(tmp_path, tiny_ucr, capsys):
     out = str(tmp_path / "refit")
     summary = cli(tiny_ucr, out, "--eps", "3", "--refit")
@@ -119,6 +121,7 @@ def test_stratified_split_keeps_every_class():
     assert not set(tr) & set(va) and len(tr) + len(va) == len(y)
 
 
+@pytest.mark.heavy
 def test_resume_in_a_fresh_process(tmp_path, tiny_ucr):
     """A killed run is resumed by a new process, which has not imported the V2S layers yet."""
     import subprocess
