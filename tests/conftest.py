@@ -68,6 +68,17 @@ def tiny_ucr(tmp_path):
     return make_toy_ucr(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def source():
+    """A V2Sa source model with seeded random weights, built once per test module."""
+    import keras
+
+    from speech.source_model import build_source_model
+
+    keras.utils.set_random_seed(0)
+    return build_source_model("V2Sa")
+
+
 def forward(model, x):
     """A Keras model's outputs for ``x`` through its compiled predict: an eager call of the source model's LSTMs
     runs their time loop in Python, several times slower than tracing once on a CPU."""

@@ -16,12 +16,6 @@ LENGTH, CLASSES = 40, 3
 
 
 @pytest.fixture(scope="module")
-def source():
-    keras.utils.set_random_seed(0)
-    return build_source_model("V2Sa")
-
-
-@pytest.fixture(scope="module")
 def series():
     rng = np.random.default_rng(0)
     return rng.standard_normal((6, LENGTH)).astype(np.float32), rng.integers(0, CLASSES, 6).astype(np.int32)

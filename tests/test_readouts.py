@@ -13,17 +13,11 @@ import cam_v2s
 from engine import runs
 from engine.iterative_mapping import IterativeMapping, owner_changes
 from engine.training_graph import training_graph
-from ts_model import (build_source_model, build_v2s, frequency_mapping, random_mapping, reprogrammed_logits,
+from ts_model import (build_v2s, frequency_mapping, random_mapping, reprogrammed_logits,
                       source_pass)
 from utils import read_json
 
 LENGTH = 40
-
-
-@pytest.fixture(scope="module")
-def source():
-    keras.utils.set_random_seed(0)
-    return build_source_model("V2Sa")
 
 
 @pytest.fixture(scope="module")
