@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from speech.commands import SAMPLE_RATE
-from speech.spec import FRAMES, HOP, N_FFT, N_MELS
+from speech.spec import ATTENTION_ARCHITECTURES, FRAMES, HOP, N_FFT, N_MELS
 CAM_LAYERS = ("conv2d_1", "conv2d_2")
 
 
@@ -41,6 +41,9 @@ def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
     import keras
     import tensorflow as tf
 
+    if source.name.split("_source")[0] not in ATTENTION_ARCHITECTURES:
+        raise ValueError(f"CAM draws the attention-RNN sources' maps ({', '.join(ATTENTION_ARCHITECTURES)}); "
+                         f"this run's source is {source.name}")
     valid = conv_layer_names(source)
     for name in layers:
         if name not in valid:

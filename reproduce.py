@@ -39,11 +39,13 @@ from engine.errors import UsageError, cli_errors
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
 from engine import runs
+from speech.spec import ARCHITECTURES
 
 REPO = os.path.dirname(os.path.abspath(__file__))
-METHODS = ("V2Sa", "V2Su", "TF_a", "FCN", "LP", "MiniRocket")
-# (mode, source architecture) of each trained method; LP and MiniRocket are not V2S runs.
-METHOD_SETTINGS = {"V2Sa": ("reprogram", "V2Sa"), "V2Su": ("reprogram", "V2Su"), "TF_a": ("transfer", "V2Sa"),
+METHODS = (*ARCHITECTURES, "TF_a", "FCN", "LP", "MiniRocket")
+# (mode, source architecture) of each trained method: V2S with each source, and the baselines; LP and MiniRocket
+# are not V2S runs.
+METHOD_SETTINGS = {**{arch: ("reprogram", arch) for arch in ARCHITECTURES}, "TF_a": ("transfer", "V2Sa"),
                    "FCN": ("fcn", "V2Sa")}
 METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -135,13 +137,13 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
     """The tasks of the grid; reprogramming methods get the paper's configurations under ``protocol='paper'``.
 
     ``source_weights`` (e.g. 'random' for the control) and ``settings`` (run settings, e.g. {"head": "attention"},
-    for the V2Sa / V2Su tasks) become part of each such task and its key, so such a sweep never passes for, or
+    for the V2S tasks, any source) become part of each such task and its key, so such a sweep never passes for, or
     skips, the runs with the shipped weights and default settings in a shared store.
     """
     tasks = []
     for dataset in datasets:
         for method in methods:
-            if protocol == "paper" and method in ("V2Sa", "V2Su"):
+            if protocol == "paper" and method in ARCHITECTURES:
                 configs = [{"dr": d, "seg": m} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
             else:
                 configs = [{}]
@@ -150,7 +152,7 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
                     task = {"dataset": dataset, "method": method, "config": config, "seed": seed, "epochs": epochs}
                     if source_weights and method not in ("MiniRocket", "FCN"):
                         task["source_weights"] = source_weights
-                    if settings and method in ("V2Sa", "V2Su"):
+                    if settings and method in ARCHITECTURES:
                         task["settings"] = dict(settings)
                     task["key"] = run_key(task)
                     tasks.append(task)
@@ -184,7 +186,7 @@ def available_datasets(names, data_dir):
 
 
 def task_config(task, data_dir, runs_dir):
-    """The ``runs.RunConfig`` of a V2Sa / V2Su / TF_a / FCN task: the run defaults plus the task's settings."""
+    """The ``runs.RunConfig`` of a V2S (any source) / TF_a / FCN task: the run defaults plus the task's settings."""
     mode, arch = METHOD_SETTINGS[task["method"]]
     # resume: a task killed with its sweep continues from its last finished epoch when the sweep is rerun.
     values = dict(dataset=task["dataset"], data_dir=data_dir, mode=mode, arch=arch, seed=task["seed"],
@@ -520,7 +522,8 @@ def build_parser():
                    help="Dataset names, or 'all' for every dataset in --data-dir. Default: the 30 datasets of the "
                         "paper's Table 2.")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=["V2Sa", "TF_a", "MiniRocket"],
-                   help="V2Sa / V2Su: V2S with today's defaults; TF_a: the transfer baseline; FCN: from scratch; LP: "
+                   help="V2Sa / V2Su / V2Sr / V2St: V2S with today's defaults and that source; TF_a: the transfer "
+                        "baseline; FCN: from scratch; LP: "
                         "the frozen-feature control (a logistic regression on the frozen V2Sa's attention vector and "
                         "logits, no program; any number of classes); MiniRocket: aeon's (optional extra).")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -528,7 +531,7 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--source-weights", default=None, help="Passed to v2s_main.py (e.g. 'random' for a control).")
     p.add_argument("--settings", nargs="+", metavar="NAME=VALUE", default=None,
-                   help="Run settings for the V2Sa / V2Su tasks, as v2s_main.py names them (e.g. head=attention "
+                   help="Run settings for the V2S tasks (any source), as v2s_main.py names them (e.g. head=attention "
                         "map-type=iterative znorm=true); they become part of each task's key and its label in "
                         "the table.")
     p.add_argument("--backend", choices=("local", "ray"), default="local")

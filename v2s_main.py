@@ -31,7 +31,7 @@ from ts_dataloader import GAP_POLICIES
 
 DEFAULTS = RunConfig()
 REFERENCE_MODES = dict(enumerate(("reprogram", "transfer", "reprogram+finetune", "fcn")))
-REFERENCE_NETS = dict(enumerate(ARCHITECTURES))
+REFERENCE_NETS = {0: "V2Sa", 1: "V2Su"}  # the reference code's --net values
 
 
 def build_parser():
@@ -62,11 +62,12 @@ def build_parser():
     model.add_argument("--mod", type=int, choices=sorted(REFERENCE_MODES), default=0,
                        help="Reference flag: 0 reprogram, 1 transfer, 2 reprogram+finetune, 3 fcn.")
     model.add_argument("--arch", choices=ARCHITECTURES, default=None,
-                       help="Source model: V2Sa (attention RNN, default) or V2Su (U-Net variant). Overrides --net.")
+                       help="Source model: V2Sa (attention RNN, default), V2Su (U-Net variant), V2Sr (residual CNN) or "
+                            "V2St (temporal convolutional network); weight/README.md compares them. Overrides --net.")
     model.add_argument("--net", type=int, choices=sorted(REFERENCE_NETS), default=0,
                        help="Reference flag: 0 V2Sa, 1 V2Su.")
     model.add_argument("--source-weights", nargs="+", default=d.source_weights,
-                       help="Source weights file (default weight/v2sa.weights.h5 or weight/v2su.weights.h5), or "
+                       help="Source weights file (default weight/<arch in lower case>.weights.h5), or "
                             "'random' for an untrained frozen source (control). Several files spread the programs "
                             "of the ensemble over several frozen source models, --ensemble / (number of files) "
                             "programs each (three sources tied one on validation loss, "

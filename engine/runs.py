@@ -31,13 +31,12 @@ from engine.errors import UsageError
 from engine.run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary,  # noqa: F401
                                upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
-from speech.spec import ARCHITECTURES
+from speech.spec import ARCHITECTURES, ATTENTION_ARCHITECTURES
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
 RUNS_DIR = os.path.join(REPO, "runs")
-DEFAULT_WEIGHTS = {"V2Sa": os.path.join(REPO, "weight", "v2sa.weights.h5"),
-                   "V2Su": os.path.join(REPO, "weight", "v2su.weights.h5")}
+DEFAULT_WEIGHTS = {arch: os.path.join(REPO, "weight", f"{arch.lower()}.weights.h5") for arch in ARCHITECTURES}
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full")
 # What turns the frozen source's outputs into classes: a label mapping (of --map-type), or a linear head on the
@@ -114,6 +113,9 @@ class RunConfig:
             (c.head == "mapping" or (c.map_type == "random" and c.mapping == 0),
              "--head attention reads the classes from a linear head, not a label mapping; drop --map-type and "
              "--mapping"),
+            (c.head == "mapping" or c.arch in ATTENTION_ARCHITECTURES,
+             f"--head attention reads the attention-pooled vector, which {c.arch} does not have; it needs --arch "
+             f"{' or '.join(ATTENTION_ARCHITECTURES)}"),
             (c.head == "mapping" or c.mode in REPROGRAM_MODES,
              f"--head attention is a head on the reprogrammed source; --mode {c.mode} has its own output layer"),
             (not (c.map_type == "iterative" and c.refit),

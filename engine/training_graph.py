@@ -170,7 +170,9 @@ class FoldedAway(L.Layer):
 
 def _frozen_tail(source, tail, lstm_loops):
     """``tail`` with a frozen source's faster equivalents: bn_1 + conv2d_2 folded and, if ``lstm_loops``, the
-    BiLSTMs as FrozenBiLSTM."""
+    BiLSTMs as FrozenBiLSTM (the attention RNN's layers; other sources' tails are returned as they are)."""
+    if "bn_1" not in {layer.name for layer in source.layers}:
+        return tail
     folded = FoldedBatchNormConv(source.get_layer("bn_1"), source.get_layer("conv2d_2"))
 
     def faster(layer):

@@ -59,7 +59,8 @@ def build_parser():
                      help="SpecAugment: widest masked band of mel bins (0 = off).")
     train = p.add_argument_group("training")
     train.add_argument("--arch", choices=ARCHITECTURES, default="V2Sa",
-                       help="V2Sa: attention RNN (~0.2M params); V2Su: with a U-Net block (~0.3M).")
+                       help="V2Sa: attention RNN (0.2M params); V2Su: with a U-Net block (0.3M); V2Sr: residual CNN "
+                            "(0.9M); V2St: temporal convolutional network (1.0M).")
     train.add_argument("--epochs", type=int, default=30, help="Largest number of epochs.")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay to lr/20).")

@@ -1,13 +1,15 @@
-"""Source acoustic models of V2S: the attention RNN "V2Sa" and its U-Net variant "V2Su".
+"""Source acoustic models of V2S: the attention RNN "V2Sa", its U-Net variant "V2Su", a residual CNN "V2Sr" and a
+temporal convolutional network "V2St" (the paper's Table 4 sources of about a million parameters).
 
 In:  raw one-second waveforms, shape (batch, 16000), float32 in about [-1, 1], 16 kHz.
 Out: class probabilities over the 36 speech-command outputs, shape (batch, 36), in the order of
      ``speech.commands.CLASSES``.
 
-The layers CAM and the analysis code look up by name:
-``mel_stft`` (kapre mel spectrogram, (batch, 125, 80, 1)), ``mel_norm`` (per-utterance normalisation),
-``conv2d_1`` and ``conv2d_2`` (the two small conv layers), ``attSoftmax`` (attention weights, (batch, 125)),
-``logits`` (pre-softmax scores, (batch, 36)) and ``output`` (softmax).
+Every architecture has ``mel_stft`` (kapre mel spectrogram, (batch, 125, 80, 1)), ``mel_norm`` (per-utterance
+normalisation), ``logits`` (pre-softmax scores, (batch, 36)) and ``output`` (softmax). V2Sa and V2Su also have the
+layers CAM and the attention head look up: ``conv2d_1`` and ``conv2d_2`` (the two small conv layers),
+``attSoftmax`` (attention weights, (batch, 125)) and ``att_vector`` (the attention-pooled vector, (batch, 128)).
+V2Sr and V2St end in ``pooled`` (global average pooling, (batch, channels)) instead.
 """
 
 import os
@@ -20,6 +22,11 @@ from keras import ops
 from speech.commands import SAMPLE_RATE
 from speech.spec import ARCHITECTURES, FRAMES, HOP, MEL_F_MIN, N_FFT, N_MELS, NUM_SOURCE_CLASSES  # noqa: F401
 NAMED_LAYERS = ("mel_stft", "mel_norm", "conv2d_1", "conv2d_2", "attSoftmax", "logits", "output")
+# V2Sr: stem and stage widths (one residual block of two 3x3 convs per stage, each stage but the first halves the
+# resolution); V2St: channels and the dilations of its residual blocks. Both near a million parameters, the size
+# the paper gives its ResNet and TCN sources (Table 4), at a fraction of V2Su's multiply-accumulates.
+RESNET_WIDTHS = (32, 64, 128, 192)
+TCN_WIDTH, TCN_DILATIONS = 180, (1, 2, 4, 8, 16)
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -175,16 +182,72 @@ def _unet_block(x):
     return L.Conv2D(1, (1, 1), name="unet_out")(d1)
 
 
+def _residual_body(x, widths=RESNET_WIDTHS):
+    """V2Sr: a ResNet over the (125, 80) mel image in the style of the keyword-spotting ResNets of Tang and Lin
+    ("Deep residual learning for small-footprint keyword spotting", ICASSP 2018), with a stride-2 stem and one
+    stride-2 stage per width so the widest layers see few positions: (batch, 125, 80, 1) -> (batch, widths[-1])."""
+    x = L.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False, name="res_stem")(x)
+    x = L.ReLU(name="res_stem_relu")(L.BatchNormalization(name="res_stem_bn")(x))
+    for i, width in enumerate(widths):
+        stride = 1 if i == 0 else 2
+        name = f"res{i + 1}"
+        y = L.Conv2D(width, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv_a")(x)
+        y = L.ReLU(name=f"{name}_relu_a")(L.BatchNormalization(name=f"{name}_bn_a")(y))
+        y = L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv_b")(y)
+        y = L.BatchNormalization(name=f"{name}_bn_b")(y)
+        if stride != 1 or x.shape[-1] != width:
+            x = L.Conv2D(width, 1, strides=stride, use_bias=False, name=f"{name}_shortcut")(x)
+        x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
+    return L.GlobalAveragePooling2D(name="pooled")(x)
+
+
+def _tcn_body(x, width=TCN_WIDTH, dilations=TCN_DILATIONS):
+    """V2St: a temporal convolutional network (Bai, Kolter and Koltun, "An empirical evaluation of generic
+    convolutional and recurrent networks for sequence modeling", 2018) over the 125 mel frames, non-causal: residual
+    blocks of two dilated kernel-3 convolutions whose dilations double, so the last block sees the whole second:
+    (batch, 125, 80, 1) -> (batch, width)."""
+    x = L.Reshape((FRAMES, N_MELS), name="frames")(x)
+    x = L.Conv1D(width, 1, name="tcn_in")(x)
+    for d in dilations:
+        name = f"tcn{d}"
+        y = L.Conv1D(width, 3, dilation_rate=d, padding="same", use_bias=False, name=f"{name}_conv_a")(x)
+        y = L.ReLU(name=f"{name}_relu_a")(L.BatchNormalization(name=f"{name}_bn_a")(y))
+        y = L.Conv1D(width, 3, dilation_rate=d, padding="same", use_bias=False, name=f"{name}_conv_b")(y)
+        y = L.BatchNormalization(name=f"{name}_bn_b")(y)
+        x = L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([x, y]))
+    return L.GlobalAveragePooling1D(name="pooled")(x)
+
+
+def _attention_rnn_tail(x, bn_momentum):
+    """V2Sa's (and V2Su's) layers after the mel image: two (5, 1) convs, two BiLSTMs, dot-product attention with
+    the last step as the query (de Andrade et al. 2018) and a small dense stack: (batch, 125, 80, c) -> (batch, 32)."""
+    x = L.Conv2D(10, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
+    x = L.BatchNormalization(momentum=bn_momentum, name="bn_1")(x)
+    x = L.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_2")(x)
+    x = L.BatchNormalization(momentum=bn_momentum, name="bn_2")(x)
+    x = L.Reshape((-1, x.shape[2]), name="squeeze_last_dim")(x)
+    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_1")(x)
+    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_2")(x)
+    last = LastStep(name="last_step")(x)
+    query = L.Dense(128, name="query")(last)
+    scores = L.Dot(axes=[1, 2], name="att_scores")([query, x])
+    weights = L.Softmax(name="attSoftmax")(scores)
+    context = L.Dot(axes=[1, 1], name="att_vector")([weights, x])
+    x = L.Dense(64, activation="relu", name="dense_1")(context)
+    return L.Dense(32, name="dense_2")(x)
+
+
 def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0, freq_mask=0, seed=None,
                        bn_momentum=0.99, front_end="kapre_db"):
-    """Build the attention-RNN source model (``arch="V2Sa"``) or its U-Net variant (``"V2Su"``).
+    """Build a source model: the attention RNN (``arch="V2Sa"``), its U-Net variant (``"V2Su"``), the residual
+    CNN (``"V2Sr"``) or the temporal convolutional network (``"V2St"``); see ``ARCHITECTURES``.
 
     ``time_mask`` / ``freq_mask`` > 0 add SpecAugment masking used only while training (pretraining); the
     weights are the same either way, so masked and unmasked builds load each other's weights.
     ``front_end``: one of FRONT_ENDS (weights only fit the front end they were trained with).
-    ``bn_momentum`` is the batch-norm moving-average momentum (Keras' 0.99 as in the reference code); short
-    training runs need a smaller one, because the second conv layer's output variance is tiny (~1e-4) and a
-    0.99 moving average takes about a thousand steps to get there from its initial 1.
+    ``bn_momentum`` is the moving-average momentum of V2Sa's and V2Su's two batch norms (Keras' 0.99 as in the
+    reference code); short training runs need a smaller one, because the second conv layer's output variance is
+    tiny (~1e-4) and a 0.99 moving average takes about a thousand steps to get there from its initial 1.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"Unknown source architecture {arch!r}; expected one of {ARCHITECTURES}.")
@@ -193,23 +256,10 @@ def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0,
     x = mel_layer(front_end)(x)
     x = UtteranceNormalization(name="mel_norm")(x)
     x = SpecAugment(time_mask, freq_mask, seed=seed, name="spec_augment")(x)
-    if arch == "V2Su":
-        x = _unet_block(x)
-    x = L.Conv2D(10, (5, 1), activation="relu", padding="same", name="conv2d_1")(x)
-    x = L.BatchNormalization(momentum=bn_momentum, name="bn_1")(x)
-    x = L.Conv2D(1, (5, 1), activation="relu", padding="same", name="conv2d_2")(x)
-    x = L.BatchNormalization(momentum=bn_momentum, name="bn_2")(x)
-    x = L.Reshape((-1, x.shape[2]), name="squeeze_last_dim")(x)
-    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_1")(x)
-    x = L.Bidirectional(L.LSTM(64, return_sequences=True), name="bilstm_2")(x)
-    # Dot-product attention with the last time step as the query (de Andrade et al. 2018).
-    last = LastStep(name="last_step")(x)
-    query = L.Dense(128, name="query")(last)
-    scores = L.Dot(axes=[1, 2], name="att_scores")([query, x])
-    weights = L.Softmax(name="attSoftmax")(scores)
-    context = L.Dot(axes=[1, 1], name="att_vector")([weights, x])
-    x = L.Dense(64, activation="relu", name="dense_1")(context)
-    x = L.Dense(32, name="dense_2")(x)
+    if arch in ("V2Sa", "V2Su"):
+        x = _attention_rnn_tail(_unet_block(x) if arch == "V2Su" else x, bn_momentum)
+    else:
+        x = (_residual_body if arch == "V2Sr" else _tcn_body)(x)
     logits = L.Dense(num_classes, name="logits")(x)
     outputs = L.Softmax(name="output")(logits)
     return keras.Model(inputs, outputs, name=arch)

@@ -9,6 +9,9 @@ samples, padded at the end: ``FRAMES`` (125) frames of 513 bins -> ``N_MELS`` (8
 from speech.commands import CLASSES, SAMPLE_RATE
 
 NUM_SOURCE_CLASSES = len(CLASSES)
-ARCHITECTURES = ("V2Sa", "V2Su")
+# V2Sa: attention RNN; V2Su: V2Sa with a U-Net block; V2Sr: residual CNN; V2St: temporal convolutional network.
+ARCHITECTURES = ("V2Sa", "V2Su", "V2Sr", "V2St")
+# The architectures with an attention-pooled vector (``att_vector``), which CAM and ``--head attention`` read.
+ATTENTION_ARCHITECTURES = ("V2Sa", "V2Su")
 N_FFT, HOP, N_MELS, MEL_F_MIN = 1024, 128, 80, 40.0
 FRAMES = -(-SAMPLE_RATE // HOP)

@@ -51,6 +51,14 @@ def test_cam_bad_layer_and_index(runs, tmp_path, capsys):
     assert "--index 99 is out of range" in line
 
 
+def test_cam_refuses_a_source_without_attention():
+    """V2Sr has no attention weights or (125, 80) conv maps: a clear refusal, not a missing-layer traceback."""
+    from speech.source_model import build_source_model
+
+    with pytest.raises(ValueError, match="CAM draws the attention-RNN sources' maps .*this run's source is V2Sr"):
+        cam_v2s.grad_cam(build_source_model("V2Sr"), np.zeros(16000, np.float32))
+
+
 def test_cam_explains_the_chosen_program_of_an_ensemble(runs, tmp_path, capsys):
     base, _, _ = runs
     run, out = str(base / "runs" / "v2s"), str(tmp_path / "p.png")

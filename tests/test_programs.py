@@ -307,3 +307,11 @@ def test_stack_programs_inverts_program_groups():
     parts = ProgramGroups(3)(x)
     assert [p.shape for p in parts] == [(4, 2)] * 3
     np.testing.assert_array_equal(np.asarray(StackPrograms()(parts)), x)
+
+
+def test_training_graph_of_a_convolutional_source_matches_the_plain_model(series):
+    """V2Sr has no attention-RNN layers to replace: its training graph keeps its tail and still equals the model."""
+    x, _ = series
+    keras.utils.set_random_seed(0)
+    model = build_v2s(LENGTH, CLASSES, source=build_source_model("V2Sr"), segments=4, mapping=mappings(1)[0])
+    np.testing.assert_allclose(forward(training_graph(model), x), forward(model, x), atol=1e-5)

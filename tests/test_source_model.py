@@ -109,3 +109,29 @@ def test_spec_augment_masks_only_in_training():
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
     masked = np.asarray(layer(x, training=True))
     assert masked.min() == 0.0 and masked.mean() < 1.0
+
+
+@pytest.mark.parametrize("arch, low, high", [("V2Sr", 700_000, 1_300_000), ("V2St", 700_000, 1_300_000)])
+def test_convolutional_sources_have_about_a_million_parameters_and_the_shared_layers(arch, low, high):
+    """V2Sr and V2St: the paper's Table 4 gives its ResNet and TCN sources about 1M parameters; they share the
+    front end, the logits and the softmax with V2Sa, and end in a pooled vector instead of attention."""
+    keras.utils.set_random_seed(0)
+    model = build_source_model(arch)
+    assert low < model.count_params() < high
+    for name in ("mel_stft", "mel_norm", "logits", "output", "pooled"):
+        model.get_layer(name)
+    assert "attSoftmax" not in [layer.name for layer in model.layers]
+    x = np.random.default_rng(0).standard_normal((2, 16000)).astype("float32") * 0.1
+    p = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(p[0], p[1])  # the two clips are told apart
+
+
+def test_convolutional_sources_survive_a_keras_round_trip(tmp_path):
+    x = np.random.default_rng(1).standard_normal((2, 16000)).astype("float32") * 0.1
+    for arch in ("V2Sr", "V2St"):
+        model = build_source_model(arch)
+        path = str(tmp_path / f"{arch}.keras")
+        model.save(path)
+        again = keras.saving.load_model(path)
+        np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
