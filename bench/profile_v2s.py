@@ -1,8 +1,9 @@
 """Where a V2S training step spends its time, part by part, on this machine.
 
-    python bench/profile_v2s.py [--length 500 --segments 10 --batch-size 32 --threads 1 --repeats 5]
+    python bench/profile_v2s.py [--arch V2Sa] [--length 500 --segments 10 --batch-size 32 --threads 1 --repeats 5]
 
-In:  the shape of a dataset (default FordA: series of length 500, m = 10 copies, 2 classes) and a batch size.
+In:  the source architecture, the shape of a dataset (default FordA: series of length 500, m = 10 copies,
+     2 classes) and a batch size.
 Out: a table of milliseconds per training step for each part of the frozen source model, forward and backward
      (the backward pass is the gradient with respect to the part's input, which is what reprogramming needs: the
      source weights are frozen), then the whole step as ``model.fit`` runs it, the Adam update, and the per-epoch
@@ -61,41 +62,63 @@ def part_timer(fn, x, steps, repeats):
     return f, fb - f
 
 
-def source_parts(source):
+# The parts of each source after its mel front end, as (row name, first layer, last layer): each part is the
+# source's own layers from the first one's input to the last one's output.
+PARTS = {
+    "V2Sa": [("normalisation, 2 convs, batch norms", "mel_norm", "squeeze_last_dim"),
+             ("BiLSTM 1", "bilstm_1", "bilstm_1"), ("BiLSTM 2", "bilstm_2", "bilstm_2"),
+             ("attention, dense head, softmax", "last_step", "output")],
+    "V2Su": [("normalisation", "mel_norm", "spec_augment"), ("U-Net block (11 convs)", "unet_enc1_a", "unet_out"),
+             ("2 convs, batch norms", "conv2d_1", "squeeze_last_dim"),
+             ("BiLSTM 1", "bilstm_1", "bilstm_1"), ("BiLSTM 2", "bilstm_2", "bilstm_2"),
+             ("attention, dense head, softmax", "last_step", "output")],
+    "V2Sr": [("normalisation", "mel_norm", "spec_augment"), ("stem + stage 1 (63 x 40, 32 channels)", "res_stem",
+                                                             "res1_out"),
+             ("stage 2 (32 x 20, 64)", "res2_conv_a", "res2_out"), ("stage 3 (16 x 10, 128)", "res3_conv_a",
+                                                                     "res3_out"),
+             ("stage 4 (8 x 5, 192)", "res4_conv_a", "res4_out"), ("pooling, logits, softmax", "pooled", "output")],
+    "V2St": [("normalisation, input projection", "mel_norm", "tcn_in")] +
+            [(f"block, dilation {d}", f"tcn{d}_conv_a", f"tcn{d}_out") for d in (1, 2, 4, 8, 16)] +
+            [("pooling, logits, softmax", "pooled", "output")],
+}
+
+
+def source_parts(source, arch):
     """The source model cut into the parts the profile reports: [(name, function of the previous part's output)]."""
+    import keras
+
     get = source.get_layer
-    mel = get("mel_stft")
-    stft, magnitude, filterbank, decibel = mel.layers
+    stft, magnitude, filterbank, decibel = get("mel_stft").layers
 
-    def chain(*names):
-        layers = [get(n) for n in names]
+    def part(first, last):
+        inputs = get(first).input
+        sub = keras.Model(inputs, get(last).output)
+        return lambda x: sub(x, training=False)
 
-        def run(x):
-            for layer in layers:
-                x = layer(x, training=False)
-            return x
-        return run
-
-    def attention(x):
-        last = get("last_step")(x)
-        query = get("query")(last)
-        weights = get("attSoftmax")(get("att_scores")([query, x]))
-        context = get("att_vector")([weights, x])
-        return chain("dense_1", "dense_2", "logits", "output")(context)
-
-    return [
-        ("STFT (frames, Hann window, FFT)", lambda x: stft(get("add_channel")(x))),
-        ("magnitude, mel filterbank, dB", lambda x: decibel(filterbank(magnitude(x)))),
-        ("normalisation, 2 convs, batch norms", chain("mel_norm", "spec_augment", "conv2d_1", "bn_1", "conv2d_2",
-                                                      "bn_2", "squeeze_last_dim")),
-        ("BiLSTM 1", chain("bilstm_1")),
-        ("BiLSTM 2", chain("bilstm_2")),
-        ("attention, dense head, softmax", attention),
-    ]
+    return [("STFT (frames, Hann window, FFT)", lambda x: stft(get("add_channel")(x))),
+            ("magnitude, mel filterbank, dB", lambda x: decibel(filterbank(magnitude(x))))] + \
+        [(name, part(first, last)) for name, first, last in PARTS[arch]]
 
 
-def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5, val_size=720):
-    """Rows (part, forward ms, backward ms) per training step, and a dict of whole-step figures."""
+def layer_rows(source, prefix, steps, repeats):
+    """(layer, forward ms, backward ms) of each conv layer whose name starts with ``prefix``, each run alone on a
+    random input of the shape it sees in the model (batch of 32 waves): which resolution the time goes to."""
+    from keras import layers as L
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for layer in source.layers:
+        if layer.name.startswith(prefix) and isinstance(layer, (L.Conv2D, L.Conv2DTranspose)):
+            shape = (32,) + tuple(layer.input.shape[1:])
+            x = rng.standard_normal(shape).astype(np.float32)
+            rows.append((f"{layer.name} {tuple(layer.input.shape[1:])} -> {layer.output.shape[-1]}",) +
+                        part_timer(lambda t, layer=layer: layer(t), x, steps, repeats))
+    return rows
+
+
+def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5, val_size=720, arch="V2Sa"):
+    """Rows (part, forward ms, backward ms) per training step, a dict of whole-step figures, and extra rows (the
+    BiLSTMs as the training graph runs them; V2Su's U-Net convs one by one)."""
     import keras
     import tensorflow as tf
 
@@ -103,7 +126,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     from ts_model import build_v2s, max_labels_per_class, random_mapping
 
     keras.utils.set_random_seed(0)
-    source = build_source_model("V2Sa")
+    source = build_source_model(arch)
     model = build_v2s(length, num_classes, source=source, segments=segments,
                       mapping=random_mapping(num_classes, max_labels_per_class(num_classes)))
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
@@ -120,7 +143,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     from engine.training_graph import FrozenBiLSTM
 
     frozen_rows = []
-    for name, fn in source_parts(source):
+    for name, fn in source_parts(source, arch):
         f, b = part_timer(fn, x, steps, repeats)
         rows.append((name, f, b))
         if name.startswith("BiLSTM"):  # the same part as training_graph runs it for a frozen source
@@ -159,11 +182,14 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
         whole["checkpoint writes"] = median_ms(lambda: (model.save(os.path.join(tmp, "last.keras")),
                                                         model.save_weights(os.path.join(tmp, "b.weights.h5"))),
                                                1, repeats)
+    if arch == "V2Su":
+        frozen_rows += layer_rows(source, "unet_", steps, repeats)
     return rows, whole, frozen_rows
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=sorted(PARTS), default="V2Sa", help="Source architecture (random weights).")
     p.add_argument("--length", type=int, default=500, help="Series length L (FordA: 500).")
     p.add_argument("--segments", type=int, default=10, help="Copies m of the series (FordA default: 10).")
     p.add_argument("--classes", type=int, default=2)
@@ -179,11 +205,11 @@ def main(argv=None):
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rows, whole, frozen_rows = profile(args.length, args.segments, args.classes, args.batch_size, args.steps,
-                                       args.repeats, args.val_size)
+                                       args.repeats, args.val_size, args.arch)
     total = sum(f + b for _, f, b in rows)
     stft_backward = next(b for name, _, b in rows if name.startswith("STFT"))
-    print(f"V2S training step, batch {args.batch_size}, series length {args.length}, m = {args.segments}, "
-          f"threads {args.threads or 'default'}, cores {os.cpu_count()}")
+    print(f"V2S training step, source {args.arch}, batch {args.batch_size}, series length {args.length}, "
+          f"m = {args.segments}, threads {args.threads or 'default'}, cores {os.cpu_count()}")
     print("| part | forward ms | backward ms | share of the parts' sum |")
     print("|---|---|---|---|")
     for name, f, b in rows:
