@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads: the commands' settings)
 
 import numpy as np
 

@@ -1,8 +1,8 @@
-"""Shared fixtures: quiet TensorFlow, the ../shared folder when present, and tiny audio folders."""
+"""Shared fixtures: TensorFlow set up as the commands set it, the ../shared folder when present, tiny audio folders."""
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from engine import tf_setup  # noqa: F401  (before TensorFlow loads: its log level and CPU kernels, as every command)
 
 import numpy as np
 import pytest

@@ -137,6 +137,23 @@ def test_help_prints_only_the_help(script):
     assert [line for line in done.stderr.splitlines() if " I " in line or "oneDNN" in line] == []
 
 
+@pytest.mark.parametrize("chosen, expected", [(None, "1"), ("0", "0")])
+def test_commands_turn_on_onednn_kernels_unless_the_user_chose(chosen, expected):
+    """TensorFlow leaves its oneDNN kernels off on CPUs it does not recognise (e.g. AMD EPYC): the commands turn
+    them on before TensorFlow loads (1.4-1.6x faster steps, bench/README.md); a user's own setting wins."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if chosen is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = chosen
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", "import os\nfrom engine import tf_setup\n"
+                           "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"], capture_output=True, text=True, env=env,
+                          cwd=repo, timeout=60)
+    assert done.stdout.strip() == expected, done.stderr
+
+
 NOISE = ("cuInit", "PredictCost", "Compiled cluster", "input_shape", "absl", "oneDNN", "W0000", "I0000", "E0000",
          "tensorflow")
 
