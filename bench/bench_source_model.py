@@ -87,6 +87,17 @@ def measure(arch, steps, repeats):
     return row
 
 
+def host():
+    """The CPU's model name and core count, as the figures' context (e.g. "AMD EPYC, 2 cores")."""
+    model = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
 def write_cards(rows, cards, command):
     """Put each row into the model cards of its architecture (a card's ``architecture`` names it)."""
     by_arch = {row["arch"]: row for row in rows}
@@ -97,11 +108,12 @@ def write_cards(rows, cards, command):
         if row is None:
             print(f"{path}: its architecture {card.get('architecture')} was not measured; left as it is")
             continue
-        card["complexity"] = {**{k: v for k, v in row.items() if k != "arch"}, "command": command,
-                              "units": "parameters; MACs per one-second clip; samples/s on this CPU"}
+        card["complexity"] = {**{k: v for k, v in row.items() if k != "arch"}, "command": command, "host": host(),
+                              "units": "parameters; MACs per one-second clip; samples/s on the host"}
         tmp = path + ".tmp"
         with open(tmp, "w") as fh:
-            json.dump(card, fh, indent=1)
+            json.dump(card, fh, indent=2)
+            fh.write("\n")
         os.replace(tmp, path)
 
 
@@ -132,7 +144,7 @@ def main():
     command = "python " + " ".join(sys.argv)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"cores": os.cpu_count(), "command": command, "rows": rows}, fh, indent=2)
+            json.dump({"host": host(), "command": command, "rows": rows}, fh, indent=2)
     write_cards(rows, args.cards, command)
 
 
