@@ -121,3 +121,16 @@ def test_resumed_batches_are_those_of_an_uninterrupted_run():
         np.testing.assert_array_equal(resumed[i][0], uninterrupted[i][0])
         np.testing.assert_array_equal(resumed[i][1], uninterrupted[i][1])
     assert not np.array_equal(resumed[0][1], fresh[0][1])
+
+
+@pytest.mark.heavy
+def test_a_convolutional_source_pretrains_and_loads_from_its_card(tmp_path):
+    """V2St through pretrain.py: the card names the architecture, so load_source_model rebuilds it from the file."""
+    from speech.source_model import load_source_model
+
+    gsc = make_tone_gsc(tmp_path / "gsc")
+    out = str(tmp_path / "v2st")
+    card = run(gsc, out, "--arch", "V2St", "--epochs", "1")
+    assert card["architecture"] == "V2St" and card["epochs_run"] == 1 and 700_000 < card["parameters"] < 1_300_000
+    model = load_source_model(out + ".weights.h5")
+    assert model.name == "V2St" and model.get_layer("pooled") is not None
