@@ -165,8 +165,11 @@ class RunConfig:
             if path == "random":
                 continue
             if not os.path.isfile(path):
-                raise UsageError(f"source weights {path} not found; train them with pretrain.py or "
-                                 "pass --source-weights random for the untrained control")
+                prefix = portable(path)[:-len(".weights.h5")]  # pretrain.py --out names the files by their prefix
+                train = (f"python pretrain.py --synthetic --arch {c.arch} --out {prefix}"
+                         if path == DEFAULT_WEIGHTS.get(c.arch) else "pretrain.py")
+                raise UsageError(f"source weights {path} not found; train them with {train} or pass --source-weights "
+                                 "random for the untrained control")
             from speech.source_model import check_weights_file
 
             check_weights_file(path)
