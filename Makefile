@@ -32,8 +32,9 @@ TEST_JOBS ?= 2
 TEST := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 # make test (CI, under 12 minutes on 2 cores) leaves out the tests marked heavy: end-to-end runs of options and
-# compatibility paths (--select, --refit, --ema, the fresh-process resume, V2Su, MiniRocket, pretraining stages and
-# other source architectures) whose mechanisms the default-path tests share; make test-all runs every test.
+# compatibility paths (--select, --refit, --ema, the fresh-process resume, V2Su, MiniRocket, pretraining stages,
+# other source architectures, several sources, the Ray cluster) whose mechanisms the default-path tests share;
+# make test-all runs every test.
 test: $(VENV)/.extras
 	$(TEST) -m "not heavy"
 

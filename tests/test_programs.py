@@ -254,6 +254,7 @@ def three_sources():
             build_source_model("V2Sa")]
 
 
+@pytest.mark.heavy
 def test_programs_spread_over_sources_are_each_the_single_source_program(three_sources, series):
     x, y = series
     model = build_v2s(LENGTH, CLASSES, source=three_sources, segments=4, mapping=mappings(6), programs=6)

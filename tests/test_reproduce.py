@@ -238,6 +238,7 @@ def test_minirocket_baseline_on_the_same_split(tmp_path):
     assert records[0]["test_accuracy"] > 0.6
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_sweep_runs_on_a_two_node_ray_cluster(tmp_path):
     """A real two-node Ray cluster on this machine (each node its own raylet and temp dir, one CPU each): a small

@@ -201,6 +201,7 @@ def test_selection_never_reads_the_test_set(tmp_path, tiny_ucr, monkeypatch):
     assert sum(s is not None for s in scored) == 1
 
 
+@pytest.mark.heavy
 def test_a_run_over_several_sources_with_augmentation_and_an_average_resumes_exactly(tmp_path, tiny_ucr, capsys):
     # Every option that carries state across epochs at once (the sources' programs, the augmentation's random
     # stream, the moving average saved with the optimizer, the iterative mapping saved with the weights): killed
