@@ -41,7 +41,7 @@ def grad_cam(source, wave, layers=CAM_LAYERS, score_fn=None):
     import keras
     import tensorflow as tf
 
-    if source.name.split("_source")[0] not in ATTENTION_ARCHITECTURES:
+    if "attSoftmax" not in {layer.name for layer in source.layers}:
         raise ValueError(f"CAM draws the attention-RNN sources' maps ({', '.join(ATTENTION_ARCHITECTURES)}); "
                          f"this run's source is {source.name}")
     valid = conv_layer_names(source)
