@@ -17,27 +17,16 @@ import json
 import os
 import platform
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads: the commands' settings)
 
 import numpy as np
 
+from bench.timing import median_seconds  # noqa: E402
 from speech.spec import ARCHITECTURES
 
 REPROGRAM_LENGTH, REPROGRAM_SEGMENTS = 500, 10
-
-
-def median_rate(run, samples, repeats):
-    """Samples per second of ``run()`` (which processes ``samples``), median over ``repeats`` after a warm-up."""
-    run()  # warm-up: graph tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return samples / float(np.median(times))
 
 
 def source_rate(model, batch, steps, repeats, train):
@@ -47,7 +36,7 @@ def source_rate(model, batch, steps, repeats, train):
     y = rng.integers(0, 36, batch * steps)
     run = (lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0)) if train else \
         (lambda: model.predict(x, batch_size=batch, verbose=0))
-    return median_rate(run, len(x), repeats)
+    return len(x) / median_seconds(run, repeats)
 
 
 def reprogram_rate(source, batch, steps, repeats):
@@ -66,7 +55,7 @@ def reprogram_rate(source, batch, steps, repeats):
     n = batch * steps
     xs = rng.standard_normal((n, REPROGRAM_LENGTH)).astype(np.float32)
     ys = rng.integers(0, 2, n).astype(np.int32)
-    return median_rate(lambda: [step(xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch)], n, repeats)
+    return n / median_seconds(lambda: [step(xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch)], repeats)
 
 
 def measure(arch, steps, repeats):

@@ -14,14 +14,16 @@ available, and the output says so. ``--threads 1`` is how sweeps run (one Tensor
 """
 
 import argparse
+import itertools
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads: the commands' settings)
 
 import numpy as np
+
+from bench.timing import median_seconds  # noqa: E402
 
 
 def plain_port(source, length, num_classes, k, segments):
@@ -52,13 +54,9 @@ def pad_numpy(x, segments):
 
 def time_keras_fit(model, x, y, batch, repeats):
     """Samples/s of ``model.fit`` over one pass of (x, y), median of ``repeats`` passes after a warm-up."""
-    model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch, epochs=1, verbose=0)  # warm-up / tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-        times.append(time.perf_counter() - start)
-    return len(x) / float(np.median(times))
+    return len(x) / median_seconds(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0), repeats,
+                                   warm_up=lambda: model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch,
+                                                             epochs=1, verbose=0))
 
 
 def time_training_loop(model, x, y, batch, repeats):
@@ -69,19 +67,20 @@ def time_training_loop(model, x, y, batch, repeats):
     from utils import ResumableCheckpoint
 
     steps = StepFunctions(model, x.shape[1])
-    steps.train_step(x[:batch], y[:batch].astype(np.int32))  # warm-up / tracing
 
     class NoWrites(ResumableCheckpoint):
         def on_epoch_end(self, epoch, logs=None):
             pass
 
-    times = []
+    epochs = itertools.count()
+
+    def one_epoch(tmp):
+        r = next(epochs)
+        fit(model, x, y, NoWrites(tmp), epochs=r + 1, initial_epoch=r, batch_size=batch, seed=0, steps=steps)
+
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(repeats):
-            start = time.perf_counter()
-            fit(model, x, y, NoWrites(tmp), epochs=r + 1, initial_epoch=r, batch_size=batch, seed=0, steps=steps)
-            times.append(time.perf_counter() - start)
-    return len(x) / float(np.median(times))
+        return len(x) / median_seconds(lambda: one_epoch(tmp), repeats,
+                                       warm_up=lambda: steps.train_step(x[:batch], y[:batch].astype(np.int32)))
 
 
 def main():

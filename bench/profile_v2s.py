@@ -19,24 +19,18 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads: the commands' settings)
 
 import numpy as np
 
+from bench.timing import median_seconds  # noqa: E402
+
 
 def median_ms(fn, steps, repeats):
-    """Median wall milliseconds of one call of ``fn`` (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        times.append((time.perf_counter() - start) / steps)
-    return 1000.0 * float(np.median(times))
+    """Median wall milliseconds of one call of ``fn`` (passes of ``steps`` calls, after one warm-up call)."""
+    return 1000.0 * median_seconds(lambda: [fn() for _ in range(steps)], repeats, warm_up=fn) / steps
 
 
 def part_timer(fn, x, steps, repeats):
