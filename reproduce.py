@@ -5,20 +5,22 @@
     python reproduce.py --data-dir ../shared/ucr --backend ray [--address ray://host:10001]
     python reproduce.py --table-only                                                     # rebuild the table
     python reproduce.py --import-runs results/ucr19          # reuse v2s_main.py runs made with the same settings
-    python reproduce.py --data-dir ../shared/ucr --datasets Adiac --methods V2Sa --settings head=attention
+    python reproduce.py --data-dir ../shared/ucr --datasets GunPoint --methods V2Sa --settings head=mapping
 
 Protocols: ``default`` runs each method once per seed with v2s_main.py's defaults; ``paper`` runs the paper's grid
 (dropout in {0, 0.1, 0.2, 0.3, 0.4} x m in {1..10}) and keeps, per dataset / method / seed, the configuration with
-the lowest validation loss (a stratified split of the training data), then averages test accuracy over seeds.
+the lowest validation loss (a stratified split of the training data), then averages test accuracy over seeds;
+its V2S runs read the classes through the paper's label mapping, whatever today's default.
 MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from --data-dir are listed and skipped.
 
-Every finished run is appended as one JSON line to the store (``results/reproduce/runs.jsonl``) under an exclusive
+Every finished run is appended as one JSON line to the store (``results/reproduce/head/runs.jsonl``) under an exclusive
 file lock, so a rerun skips finished runs and a killed sweep loses nothing: the runs in flight resume from their
 last finished epoch. One sweep writes a store at a time (a second is refused at once; with --jobs or a Ray cluster
 one sweep runs many tasks side by side). Every flag is checked before any task starts. A run's key names only the
 settings that differ from v2s_main.py's defaults: after changing a default, start a new store (or drop the records
-it affects). Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``; for another ``--store`` the
-table goes beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
+it affects); a store whose V2S records read the classes another way than today's default takes no new default
+runs. Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``; for another ``--store`` the table goes
+beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -50,7 +52,9 @@ METHOD_SETTINGS = {**{arch: ("reprogram", arch) for arch in ARCHITECTURES}, "TF_
 METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
-DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "runs.jsonl")
+# Under today's output default, the attention head: the stores of the label-mapping default (results/reproduce/*.jsonl)
+# keep their own keys and run folders, as a default change needs (see check_store_output).
+DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "head", "runs.jsonl")
 DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
 PUBLISHED_BASELINES = os.path.join(REPO, "reference", "published_baselines.csv")
 # What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights, "settings" only when
@@ -144,7 +148,8 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
     for dataset in datasets:
         for method in methods:
             if protocol == "paper" and method in ARCHITECTURES:
-                configs = [{"dr": d, "seg": m} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
+                # The paper read the classes through its random label mapping, whatever today's default output
+                configs = [{"dr": d, "seg": m, "head": "mapping"} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
             else:
                 configs = [{}]
             for config in configs:
@@ -222,6 +227,8 @@ def run_task(task, data_dir, runs_dir):
             summary = runs.train(runs.load_data(config), config, command=command).summary
             record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                       "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
+            if task["method"] in ARCHITECTURES:
+                record["head"] = summary["config"]["head"]
             if earlier:
                 record["resumed_after_epoch"] = earlier
     except Exception as err:  # noqa: BLE001  (any failure of one task is recorded, the sweep goes on)
@@ -259,14 +266,41 @@ def record_from_run(folder):
                             for p in runs.source_paths(config["source_weights"])] != shipped:
         raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
     differ = sorted(k for k in defaults if k not in RUN_ONLY_SETTINGS and config.get(k) != defaults[k])
-    if set(differ) - {"dr", "seg"}:
+    paper = {"dr": config["dr"], "seg": config["seg"], "head": config.get("head")}
+    if differ and (set(differ) - set(paper) or paper["head"] != "mapping" or config["dr"] not in PAPER_DROPOUTS
+                   or config["seg"] not in PAPER_SEGMENTS):
         raise ValueError(f"{path}: not a grid run, settings differ from the defaults: " +
                          ", ".join(f"{k}={config.get(k)!r} (default {defaults[k]!r})" for k in differ))
     task = {"dataset": summary["dataset"], "method": method, "seed": config["seed"], "epochs": config["epochs"],
-            "config": {"dr": config["dr"], "seg": config["seg"]} if differ else {}}
-    return dict(task, key=run_key(task), test_accuracy=summary["test_accuracy"],
+            "config": paper if differ else {}}
+    output = {"head": config["head"]} if method in ARCHITECTURES else {}
+    return dict(task, **output, key=run_key(task), test_accuracy=summary["test_accuracy"],
                 val_accuracy=summary["val_accuracy"], val_loss=summary["val_cross_entropy"],
                 classes=summary["classes"], wall_seconds=summary["wall_seconds"], imported_from=path)
+
+
+def default_head(method):
+    """The output layer (``RunConfig.head``) today's defaults give a V2S ``method``."""
+    mode, arch = METHOD_SETTINGS[method]
+    return runs.RunConfig(mode=mode, arch=arch).output_resolved().head
+
+
+def check_store_output(records, tasks, store_path):
+    """Refuse to add default-settings V2S runs to a store whose default runs read the classes another way.
+
+    A default run's key names no output layer, so after the default changes a sweep on an old store would count
+    the old runs as done and tabulate them under today's name. Records made before the head existed carry no
+    ``head``: they read the classes through the label mapping."""
+    plain = {(t["method"], t.get("source_weights")) for t in tasks
+             if t["method"] in ARCHITECTURES and not t["config"] and not t.get("settings")}
+    for method, source in sorted(plain, key=str):
+        head = default_head(method)
+        older = {r.get("head", "mapping") for r in records if r["method"] == method and "failed" not in r
+                 and not r.get("config") and not r.get("settings") and r.get("source_weights") == source} - {head}
+        if older:
+            raise UsageError(f"--store {store_path}: its {method} runs under default settings read the classes with "
+                             f"head={older.pop()}, today's default is head={head}; start a new store (--store) so "
+                             "the two are not mixed")
 
 
 def import_runs(paths, store):
@@ -669,6 +703,7 @@ def _main(args):
         records, problems = store.load()
         for problem in problems:
             print(problem, file=sys.stderr)
+        check_store_output(records, tasks, args.store)
         done = {r["key"] for r in records if "failed" not in r}
         todo = [t for t in tasks if t["key"] not in done]
         print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")

@@ -65,15 +65,17 @@ def collect_store(path, method="V2Sa"):
     folders are not at hand."""
     from engine.runs import RunConfig
 
-    defaults = dataclasses.asdict(RunConfig())
+    defaults = dataclasses.asdict(RunConfig().output_resolved())
     # The shipped source as run folders record it (relative to the repository).
     defaults["source_weights"] = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
     runs = []
     for r in store_records(path, method):
+        # A record made before the head existed read the classes through the label mapping.
         runs.append({"dataset": r["dataset"], "val_cross_entropy": r["val_loss"],
                      "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
                      "wall_seconds": r["wall_seconds"],
-                     "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"])})
+                     "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"],
+                                    head=r.get("head", "mapping"))})
     return runs
 
 

@@ -1,7 +1,9 @@
 """Sliced Wasserstein distance (SWD) between source-speech outputs and reprogrammed target outputs (Table 3, Fig. 3).
 
-In:  the source model's logits on held-out source speech (the synthetic corpus' validation voices, or a GSC-layout
-     folder), shape (n, 36), and the logits of the same frozen model on reprogrammed target series, shape (N, 36).
+In:  the frozen source model's outputs on held-out source speech (the synthetic corpus' validation voices, or a
+     GSC-layout folder), shape (n, F), and its outputs on reprogrammed target series, shape (N, F): the 36 logits
+     (the paper's space), or, for a run with the attention head, the 128-value attention vector the head reads
+     (such a run's model holds the source only up to that layer).
 Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1,000 seeded projections).
 
     python v2s_main.py --swd --out runs/coffee_swd                # records the SWD after every epoch
@@ -31,9 +33,10 @@ def sliced_wasserstein(a, b, projections=PROJECTIONS, seed=0):
     return float(ot.sliced_wasserstein_distance(a, b, n_projections=projections, seed=seed))
 
 
-def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
-    """Logits of ``source`` on held-out source speech: a GSC folder's validation speakers, or synthetic val voices."""
-    from ts_model import logits_model
+def source_reference_features(source, gsc_dir=None, max_clips=1000, seed=0):
+    """``ts_model.source_features`` of ``source`` on held-out source speech: a GSC folder's validation speakers, or
+    synthetic val voices."""
+    from ts_model import source_features
 
     if gsc_dir:
         from speech.commands import load_gsc_folder, speaker_split
@@ -47,16 +50,16 @@ def source_reference_logits(source, gsc_dir=None, max_clips=1000, seed=0):
         x = load_or_generate(CorpusConfig(), splits=("val",), progress=False)[0].x
     if len(x) > max_clips:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_clips, replace=False))]
-    return logits_model(source).predict(x, batch_size=64, verbose=0)
+    return source_features(source).predict(x, batch_size=64, verbose=0)
 
 
 class SWDCallback:
-    """Adds ``swd`` (source speech vs reprogrammed training series, in logit space) to the logs of every epoch (an
-    epoch callback of ``engine.training.fit``)."""
+    """Adds ``swd`` (source speech vs reprogrammed training series, in the space of ``source_features``) to the
+    logs of every epoch (an epoch callback of ``engine.training.fit``)."""
 
-    def __init__(self, reference_logits, x_train, seed=0):
-        self.reference, self.x_train, self.seed = reference_logits, x_train, seed
-        self.model = self.logits = None
+    def __init__(self, reference_features, x_train, seed=0):
+        self.reference, self.x_train, self.seed = reference_features, x_train, seed
+        self.model = self.features = None
 
     def set_model(self, model):
         self.model = model
@@ -65,8 +68,8 @@ class SWDCallback:
         from ts_model import source_pass
 
         if logs is not None:
-            self.logits = self.logits or source_pass(self.model, program=0)  # traced at the first epoch only
-            logs["swd"] = sliced_wasserstein(self.reference, self.logits(self.x_train), seed=self.seed)
+            self.features = self.features or source_pass(self.model, program=0)  # traced at the first epoch only
+            logs["swd"] = sliced_wasserstein(self.reference, self.features(self.x_train), seed=self.seed)
 
 
 def plot_curve(run, path):
@@ -104,7 +107,7 @@ def table(folder, gsc_dir=None):
     """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import reprogrammed_logits, source_of
+    from ts_model import reprogrammed_features, source_of
 
     if not os.path.isdir(folder):
         raise UsageError(f"{folder} is not a folder of runs")
@@ -114,9 +117,9 @@ def table(folder, gsc_dir=None):
         if run.config["mode"] != "reprogram":
             continue
         if reference is None:
-            reference = source_reference_logits(source_of(run.model), gsc_dir)
+            reference = source_reference_features(source_of(run.model), gsc_dir)
         data = load_ucr(run.summary["dataset"], data_dir=run.config.get("data_dir"))
-        rows.append((run.summary["dataset"], sliced_wasserstein(reference, reprogrammed_logits(run.model,
+        rows.append((run.summary["dataset"], sliced_wasserstein(reference, reprogrammed_features(run.model,
                                                                                                 data.x_train))))
     if not rows:
         raise UsageError(f"no reprogram runs (*/summary.json) under {folder}")

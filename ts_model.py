@@ -33,8 +33,8 @@ __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "dataset
            "output_layer", "source_reader", "sources_of", "program_source", "segment_positions",
            "label_mapping_matrix", "sequential_mapping", "random_mapping", "frequency_mapping",
            "max_labels_per_class", "build_v2s", "build_fcn", "build_source_model", "load_source_weights",
-           "source_of", "logits_model", "padded_series", "reprogrammed_waveform", "reprogrammed_logits",
-           "source_pass"]
+           "source_of", "logits_model", "source_features", "padded_series", "reprogrammed_waveform",
+           "reprogrammed_features", "source_pass"]
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -496,6 +496,15 @@ def logits_model(source):
     return keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
 
 
+def source_features(source):
+    """(batch, 16000) waveform -> what the analyses (SWD, t-SNE) compare of a V2S model's frozen source: its
+    (batch, 36) logits, or, when the V2S model reads the source up to an earlier layer and so holds no logits (the
+    attention head: ``source_reader``), that layer's output, (batch, 128) for the attention vector."""
+    if "logits" not in {layer.name for layer in source.layers}:
+        return source
+    return logits_model(source)
+
+
 def padded_series(model, x):
     """The zero-padded copies of series ``x`` (N, L) that a V2S or TF_a model feeds its source: (N, 16000).
 
@@ -518,9 +527,10 @@ def reprogrammed_waveform(model, x, program=0):
 
 
 def source_pass(model, program=None, probabilities=False):
-    """A function (series (N, L), batch_size) -> the source logits (or, ``probabilities``, their softmax) the
-    reprogrammed inputs of V2S ``model`` give: (N, 36) for program ``program``, or (K, N, 36) for every program when
-    ``program`` is None, each read by its own source model, in inference mode (no dropout on delta).
+    """A function (series (N, L), batch_size) -> the source features (``source_features``: the 36 logits, or the
+    attention vector of a head run; ``probabilities``: the logits' softmax) the reprogrammed inputs of V2S ``model``
+    give: (N, F) for program ``program``, or (K, N, F) for every program when ``program`` is None, each read by its
+    own source model, in inference mode (no dropout on delta).
 
     Traced once, on the first call (an eager call of the source's LSTMs runs their time loop in Python, many times
     slower on a CPU); a per-epoch caller (the SWD, the iterative mapping) keeps the function and reuses it.
@@ -531,7 +541,7 @@ def source_pass(model, program=None, probabilities=False):
     scaling = model.get_layer("series_scaling") if "series_scaling" in names else None
     padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
     programs = range(reprogram.programs) if program is None else [program]
-    heads = {k: logits_model(program_source(model, k)) for k in programs}
+    heads = {k: source_features(program_source(model, k)) for k in programs}
 
     @tf.function(input_signature=[tf.TensorSpec((None, model.input.shape[1]), tf.float32)])
     def run(series):
@@ -549,9 +559,9 @@ def source_pass(model, program=None, probabilities=False):
     return outputs
 
 
-def reprogrammed_logits(model, x, batch_size=64, program=0):
-    """Source logits (N, 36) of a V2S model's reprogrammed inputs for series ``x`` (N, L) (ensemble: program
-    ``program``, read by its own source model)."""
+def reprogrammed_features(model, x, batch_size=64, program=0):
+    """Source features (``source_features``: logits (N, 36), or attention vectors (N, 128) for a head run) of a V2S
+    model's reprogrammed inputs for series ``x`` (N, L) (ensemble: program ``program``, read by its own source)."""
     return source_pass(model, program)(x, batch_size)
 
 

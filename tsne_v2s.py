@@ -1,13 +1,14 @@
-"""tSNE of the source model's 36 logits on a training set: before reprogramming, after TF_a, after V2S (Figure 5).
+"""tSNE of the source model's outputs on a training set: before reprogramming, after TF_a, after V2S (Figure 5).
 
     python v2s_main.py && python v2s_main.py --mode transfer      # runs/Coffee_reprogram_V2Sa_s0, _transfer_
     python tsne_v2s.py --v2s-run runs/Coffee_reprogram_V2Sa_s0 --tf-run runs/Coffee_transfer_V2Sa_s0
                                                                    # -> runs/Coffee_reprogram_V2Sa_s0/tsne.png
 
 In:  a finished V2S run folder (its model holds the frozen source and delta) and optionally a TF_a run folder.
-Out: side-by-side tSNE embeddings (2-D) of the logits of the *training* series, coloured by class:
+Out: side-by-side tSNE embeddings (2-D) of the 36 logits of the *training* series, coloured by class:
      (1) the frozen source model on the zero-padded series (no delta), (2) the fine-tuned TF_a source model,
-     (3) the frozen source model on the reprogrammed series (padded + delta).
+     (3) the frozen source model on the reprogrammed series (padded + delta). For a V2S run with the attention head
+     panels (1) and (3) show the 128-value attention vector the head reads instead (``ts_model.source_features``).
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -24,12 +25,12 @@ def embed(features, seed=0):
     return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(features)
 
 
-def logit_sets(v2s_run, tf_run=None, data_dir=None):
-    """{panel title: (N, 36) logits} and the labels, for the training set of the V2S run's dataset."""
+def feature_sets(v2s_run, tf_run=None, data_dir=None):
+    """{panel title: (N, F) source outputs} and the labels, for the training set of the V2S run's dataset."""
     from engine.errors import UsageError
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import logits_model, padded_series, reprogrammed_logits, source_of
+    from ts_model import padded_series, reprogrammed_features, source_features, source_of
 
     v2s = load_run(v2s_run)
     if v2s.config["mode"] not in ("reprogram", "reprogram+finetune"):
@@ -44,12 +45,12 @@ def logit_sets(v2s_run, tf_run=None, data_dir=None):
     data = load_ucr(v2s.summary["dataset"], data_dir=data_dir or v2s.config.get("data_dir"))
     x = data.x_train
     sets = {"before reprogramming (frozen source, no delta)":
-            logits_model(source_of(v2s.model)).predict(padded_series(v2s.model, x), verbose=0, batch_size=64)}
+            source_features(source_of(v2s.model)).predict(padded_series(v2s.model, x), verbose=0, batch_size=64)}
     if baseline is not None:
         inner = next(l for l in baseline.model.layers if l.name.endswith("_logits"))
         sets["after transfer learning (TF_a)"] = inner.predict(padded_series(baseline.model, x), verbose=0,
                                                                batch_size=64)
-    sets["after V2S reprogramming"] = reprogrammed_logits(v2s.model, x)
+    sets["after V2S reprogramming"] = reprogrammed_features(v2s.model, x)
     return sets, data.y_train, data.name
 
 
@@ -68,7 +69,7 @@ def plot(sets, y, name, path, seed=0):
         ax.set(xlabel="tSNE 1", ylabel="tSNE 2")
         ax.set_title(title, fontsize=10)
     axes[0][-1].legend(loc="best", fontsize=8)
-    fig.suptitle(f"{name}: tSNE of the source model's 36 logits on the training set")
+    fig.suptitle(f"{name}: tSNE of the source model's outputs on the training set")
     fig.tight_layout()
     from utils import save_figure
 
@@ -87,7 +88,7 @@ def main(argv=None):
     from engine.errors import cli_errors
 
     with cli_errors("tsne_v2s.py"):
-        sets, y, name = logit_sets(args.v2s_run, args.tf_run, args.data_dir)
+        sets, y, name = feature_sets(args.v2s_run, args.tf_run, args.data_dir)
         plot(sets, y, name, args.out, args.seed)
     print(f"Wrote {args.out}")
 

@@ -81,7 +81,9 @@ def build_parser():
     model.add_argument("--mapping", type=int, default=d.mapping,
                        help="Source labels per target class k (0 = maximal, floor(36 / classes)).")
     model.add_argument("--map-type", choices=MAP_TYPES, default=d.map_type,
-                       help="Many-to-one label mapping: seeded random (paper), sequential (reference code), "
+                       help="Read the classes through a label mapping of this kind (instead of the attention "
+                            "head, where that is the default): seeded random (the paper's; the default whenever a "
+                            "mapping reads the classes), sequential (reference code), "
                             "frequency (labels the frozen model predicts most for each class), learned (a "
                             "trainable non-negative 36 x C matrix started at the random mapping, trained with delta), "
                             "iterative (re-assigned before every epoch from the program's own predictions on the fit "
@@ -89,9 +91,12 @@ def build_parser():
                             "layer with bias on the 36 source logits, started at the random mapping, trained with "
                             "delta).")
     model.add_argument("--head", choices=HEADS, default=d.head,
-                       help="mapping: classes read through the label mapping (default); attention: a linear head "
-                            "on the frozen model's 128-value attention vector, trained with delta (no mapping, so "
-                            "any number of classes, e.g. Adiac's 37).")
+                       help="attention: a linear head on the frozen model's 128-value attention vector, trained "
+                            "with delta (no mapping, so any number of classes, e.g. Adiac's 37); the default for "
+                            "the reprogramming modes on V2Sa and V2Su (lower validation loss than the label mapping "
+                            "on 29 of 33 UCR sets: results/notes/output_side_selection.md). mapping: the paper's "
+                            "many-to-one label mapping (--map-type); the default for V2Sr, V2St and the baselines, "
+                            "and whenever --map-type or --mapping is given.")
     model.add_argument("--ensemble", type=int, default=d.ensemble,
                        help="Train K independent programs (own delta, own random mapping) as one model and average "
                             "their class probabilities; the best epoch is the ensemble's. Costs about 2.6 times one "

@@ -40,7 +40,9 @@ DEFAULT_WEIGHTS = {arch: os.path.join(REPO, "weight", f"{arch.lower()}.weights.h
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full")
 # What turns the frozen source's outputs into classes: a label mapping (of --map-type), or a linear head on the
-# attention-pooled vector (ts_model.LinearReadout).
+# attention-pooled vector (ts_model.LinearReadout). Left unset, the head wherever it applies (a reprogramming mode, a
+# source with an attention vector, no label mapping asked for: results/notes/output_side_selection.md), the paper's
+# random label mapping elsewhere.
 HEADS = ("mapping", "attention")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
@@ -71,8 +73,8 @@ class RunConfig:
     seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
     max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
-    map_type: str = "random"  # learned / full: the random mapping as the start of a trained one
-    head: str = "mapping"  # attention: a linear head on the attention vector instead of a label mapping
+    map_type: str = None  # None: "random" where a label mapping reads the classes; learned / full start from it
+    head: str = None  # None: as output_resolved() chooses; attention: a linear head on the attention vector
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     standardise: bool = False  # one mean and standard deviation for the whole dataset, from the fit split
@@ -105,14 +107,21 @@ class RunConfig:
     def validated(self):
         """A copy with derived settings filled in; raises ``UsageError`` naming the flag of a bad value."""
         c = dataclasses.replace(self)
-        checks = (
+        for ok, message in (
             (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
             (c.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
-            (c.map_type in MAP_TYPES, f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
-            (c.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {c.head!r}"),
-            (c.head == "mapping" or (c.map_type == "random" and c.mapping == 0),
+            (c.map_type is None or c.map_type in MAP_TYPES,
+             f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
+            (c.head is None or c.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {c.head!r}"),
+            # "random" as well: a validated config (map_type filled in) validates again unchanged
+            (c.head != "attention" or (c.map_type in (None, "random") and c.mapping == 0),
              "--head attention reads the classes from a linear head, not a label mapping; drop --map-type and "
              "--mapping"),
+        ):
+            if not ok:
+                raise UsageError(message)
+        c = c.output_resolved()
+        checks = (
             (c.head == "mapping" or c.arch in ATTENTION_ARCHITECTURES,
              f"--head attention reads the attention-pooled vector, which {c.arch} does not have; it needs --arch "
              f"{' or '.join(ATTENTION_ARCHITECTURES)}"),
@@ -175,6 +184,17 @@ class RunConfig:
             check_weights_file(path)
         return c
 
+    def output_resolved(self):
+        """A copy with the output layer chosen where it was left unset (``head``, ``map_type``): see HEADS."""
+        c = dataclasses.replace(self)
+        if c.head is None:
+            mapping_asked = c.map_type is not None or c.mapping != 0
+            c.head = "attention" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
+                                     and not mapping_asked) else "mapping"
+        if c.map_type is None:
+            c.map_type = "random"
+        return c
+
     def experiment(self):
         """The settings that change what is learned (not where a run reads or writes, nor what it prints)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
@@ -218,9 +238,9 @@ def folder_for(config, dataset_name):
 def changed_settings(config):
     """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
     seed, epochs or patience, which a run folder's name or its continuation cover)."""
-    defaults = RunConfig(mode=config.mode, arch=config.arch)
+    defaults = RunConfig(mode=config.mode, arch=config.arch).output_resolved()
     changes = {}
-    for key, value in config.experiment().items():
+    for key, value in config.output_resolved().experiment().items():
         default = getattr(defaults, key)
         if key in ("dataset", "mode", "arch", "seed", "epochs", "patience") or value == default:
             continue
@@ -424,9 +444,11 @@ def check_task(config, data):
     if config.mode in REPROGRAM_MODES and config.head == "mapping":
         if data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"{data.name} has {data.num_classes} classes, more than the {NUM_SOURCE_CLASSES} source "
-                             f"labels a many-to-one label mapping can share out; --head attention (a linear head "
-                             "on the frozen model's attention vector) runs it, and so do --mode transfer, --mode fcn "
-                             "and the frozen-feature baseline (reproduce.py --methods LP)")
+                             f"labels a many-to-one label mapping can share out; the attention head runs it (a "
+                             f"linear head on the frozen model's attention vector: the default on "
+                             f"{' and '.join(ATTENTION_ARCHITECTURES)} when no --map-type or --mapping is given), "
+                             "and so do --mode transfer, --mode fcn and the frozen-feature baseline (reproduce.py "
+                             "--methods LP)")
         k = config.mapping or NUM_SOURCE_CLASSES // data.num_classes
         if k * data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"--mapping {k} source labels x {data.num_classes} classes = {k * data.num_classes} > "
@@ -734,10 +756,10 @@ def _epoch_callbacks(config, folder, x_fit, y_fit, num_classes):
             callbacks.append(IterativeMapping(x_fit, y_fit, num_classes, os.path.join(folder, "mappings.json"),
                                               batch_size=config.batch_size))
         if config.swd and config.mode in REPROGRAM_MODES:
-            from swd import SWDCallback, source_reference_logits
+            from swd import SWDCallback, source_reference_features
             from ts_model import source_of
 
-            reference = source_reference_logits(source_of(model), config.swd_gsc_dir)
+            reference = source_reference_features(source_of(model), config.swd_gsc_dir)
             callbacks.append(SWDCallback(reference, x_fit, seed=config.seed))
         if config.tensorboard:
             from engine.training import TensorBoardScalars

@@ -13,7 +13,7 @@ import cam_v2s
 from engine import runs
 from engine.iterative_mapping import IterativeMapping, owner_changes
 from engine.training_graph import training_graph
-from ts_model import (build_v2s, frequency_mapping, random_mapping, reprogrammed_logits,
+from ts_model import (build_v2s, frequency_mapping, random_mapping, reprogrammed_features,
                       source_pass)
 from utils import read_json
 
@@ -38,7 +38,7 @@ def test_full_mapping_starts_as_the_many_to_one_mapping(source, series):
     # k = 3: the start averages the owned labels' logits (a normalised geometric mean of their probabilities).
     three = random_mapping(3, 3, seed=0)
     full = build_v2s(LENGTH, 3, source=source, segments=4, mapping=three, readout="full")
-    logits = reprogrammed_logits(full, x)  # what the readout reads
+    logits = reprogrammed_features(full, x)  # what the readout reads
     expected = np.exp(np.stack([logits[:, labels].mean(axis=1) for labels in three], axis=1))
     np.testing.assert_allclose(forward(full, x), expected / expected.sum(1, keepdims=True), atol=1e-5)
 
@@ -96,11 +96,11 @@ def write_many_classes(folder, classes=37, length=20):
 
 
 @pytest.mark.slow
-def test_attention_head_runs_a_set_with_more_classes_than_source_labels(tmp_path, capsys):
-    data_dir = write_many_classes(tmp_path / "data")
+def test_the_default_head_runs_a_set_with_more_classes_than_source_labels(tmp_path, capsys):
+    data_dir = write_many_classes(tmp_path / "data")  # as Adiac (37 classes)
     cfg = runs.RunConfig(dataset="Many", data_dir=data_dir, out=str(tmp_path / "run"), source_weights="random",
-                         verbose=0, epochs=2, ensemble=1, head="attention", seg=4)
-    with pytest.raises(runs.UsageError, match="--head attention"):
+                         verbose=0, epochs=2, ensemble=1, seg=4)
+    with pytest.raises(runs.UsageError, match="the attention head runs it"):
         runs.train(runs.load_data(cfg), runs.RunConfig(**{**vars(cfg), "head": "mapping"}))
     run = runs.train(runs.load_data(cfg), cfg)
     assert run.summary["classes"] == 37 and run.summary["mapping"] is None and run.summary["epochs_run"] == 2

@@ -101,8 +101,9 @@ def test_a_failing_task_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     data = make_toy_ucr(tmp_path / "ucr")
     many_class_ucr(data)
     store = str(tmp_path / "runs.jsonl")
+    # The label mapping cannot share 36 source labels out among 40 classes: that task fails when it starts.
     argv = ["--data-dir", data, "--datasets", "Many", "Toy", "--methods", "V2Sa", "FCN", "--epochs", "1",
-            "--source-weights", "random", "--store", store, "--out", str(tmp_path / "t")]
+            "--source-weights", "random", "--settings", "head=mapping", "--store", store, "--out", str(tmp_path / "t")]
     records = reproduce.main(argv)
     failed = [r for r in records if "failed" in r]
     assert [(r["dataset"], r["method"]) for r in failed] == [("Many", "V2Sa")]
@@ -200,10 +201,27 @@ def _fake_run(folder, **changes):
 def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_path):
     default = reproduce.record_from_run(_fake_run(tmp_path / "a"))
     assert default["key"] == reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100)[0]["key"]
-    paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3))
+    assert default["head"] == "attention"  # the record says how the run read its classes
+    # The paper's grid reads the classes through its label mapping, whatever today's default.
+    paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3, head="mapping"))
     assert paper["key"] in {t["key"] for t in reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100)}
     with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.0\)"):
         reproduce.record_from_run(_fake_run(tmp_path / "c", l2=0.01))
+    with pytest.raises(ValueError, match=r"head='mapping' \(default 'attention'\)"):  # the earlier default
+        reproduce.record_from_run(_fake_run(tmp_path / "d", head="mapping"))
+    with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # the paper's dropout under today's head
+        reproduce.record_from_run(_fake_run(tmp_path / "e", dr=0.1, seg=3))
+
+
+def test_a_store_of_the_earlier_output_default_takes_no_runs_of_todays(tmp_path):
+    earlier = [{"key": "k", "dataset": "Toy", "method": "V2Sa", "config": {}, "seed": 0, "test_accuracy": 0.5}]
+    tasks = reproduce.plan(["Toy"], ["V2Sa", "FCN"], [0], "default", 100)
+    with pytest.raises(reproduce.UsageError, match="read the classes with head=mapping, today's default is "
+                                                   "head=attention; start a new store"):
+        reproduce.check_store_output(earlier, tasks, "old.jsonl")
+    reproduce.check_store_output([dict(earlier[0], head="attention")], tasks, "new.jsonl")
+    # The paper's grid and --settings runs carry their own output layer in their keys: no clash.
+    reproduce.check_store_output(earlier, reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100), "old.jsonl")
     with pytest.raises(ValueError, match="no summary.json"):
         reproduce.record_from_run(str(tmp_path))
 

@@ -118,7 +118,7 @@ def test_mixed_runs_are_labelled_and_never_averaged_or_paired_together(tmp_path,
     from engine.runs import RunConfig
 
     def run(name, dataset, acc, **config):
-        config = {**dataclasses.asdict(RunConfig()), **config}  # a summary of today: every setting recorded
+        config = dataclasses.asdict(RunConfig(**config).output_resolved())  # as a run of today records every setting
         os.makedirs(tmp_path / name)
         (tmp_path / name / "summary.json").write_text(json.dumps({
             "dataset": dataset, "classes": 2, "train_size": 10, "length": 50, "segments": 10, "test_accuracy": acc,
@@ -157,10 +157,12 @@ def test_compare_pairs_a_screen_with_a_stores_default_v2sa_runs(tmp_path, capsys
 
     from engine.runs import RunConfig
 
-    defaults = dict(dataclasses.asdict(RunConfig()), source_weights="weight/v2sa.weights.h5")  # as runs record it
+    # as runs record it: the output layer filled in, the source relative to the repository
+    defaults = dict(dataclasses.asdict(RunConfig().output_resolved()), source_weights="weight/v2sa.weights.h5")
     store = tmp_path / "archive.jsonl"
     records = [{"dataset": f"D{i}", "method": "V2Sa", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.5,
-                "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0} for i in range(4)]
+                "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0, "head": "attention"}
+               for i in range(4)]
     records += [{"dataset": "D0", "method": "LP", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.1,
                  "test_accuracy": 0.9, "val_accuracy": 0.9, "wall_seconds": 3.0},  # another method: left out
                 {"dataset": "D1", "method": "V2Sa", "config": {"dr": 0.4}, "seed": 0, "epochs": 100, "val_loss": 0.1,
@@ -173,6 +175,11 @@ def test_compare_pairs_a_screen_with_a_stores_default_v2sa_runs(tmp_path, capsys
     out = capsys.readouterr().out
     assert "Paired on 4 runs" in out and "| val CE, seed 0 | val CE, seed 1 |" in out
     assert "mean val CE 0.500 vs 0.400" in out
+    # Records made before the attention head existed read the classes through the label mapping, and say so.
+    (tmp_path / "earlier.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "head"})
+                                                      for r in records[:4]) + "\n")
+    results_table.main([str(tmp_path / "screen"), "--compare", str(tmp_path / "earlier.jsonl"), "--across-seeds"])
+    assert "val CE, head=mapping" in capsys.readouterr().out
     (tmp_path / "empty.jsonl").write_text("")
     empty = str(tmp_path / "empty.jsonl")
     assert "holds no finished V2Sa run" in cli_error(capsys, results_table.main,

@@ -305,3 +305,23 @@ def test_default_folders_name_the_settings_that_differ(monkeypatch, tmp_path):
     assert runs.folder_for(other, "GunPoint") == str(tmp_path / "GunPoint_reprogram_V2Sa_s0_ensemble-1_znorm_lr-0.003")
     control = runs.RunConfig(dataset="GunPoint", source_weights="random").validated()
     assert runs.folder_for(control, "GunPoint").endswith("_s0_source_weights-random")
+    paper = runs.RunConfig(dataset="GunPoint", map_type="random").validated()  # asks for the paper's mapping
+    assert runs.folder_for(paper, "GunPoint").endswith("_s0_head-mapping")
+
+
+@pytest.mark.parametrize("settings, head, map_type", [
+    ({}, "attention", "random"),  # V2Sa reprogramming: the attention head
+    ({"arch": "V2Su"}, "attention", "random"),
+    ({"mode": "reprogram+finetune"}, "attention", "random"),
+    ({"map_type": "random"}, "mapping", "random"),  # any label mapping asked for: the mapping reads the classes
+    ({"map_type": "full"}, "mapping", "full"),
+    ({"mapping": 2}, "mapping", "random"),
+    ({"arch": "V2Sr"}, "mapping", "random"),  # no attention vector
+    ({"arch": "V2St"}, "mapping", "random"),
+    ({"mode": "transfer"}, "mapping", "random"),  # the baselines have their own output layers
+    ({"head": "mapping"}, "mapping", "random"),
+])
+def test_the_output_layer_left_unset_is_the_head_where_it_applies(settings, head, map_type):
+    once = runs.RunConfig(source_weights="random", **settings).validated()
+    assert (once.head, once.map_type) == (head, map_type)
+    assert once.validated() == once  # a validated config validates again unchanged (a run re-reads its own)

@@ -24,7 +24,8 @@ def test_cli_run_writes_every_output(tmp_path, tiny_ucr, capsys):
     saved = read_json(os.path.join(out, "summary.json"))
     assert saved["dataset"] == "Toy" and saved["classes"] == 3 and saved["segments"] == 4
     assert saved["protocol"] == "honest" and 0.0 <= saved["test_accuracy"] <= 1.0
-    assert np.shape(saved["mapping"]) == (3, 3, 12)  # the default 3 programs x 3 classes x maximal k = 36 // 3
+    # the default output: the attention head on the frozen model's attention vector, no label mapping
+    assert saved["mapping"] is None and saved["config"]["head"] == "attention"
     assert summary["epochs_run"] == 2
     text = capsys.readouterr().out
     assert "--- Test accuracy:" in text and "=== Best Val. Acc:" in text
