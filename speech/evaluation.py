@@ -2,9 +2,12 @@
 
 In:  weights (``.weights.h5`` or ``.keras``) of a V2Sa / V2Su model; clips from ``--gsc-dir`` (any Speech Commands
      layout folder, split by speaker the way ``pretrain.py`` splits it) or from the synthetic corpus.
-Out: accuracy printed, per-class accuracy, and a confusion-matrix PNG (rows: true class, columns: predicted).
+Out: accuracy printed, per-class accuracy, a confusion-matrix PNG (rows: true class, columns: predicted) and, with
+     ``--card``, the figures written into the weights' model card (``evaluations``, one entry per data and split,
+     with the command), so the card carries the real-speech accuracy beside the training figures.
 
     python source_evaluation.py --weights weight/v2sa.weights.h5 --gsc-dir ../shared/gsc --split val
+    python source_evaluation.py --weights weight/v2st.weights.h5 --gsc-dir ../shared/gsc --split val --card
     python source_evaluation.py --weights weight/v2sa.weights.h5 --synthetic --split test
 """
 
@@ -67,20 +70,52 @@ def build_parser():
     p.add_argument("--real-val-percent", type=int, default=20, help="As in pretrain.py.")
     p.add_argument("--cache-dir", default=None, help="Synthetic corpus cache folder.")
     p.add_argument("--plot", default=None, help="Write the confusion matrix to this PNG.")
+    p.add_argument("--card", action="store_true",
+                   help="Also write the accuracy into the model card beside the weights (<prefix>.json), under "
+                        "'evaluations', with this command.")
     return p
+
+
+def card_path(weights):
+    """The model card of a weights file: weight/v2st.weights.h5 -> weight/v2st.json."""
+    for suffix in (".weights.h5", ".keras"):
+        if weights.endswith(suffix):
+            return weights[:-len(suffix)] + ".json"
+    return None
+
+
+def record_in_card(path, key, result, command):
+    """Add ``result`` (of ``evaluate``) to the card at ``path`` under evaluations[key], atomically."""
+    from utils import read_json, write_json
+
+    card = read_json(path)
+    card.setdefault("evaluations", {})[key] = {
+        "accuracy": result["accuracy"], "clips": result["clips"], "core_words_accuracy": result["core_words_accuracy"],
+        "command": command}
+    write_json(path, card)
 
 
 def main(argv=None):
     from engine.errors import cli_errors
 
+    import shlex
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     with cli_errors("source_evaluation.py"):
-        return _run(args)
+        return _run(args, "python source_evaluation.py " + shlex.join(argv))
 
 
-def _run(args):
+def _run(args, command):
+    import os
+
     from speech.source_model import load_source_model
 
+    card = card_path(args.weights) if args.card else None
+    if args.card and (card is None or not os.path.isfile(card)):
+        raise UsageError(f"--card: no model card {card or 'for ' + args.weights} beside the weights (pretrain.py "
+                         "writes one)")
     model = load_source_model(args.weights, args.arch)
     arch = model.name
     if args.gsc_dir:
@@ -108,6 +143,9 @@ def _run(args):
               f"({result['core_word_clips']} clips)")
     for cls, acc in result["per_class"].items():
         print(f"  {cls:>9s} {acc:.3f}")
+    if card:
+        record_in_card(card, f"{'real' if args.gsc_dir else 'synthetic'} [{args.split}]", result, command)
+        print(f"Wrote the accuracy into {card}")
     if args.plot:
         plot_confusion(result["confusion"], args.plot,
                        f"{arch} on {name} [{args.split}], accuracy {result['accuracy']:.3f}")

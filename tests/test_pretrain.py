@@ -134,3 +134,24 @@ def test_a_convolutional_source_pretrains_and_loads_from_its_card(tmp_path):
     assert card["architecture"] == "V2St" and card["epochs_run"] == 1 and 700_000 < card["parameters"] < 1_300_000
     model = load_source_model(out + ".weights.h5")
     assert model.name == "V2St" and model.get_layer("pooled") is not None
+
+
+def test_evaluation_writes_its_accuracy_into_the_model_card(tmp_path, tone_gsc, capsys):
+    import json
+
+    from speech import evaluation as source_evaluation
+    from speech.source_model import build_source_model
+
+    weights = str(tmp_path / "src.weights.h5")
+    argv = ["--weights", weights, "--arch", "V2Sa", "--gsc-dir", tone_gsc, "--split", "val", "--card"]
+    build_source_model("V2Sa").save_weights(weights)
+    # No card beside the weights: one line, before anything is evaluated.
+    assert "--card: no model card" in cli_error(capsys, source_evaluation.main, argv)
+    (tmp_path / "src.json").write_text(json.dumps({"architecture": "V2Sa", "command": "python pretrain.py ..."}))
+    source_evaluation.main(argv)
+    printed = float(re.search(r"accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
+    card = read_json(str(tmp_path / "src.json"))
+    entry = card["evaluations"]["real [val]"]
+    assert card["command"] == "python pretrain.py ..."  # the training figures stay
+    assert round(entry["accuracy"], 4) == printed and entry["clips"] > 0
+    assert entry["command"].startswith("python source_evaluation.py --weights") and "--card" in entry["command"]
