@@ -2,6 +2,7 @@
 
     python bench/bench_source_model.py [--arch V2Sa V2Su V2Sr V2St] [--steps 8] [--json bench/source_model.json]
                                        [--cards weight/v2sa.json weight/v2su.json ...]
+    python bench/bench_source_model.py --from-json bench/source_model.json --cards weight/v2st.json
 
 Per architecture: parameters and MACs for one one-second clip (``speech.complexity``: front end and network), then
 samples/s of inference (``predict``), of a pretraining step (``fit``: forward, backward, Adam on every weight) at
@@ -87,7 +88,7 @@ def host():
     return f"{model}, {os.cpu_count()} cores"
 
 
-def write_cards(rows, cards, command):
+def write_cards(rows, cards, command, host_name):
     """Put each row into the model cards of its architecture (a card's ``architecture`` names it)."""
     by_arch = {row["arch"]: row for row in rows}
     for path in cards:
@@ -97,7 +98,7 @@ def write_cards(rows, cards, command):
         if row is None:
             print(f"{path}: its architecture {card.get('architecture')} was not measured; left as it is")
             continue
-        card["complexity"] = {**{k: v for k, v in row.items() if k != "arch"}, "command": command, "host": host(),
+        card["complexity"] = {**{k: v for k, v in row.items() if k != "arch"}, "command": command, "host": host_name,
                               "units": "parameters; MACs per one-second clip; samples/s on the host"}
         tmp = path + ".tmp"
         with open(tmp, "w") as fh:
@@ -113,7 +114,15 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", default=None, help="Also write the figures to this JSON file.")
     p.add_argument("--cards", nargs="*", default=[], help="Model cards (weight/*.json) to write the figures into.")
+    p.add_argument("--from-json", default=None,
+                   help="Measure nothing: write the figures of an earlier run's --json file (its command and host "
+                        "with them) into --cards, e.g. for weights trained after the measurement.")
     args = p.parse_args()
+    if args.from_json:
+        with open(args.from_json) as fh:
+            earlier = json.load(fh)
+        write_cards(earlier["rows"], args.cards, earlier["command"], earlier["host"])
+        return
     import keras
     import tensorflow as tf
 
@@ -134,7 +143,7 @@ def main():
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"host": host(), "command": command, "rows": rows}, fh, indent=2)
-    write_cards(rows, args.cards, command)
+    write_cards(rows, args.cards, command, host())
 
 
 if __name__ == "__main__":
