@@ -41,6 +41,7 @@ from engine.errors import UsageError, cli_errors
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
 from engine import runs
+from engine.run_folder import SETTINGS_BEFORE_THEY_EXISTED
 from speech.spec import ARCHITECTURES
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -295,8 +296,9 @@ def check_store_output(records, tasks, store_path):
              if t["method"] in ARCHITECTURES and not t["config"] and not t.get("settings")}
     for method, source in sorted(plain, key=str):
         head = default_head(method)
-        older = {r.get("head", "mapping") for r in records if r["method"] == method and "failed" not in r
-                 and not r.get("config") and not r.get("settings") and r.get("source_weights") == source} - {head}
+        older = {r.get("head", SETTINGS_BEFORE_THEY_EXISTED["head"]) for r in records
+                 if r["method"] == method and "failed" not in r and not r.get("config") and not r.get("settings")
+                 and r.get("source_weights") == source} - {head}
         if older:
             raise UsageError(f"--store {store_path}: its {method} runs under default settings read the classes with "
                              f"head={older.pop()}, today's default is head={head}; start a new store (--store) so "

@@ -63,6 +63,7 @@ def collect_store(path, method="V2Sa"):
     """A ``reproduce.py`` store's finished runs of ``method`` under the default settings, as the run dicts
     ``comparison`` pairs: a screen can pair against a sweep's runs (say the archive sweep's V2Sa, seed 0) whose
     folders are not at hand."""
+    from engine.run_folder import SETTINGS_BEFORE_THEY_EXISTED
     from engine.runs import RunConfig
 
     defaults = dataclasses.asdict(RunConfig().output_resolved())
@@ -75,7 +76,7 @@ def collect_store(path, method="V2Sa"):
                      "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
                      "wall_seconds": r["wall_seconds"],
                      "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"],
-                                    head=r.get("head", "mapping"))})
+                                    head=r.get("head", SETTINGS_BEFORE_THEY_EXISTED["head"]))})
     return runs
 
 

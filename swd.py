@@ -107,20 +107,24 @@ def table(folder, gsc_dir=None):
     """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import reprogrammed_features, source_of
+    from ts_model import reprogrammed_features, source_features, source_of
 
     if not os.path.isdir(folder):
         raise UsageError(f"{folder} is not a folder of runs")
-    rows, reference = [], None
+    # One reference per feature space (the logits of a mapping run, the attention vector of a head run): a folder
+    # may hold both, and the two are never measured against each other.
+    rows, references = [], {}
     for summary_path in sorted(glob.glob(os.path.join(folder, "*", "summary.json"))):
         run = load_run(os.path.dirname(summary_path))
         if run.config["mode"] != "reprogram":
             continue
-        if reference is None:
-            reference = source_reference_features(source_of(run.model), gsc_dir)
+        source = source_of(run.model)
+        space = source_features(source).layers[-1].name
+        if space not in references:
+            references[space] = source_reference_features(source, gsc_dir)
         data = load_ucr(run.summary["dataset"], data_dir=run.config.get("data_dir"))
-        rows.append((run.summary["dataset"], sliced_wasserstein(reference, reprogrammed_features(run.model,
-                                                                                                data.x_train))))
+        rows.append((run.summary["dataset"], sliced_wasserstein(references[space],
+                                                                reprogrammed_features(run.model, data.x_train))))
     if not rows:
         raise UsageError(f"no reprogram runs (*/summary.json) under {folder}")
     return (rows,) + mean_and_median([v for _, v in rows])

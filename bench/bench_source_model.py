@@ -119,9 +119,15 @@ def main():
                         "with them) into --cards, e.g. for weights trained after the measurement.")
     args = p.parse_args()
     if args.from_json:
-        with open(args.from_json) as fh:
-            earlier = json.load(fh)
-        write_cards(earlier["rows"], args.cards, earlier["command"], earlier["host"])
+        try:
+            with open(args.from_json) as fh:
+                earlier = json.load(fh)
+            rows, command, host_name = earlier["rows"], earlier["command"], earlier["host"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"bench_source_model.py: error: --from-json {args.from_json}: expected the JSON file an earlier "
+                  f"--json run wrote ({type(err).__name__}: {err})", file=sys.stderr)
+            sys.exit(2)
+        write_cards(rows, args.cards, command, host_name)
         return
     import keras
     import tensorflow as tf

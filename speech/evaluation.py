@@ -12,6 +12,9 @@ Out: accuracy printed, per-class accuracy, a confusion-matrix PNG (rows: true cl
 """
 
 import argparse
+import os
+import shlex
+import sys
 
 import numpy as np
 
@@ -76,14 +79,6 @@ def build_parser():
     return p
 
 
-def card_path(weights):
-    """The model card of a weights file: weight/v2st.weights.h5 -> weight/v2st.json."""
-    for suffix in (".weights.h5", ".keras"):
-        if weights.endswith(suffix):
-            return weights[:-len(suffix)] + ".json"
-    return None
-
-
 def record_in_card(path, key, result, command):
     """Add ``result`` (of ``evaluate``) to the card at ``path`` under evaluations[key], atomically."""
     from utils import read_json, write_json
@@ -98,9 +93,6 @@ def record_in_card(path, key, result, command):
 def main(argv=None):
     from engine.errors import cli_errors
 
-    import shlex
-    import sys
-
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     with cli_errors("source_evaluation.py"):
@@ -108,11 +100,9 @@ def main(argv=None):
 
 
 def _run(args, command):
-    import os
+    from speech.source_model import load_source_model, model_card_path
 
-    from speech.source_model import load_source_model
-
-    card = card_path(args.weights) if args.card else None
+    card = model_card_path(args.weights) if args.card else None
     if args.card and (card is None or not os.path.isfile(card)):
         raise UsageError(f"--card: no model card {card or 'for ' + args.weights} beside the weights (pretrain.py "
                          "writes one)")

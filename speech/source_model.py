@@ -312,12 +312,19 @@ def _weights_held(path):
     return len(sizes), int(sum(sizes))
 
 
+def model_card_path(weights_path):
+    """Where the model card of a weights file lives (``x.weights.h5`` or ``x.keras`` -> ``x.json``); None for a
+    file of another kind."""
+    card = weights_path.replace(".weights.h5", ".json").replace(".keras", ".json")
+    return None if card == weights_path else card
+
+
 def model_card(weights_path):
-    """The model card (JSON) beside a weights file (``x.weights.h5`` -> ``x.json``), or {} when there is none."""
+    """The model card (JSON) beside a weights file (``model_card_path``), or {} when there is none."""
     import json
 
-    card = weights_path.replace(".weights.h5", ".json").replace(".keras", ".json")
-    if card == weights_path or not os.path.isfile(card):
+    card = model_card_path(weights_path)
+    if card is None or not os.path.isfile(card):
         return {}
     try:
         with open(card) as fh:
