@@ -141,6 +141,24 @@ def test_swd_recorded_per_epoch_plotted_and_tabled(runs, tmp_path):
     assert swd.mean_and_median([1.0, 2.0, 6.0]) == (3.0, 2.0)
 
 
+def test_swd_table_of_a_folder_mixing_head_and_mapping_runs(runs, tmp_path):
+    """A head run is measured in the attention vector's space, a mapping run in the logits': each against its own
+    reference, never one cloud against the other's (that mixed 128- and 36-value clouds and crashed)."""
+    import shutil
+
+    base, data_dir, gsc = runs
+    shutil.copytree(base / "runs" / "v2s", tmp_path / "mixed" / "head")
+    v2s_main.main(["--dataset", "toy", "--data-dir", data_dir, "--source-weights", "random", "--verbose", "0",
+                   "--batch-size", "8", "--eps", "2", "--seg", "3", "--head", "mapping",
+                   "--out", str(tmp_path / "mixed" / "mapping")])
+    shutil.copytree(tmp_path / "mixed" / "mapping", tmp_path / "alone" / "mapping")
+    mixed, _, _ = swd.main(["table", str(tmp_path / "mixed"), "--gsc-dir", gsc])
+    alone, _, _ = swd.main(["table", str(tmp_path / "alone"), "--gsc-dir", gsc])
+    head_alone, _, _ = swd.main(["table", str(base / "runs"), "--gsc-dir", gsc])
+    assert len(mixed) == 2
+    assert mixed[0][1] == pytest.approx(head_alone[0][1]) and mixed[1][1] == pytest.approx(alone[0][1])
+
+
 def test_figures_go_into_the_run_folder_by_default(runs, tmp_path, monkeypatch):
     base, _, _ = runs
     monkeypatch.chdir(tmp_path)  # was cam.png, tsne.png and swd_curve.png in the working folder (or over img/)
