@@ -68,21 +68,36 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Writes into ``folder`` (each file atomically):
       ``last.keras``          the whole model with its optimizer state, after the latest finished epoch;
       ``best.weights.h5``     the weights of the epoch with the lowest ``monitor`` value so far;
-      ``state.json``          finished epochs, best value and epoch, epochs without improvement, history, and
-                              ``seconds``: wall time since the checkpoint was first opened, summed over every
+      ``state.json``          finished epochs, best value and epoch, epochs without improvement, history,
+                              ``batch``: training batches finished in the unfinished epoch (0 at an epoch's end),
+                              and ``seconds``: wall time since the checkpoint was first opened, summed over every
                               process that resumed it (the time between a kill and the resume is not counted).
     ``resume_state(folder)`` reads it back; pass its ``epoch`` as ``initial_epoch`` to ``fit``.
+
+    With ``every_seconds``, ``last.keras`` and ``state.json`` are also written within an epoch, after the first
+    training batch that ends that long after the last write, so a run whose epochs take an hour loses minutes, not
+    the epoch, when it is killed; the trainer resumes at ``state["batch"]`` of ``state["epoch"]``. A trainer that
+    feeds an epoch from its middle sets ``batch_offset`` to the batches it skipped.
     """
 
-    def __init__(self, folder, monitor="val_loss", patience=None):
+    def __init__(self, folder, monitor="val_loss", patience=None, every_seconds=None):
         super().__init__()
         self.folder = folder
         self.monitor = monitor
         self.patience = patience
+        self.every_seconds = every_seconds
+        self.batch_offset = 0
         self.state = resume_state(folder) or {"epoch": 0, "best": None, "best_epoch": None, "wait": 0,
                                               "history": {}}
         self.state.setdefault("seconds", 0.0)
-        self._clock = time.time()
+        self.state.setdefault("batch", 0)
+        self._clock = self._saved = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_seconds is None or time.time() - self._saved < self.every_seconds:
+            return
+        self.state["batch"] = self.batch_offset + batch + 1
+        self._save()
 
     def on_epoch_end(self, epoch, logs=None):
         self.record(epoch, logs)
@@ -109,14 +124,19 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def finish_epoch(self, epoch):
         """Write ``last.keras`` and ``state.json`` after epoch ``epoch``; stop training once patience runs out."""
-        self.state["epoch"] = epoch + 1
-        now = time.time()
-        self.state["seconds"] += now - self._clock
-        self._clock = now
-        atomic_write(os.path.join(self.folder, "last.keras"), self.model.save)
-        write_json(os.path.join(self.folder, "state.json"), self.state)
+        self.state.update(epoch=epoch + 1, batch=0)
+        self.batch_offset = 0
+        self._save()
         if self.patience is not None and self.state["wait"] >= self.patience:
             self.model.stop_training = True
+
+    def _save(self):
+        """Write ``last.keras`` (model and optimizer) and then ``state.json``, each atomically."""
+        now = time.time()
+        self.state["seconds"] += now - self._clock
+        self._clock = self._saved = now
+        atomic_write(os.path.join(self.folder, "last.keras"), self.model.save)
+        write_json(os.path.join(self.folder, "state.json"), self.state)
 
     def restore_best(self):
         """Load the best epoch's weights into the model (no-op when no epoch finished)."""

@@ -4,7 +4,8 @@ Data: a Google Speech Commands folder (``--gsc-dir``), the offline synthetic eSp
 or both mixed (the recipe of the shipped weights). Real clips are split by speaker, synthetic ones by voice.
 
 Out: ``<out>.weights.h5`` (the model's weights), ``<out>.json`` (model card) and ``<out>_confusion.png``;
-checkpoints in ``<out>_ckpt/`` so that ``--resume`` continues a killed run where it stopped.
+checkpoints in ``<out>_ckpt/`` (at every epoch's end and every ``--checkpoint-minutes`` within an epoch) so that
+``--resume`` continues a killed run where it stopped.
 
     python pretrain.py --synthetic --gsc-dir ../shared/gsc --out weight/v2sa      # shipped recipe
     python pretrain.py --synthetic --out weight/v2sa_synthetic                     # no recordings needed
@@ -76,8 +77,31 @@ def build_parser():
     train.add_argument("--out", default="weight/v2sa",
                        help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png.")
     train.add_argument("--resume", action="store_true", help="Continue from the checkpoints in <out>_ckpt/.")
+    train.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                       help="Also checkpoint within an epoch every this many minutes, so a killed run loses at most "
+                            "about that much (0 = at epoch ends only).")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress output.")
     return p
+
+
+def check_args(args):
+    """One-line errors for numeric flags out of range (before any data is read)."""
+    import math
+
+    rules = (
+        (args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}"),
+        (args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}"),
+        (math.isfinite(args.lr) and args.lr > 0, f"--lr must be a positive number, got {args.lr}"),
+        (args.patience >= 1, f"--patience must be at least 1, got {args.patience}"),
+        (math.isfinite(args.checkpoint_minutes) and args.checkpoint_minutes >= 0,
+         f"--checkpoint-minutes must be 0 or more, got {args.checkpoint_minutes}"),
+        (0 <= args.noise_mix <= 1, f"--noise-mix must lie in [0, 1], got {args.noise_mix}"),
+        (0 < args.real_val_percent < 100, f"--real-val-percent must lie in (0, 100), got {args.real_val_percent}"),
+        (args.time_shift >= 0, f"--time-shift must be 0 or more, got {args.time_shift}"),
+    )
+    for ok, message in rules:
+        if not ok:
+            raise UsageError(message)
 
 
 def load_data(args):
@@ -141,11 +165,17 @@ def augment_batch(rng, x, max_shift, noise_bank, noise_prob, speed=None):
     return np.clip(out, -1, 1)
 
 
-def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0, speed=None, first_epoch=0):
+def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_prob=0.0, speed=None, first_epoch=0,
+                 first_batch=0):
     """A Keras ``PyDataset`` that reshuffles and augments ``data`` every epoch.
 
-    Order and augmentation are a pure function of (seed, epoch, batch index); ``first_epoch`` is the epoch a resumed
-    run starts at, so it sees the batches an uninterrupted run would have seen.
+    Order and augmentation are a pure function of (seed, epoch, batch index), so a resumed run sees the batches an
+    uninterrupted run would have seen. The epoch is set by ``start_epoch(epoch)`` (``first_epoch`` to begin with),
+    which ``epoch_setter`` calls as Keras begins each epoch: a counter advanced at Keras' ``on_epoch_end`` would be
+    one ahead, since Keras also ends an "epoch" once before training, after peeking at two batches. Feed it to
+    ``fit(shuffle=False)``: Keras' own shuffle of the batch order draws from the global RNG, which a resumed run
+    does not restore. With ``first_batch`` > 0 it is the rest of one epoch only, from that batch on (a run resumed
+    within an epoch finishes it, then goes on with a ``first_batch`` = 0 dataset).
     """
     import keras
 
@@ -159,17 +189,22 @@ def make_batches(data, batch_size, seed, max_shift=0, noise_bank=None, noise_pro
             self.order = np.random.default_rng([seed, epoch]).permutation(len(data))
 
         def __len__(self):
-            return int(np.ceil(len(data) / batch_size))
+            return int(np.ceil(len(data) / batch_size)) - first_batch
 
         def __getitem__(self, i):
+            i += first_batch
             idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
             rng = np.random.default_rng([seed, self.epoch, i])
             return augment_batch(rng, data.x[idx], max_shift, noise_bank, noise_prob, speed), data.y[idx]
 
-        def on_epoch_end(self):
-            self.start_epoch(self.epoch + 1)
-
     return AugmentedClips()
+
+
+def epoch_setter(batches):
+    """A callback that tells ``make_batches``' dataset which epoch Keras is beginning."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.start_epoch(epoch))
 
 
 def cosine_schedule(lr, epochs):
@@ -187,6 +222,7 @@ def train(args):
     from speech.source_model import build_source_model
     from utils import ResumableCheckpoint, resume_state, set_seed
 
+    check_args(args)
     set_seed(args.seed)
     sets = load_data(args)
     model = build_source_model(args.arch, time_mask=args.time_mask, freq_mask=args.freq_mask, seed=args.seed,
@@ -208,16 +244,31 @@ def train(args):
         model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     noise = sets.get("real_train_noise")
-    initial_epoch = state["epoch"] if state else 0
-    batches = make_batches(sets["train"], args.batch_size, args.seed, int(args.time_shift * SAMPLE_RATE),
-                           noise.x if noise is not None else None, args.noise_mix, args.speed, initial_epoch)
-    checkpoint = ResumableCheckpoint(ckpt_dir, monitor="val_loss", patience=args.patience)
+    epoch, skipped = (state["epoch"], state.get("batch", 0)) if state else (0, 0)
+
+    def batches(first_epoch, first_batch=0):
+        return make_batches(sets["train"], args.batch_size, args.seed, int(args.time_shift * SAMPLE_RATE),
+                            noise.x if noise is not None else None, args.noise_mix, args.speed, first_epoch,
+                            first_batch)
+
+    checkpoint = ResumableCheckpoint(ckpt_dir, monitor="val_loss", patience=args.patience,
+                                     every_seconds=60 * args.checkpoint_minutes or None)
+    schedule = keras.callbacks.LearningRateScheduler(cosine_schedule(args.lr, args.epochs))
+
+    def fit(data, first_epoch, last_epoch):
+        if first_epoch < last_epoch and checkpoint.state["wait"] < args.patience:
+            model.fit(data, validation_data=(sets["val"].x, sets["val"].y), epochs=last_epoch,
+                      initial_epoch=first_epoch, shuffle=False, verbose=args.verbose,
+                      callbacks=[epoch_setter(data), schedule, checkpoint])
+
     start = time.time()
-    if initial_epoch < args.epochs and not (state and state["wait"] >= args.patience):
-        model.fit(batches, validation_data=(sets["val"].x, sets["val"].y), epochs=args.epochs,
-                  initial_epoch=initial_epoch, batch_size=args.batch_size, verbose=args.verbose,
-                  callbacks=[keras.callbacks.LearningRateScheduler(cosine_schedule(args.lr, args.epochs)),
-                             checkpoint])
+    if skipped:
+        # Killed within an epoch: finish that epoch from the next batch (its logged training loss and accuracy then
+        # cover only those batches), then go on from the next epoch as an uninterrupted run would.
+        checkpoint.batch_offset = skipped
+        fit(batches(epoch, skipped), epoch, min(epoch + 1, args.epochs))
+        epoch += 1
+    fit(batches(epoch), epoch, args.epochs)
     checkpoint.set_model(model)
     checkpoint.restore_best()
     return model, sets, checkpoint.state, time.time() - start
@@ -258,6 +309,7 @@ def main(argv=None):
         "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
         "best_val_loss": state["best"], "history": state["history"],
         "training_seconds_this_invocation": round(seconds, 1),
+        "training_seconds": round(state["seconds"], 1),
         "class_order": list(CLASSES),
         "input": "float32 waveform (batch, 16000), 16 kHz, about [-1, 1]",
         "voices": ("The synthetic voices are eSpeak NG formant-synthesis voices, not recordings of people. "

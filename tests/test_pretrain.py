@@ -54,6 +54,54 @@ def test_resume_continues_after_the_last_finished_epoch_and_the_run_learns(tmp_p
         assert os.path.getsize(out + suffix) > 1000
 
 
+def test_a_run_killed_within_an_epoch_resumes_at_the_next_batch(tmp_path, monkeypatch):
+    """A V2Su epoch on the synthetic corpus takes most of an hour: a kill must cost minutes, not the epoch. The
+    resumed run finishes the epoch from the batch after the last checkpoint and ends where an uninterrupted run
+    ends (before the fix it restarted the epoch, training twice on its first batches)."""
+    import h5py
+
+    from utils import ResumableCheckpoint
+
+    gsc = make_tone_gsc(tmp_path / "gsc")
+    quiet = ["--epochs", "2", "--time-mask", "0", "--freq-mask", "0", "--checkpoint-minutes"]
+    whole = run(gsc, str(tmp_path / "whole"), *quiet, "0")
+
+    class Killed(RuntimeError):
+        pass
+
+    save_and_go_on = ResumableCheckpoint.on_train_batch_end
+
+    def save_and_die(self, batch, logs=None):
+        save_and_go_on(self, batch, logs)
+        if self.state["epoch"] == 1 and self.state["batch"] == 2:
+            raise Killed
+
+    monkeypatch.setattr(ResumableCheckpoint, "on_train_batch_end", save_and_die)
+    with pytest.raises(Killed):
+        run(gsc, str(tmp_path / "killed"), *quiet, "1e-9")  # a checkpoint after every batch
+    assert read_json(str(tmp_path / "killed_ckpt" / "state.json"))["batch"] == 2
+    monkeypatch.setattr(ResumableCheckpoint, "on_train_batch_end", save_and_go_on)
+    resumed = run(gsc, str(tmp_path / "killed"), *quiet, "1e-9", "--resume")
+    assert resumed["epochs_run"] == 2 and resumed["history"]["val_loss"][0] == whole["history"]["val_loss"][0]
+    assert resumed["history"]["val_loss"][1] == pytest.approx(whole["history"]["val_loss"][1], rel=1e-4)
+
+    def arrays(path):
+        with h5py.File(path, "r") as fh:
+            found = []
+            fh.visititems(lambda name, obj: found.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            return found
+
+    for a, b in zip(arrays(str(tmp_path / "whole.weights.h5")), arrays(str(tmp_path / "killed.weights.h5"))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_out_of_range_numbers_are_one_line_errors(capsys):
+    for flag, value, expected in (("--lr", "-1", "--lr must be a positive number"),
+                                  ("--epochs", "0", "--epochs must be at least 1"),
+                                  ("--checkpoint-minutes", "-5", "--checkpoint-minutes must be 0 or more")):
+        assert expected in cli_error(capsys, pretrain.main, ["--synthetic", flag, value])
+
+
 def test_without_data_the_cli_says_what_to_give(capsys):
     assert "--synthetic, --gsc-dir" in cli_error(capsys, pretrain.main, ["--epochs", "1"])
 
@@ -113,8 +161,8 @@ def test_resumed_batches_are_those_of_an_uninterrupted_run():
     rng = np.random.default_rng(0)
     data = SpeechSet(rng.normal(size=(10, 16000)).astype("float32"), np.arange(10), np.zeros(10), np.zeros(10))
     uninterrupted = pretrain.make_batches(data, 4, seed=3, max_shift=800)
-    for _ in range(2):
-        uninterrupted.on_epoch_end()
+    for epoch in range(3):
+        uninterrupted.start_epoch(epoch)
     resumed = pretrain.make_batches(data, 4, seed=3, max_shift=800, first_epoch=2)
     fresh = pretrain.make_batches(data, 4, seed=3, max_shift=800)
     for i in range(len(resumed)):
