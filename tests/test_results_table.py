@@ -6,7 +6,7 @@ import os
 import pytest
 
 import results_table
-from conftest import cli_error
+from conftest import cli_error, make_tone_gsc
 
 
 def fake_run(folder, name, acc, classes=2):
@@ -91,7 +91,8 @@ def test_csv_with_compare_is_refused_not_ignored(tmp_path, capsys):
 def test_source_ablation_uses_shared_datasets_and_the_first_seed(tmp_path, capsys):
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "source_ablation.py")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "scripts", "source_ablation.py")
     spec = importlib.util.spec_from_file_location("source_ablation", path)
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
@@ -104,8 +105,23 @@ def test_source_ablation_uses_shared_datasets_and_the_first_seed(tmp_path, capsy
     ablation.main([f"a={tmp_path / 'a'},{tmp_path / 'a2'}", f"b={tmp_path / 'b'}", "--gsc-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.startswith("2 datasets: X, Y")
-    assert "| a | `-` | not measured | 0.400 | 70.00 | 1 of 2 |" in out
-    assert "| b | `-` | not measured | 0.350 | 65.00 | 1 of 2 |" in out
+    assert "| a | `-` | - | not measured | 0.400 | 70.00 | 1 of 2 | - | - |" in out
+    # b against a: lower on Y (0.4 < 0.6), higher on X (0.3 > 0.2); two sets cannot reach significance
+    assert "| b | `-` | - | not measured | 0.350 | 65.00 | 1 of 2 | 1 of 2 (1) | - |" in out
+    # the paper's Table 4 figure is looked up by the architecture the weights' model card names
+    assert ablation.architecture_of(os.path.join(root, "weight", "v2st.weights.h5")) == ("V2St", 1_000_296)
+    assert ablation.paper_table4()["V2St"] == 86.21 and ablation.paper_table4()["V2Sa"] == 89.37
+    with pytest.raises(SystemExit, match="--paper-out needs a source whose model card names an architecture"):
+        ablation.main([f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--gsc-dir", str(tmp_path),
+                       "--paper-out", str(tmp_path / "p.png")])
+    capsys.readouterr()
+    v2st = os.path.join(root, "weight", "v2st.weights.h5")
+    gsc = make_tone_gsc(tmp_path / "gsc")
+    ablation.main([f"a={tmp_path / 'a'}", f"t:{v2st}={tmp_path / 'b'}", "--gsc-dir", gsc,
+                   "--paper-out", str(tmp_path / "p.png")])
+    out = capsys.readouterr().out
+    assert f"| t | `{v2st}` | V2St (1,000,296) | " in out and out.split("\n")[5].endswith("| 86.21 |")
+    assert os.path.getsize(tmp_path / "p.png") > 10_000
     with pytest.raises(SystemExit, match="expected name"):
         ablation.parse_source("no-folder")
     with pytest.raises(SystemExit, match="nowhere is not a folder of runs"):
