@@ -120,8 +120,13 @@ def plot_against_paper(rows, n_sets, path):
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in placed:
         ax.scatter(r["paper"], r["test"], s=40)
-        ax.annotate(f"{r['name']} ({r['arch'][0]})", (r["paper"], r["test"]), textcoords="offset points",
-                    xytext=(5, -10))
+        label = r["name"] if r["name"] == r["arch"][0] else f"{r['name']} ({r['arch'][0]})"
+        ax.annotate(label, (r["paper"], r["test"]), textcoords="offset points", xytext=(6, -4))
+    for r in (r for r in rows if r["weights"] == "random"):
+        ax.axhline(r["test"], color="grey", linestyle="--", linewidth=1)
+        ax.annotate(f"{r['name']}: untrained V2Sa", (0.02, r["test"]), xycoords=("axes fraction", "data"),
+                    textcoords="offset points", xytext=(0, 4), color="grey")
+    ax.margins(x=0.3, y=0.1)
     ax.set_xlabel("paper, Table 4: mean test accuracy, 30 UCR sets (%)")
     ax.set_ylabel(f"here: mean test accuracy, {n_sets} UCR sets (%)")
     ax.set_title("Source architectures: here against the paper")
