@@ -246,12 +246,13 @@ def run_task(task, data_dir, runs_dir):
 RUN_ONLY_SETTINGS = runs.OUTPUT_SETTINGS | {"dataset", "seed", "epochs", "mode", "arch", "source_weights"}
 
 
-def record_from_run(folder):
+def record_from_run(folder, settings=None):
     """The store record of a finished ``v2s_main.py`` run folder (its summary.json), keyed like the grid's task.
 
     Lets a sweep reuse runs made outside reproduce.py (e.g. scripts/run_ucr19.sh). Raises ValueError naming the
-    setting when the run is not one the grid would make: default settings, or the paper grid's dropout x m, with
-    the shipped source weights (or none, for FCN).
+    setting when the run is not one the grid would make: default settings (or, for a V2S run, the defaults with
+    ``settings`` as ``--settings`` gives them, e.g. {"head": "mapping"}), or the paper grid's dropout x m, with the
+    shipped source weights (or none, for FCN).
     """
     path = os.path.join(folder, "summary.json")
     if not os.path.isfile(path):
@@ -266,14 +267,18 @@ def record_from_run(folder):
     if method != "FCN" and [os.path.realpath(os.path.join(REPO, p))
                             for p in runs.source_paths(config["source_weights"])] != shipped:
         raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
+    settings = dict(settings or {}) if method in ARCHITECTURES else {}
+    defaults.update(settings)
     differ = sorted(k for k in defaults if k not in RUN_ONLY_SETTINGS and config.get(k) != defaults[k])
     paper = {"dr": config["dr"], "seg": config["seg"], "head": config.get("head")}
-    if differ and (set(differ) - set(paper) or paper["head"] != "mapping" or config["dr"] not in PAPER_DROPOUTS
-                   or config["seg"] not in PAPER_SEGMENTS):
+    if differ and (settings or set(differ) - set(paper) or paper["head"] != "mapping"
+                   or config["dr"] not in PAPER_DROPOUTS or config["seg"] not in PAPER_SEGMENTS):
         raise ValueError(f"{path}: not a grid run, settings differ from the defaults: " +
                          ", ".join(f"{k}={config.get(k)!r} (default {defaults[k]!r})" for k in differ))
     task = {"dataset": summary["dataset"], "method": method, "seed": config["seed"], "epochs": config["epochs"],
             "config": paper if differ else {}}
+    if settings:
+        task["settings"] = settings
     output = {"head": config["head"]} if method in ARCHITECTURES else {}
     return dict(task, **output, key=run_key(task), test_accuracy=summary["test_accuracy"],
                 val_accuracy=summary["val_accuracy"], val_loss=summary["val_cross_entropy"],
@@ -305,10 +310,11 @@ def check_store_output(records, tasks, store_path):
                              "the two are not mixed")
 
 
-def import_runs(paths, store):
+def import_runs(paths, store, settings=None):
     """Add the finished run folders under ``paths`` (run folders or folders of them) to the store; returns the count.
 
-    Runs already in the store are skipped; folders that are not grid runs are reported and skipped.
+    ``settings``: the run settings of the grid the runs belong to (``--settings``), as ``record_from_run`` takes
+    them. Runs already in the store are skipped; folders that are not grid runs are reported and skipped.
     """
     done = {r["key"] for r in store.load()[0] if "failed" not in r}
     added = 0
@@ -317,7 +323,7 @@ def import_runs(paths, store):
             os.path.join(path, d) for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
         for folder in folders:
             try:
-                record = record_from_run(folder)
+                record = record_from_run(folder, settings)
             except ValueError as err:
                 print(f"not imported: {err}", file=sys.stderr)
                 continue
@@ -579,7 +585,8 @@ def build_parser():
     p.add_argument("--table-only", action="store_true", help="Only rebuild the table from the store.")
     p.add_argument("--import-runs", nargs="+", metavar="DIR", default=None,
                    help="Add finished v2s_main.py run folders (or folders of them) made with the grid's settings "
-                        "to the store instead of running the grid, then build the table.")
+                        "(today's defaults, with --settings if given) to the store instead of running the grid, then "
+                        "build the table.")
     return p
 
 
@@ -684,7 +691,8 @@ def _main(args):
             if not os.path.isdir(path):
                 raise UsageError(f"--import-runs {path!r} is not a folder")
         with store.sweep_lock():
-            print(f"Imported {import_runs(args.import_runs, store)} new runs into {args.store}.")
+            added = import_runs(args.import_runs, store, parse_settings(args.settings))
+            print(f"Imported {added} new runs into {args.store}.")
     elif not args.table_only:
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise UsageError(f"--data-dir {args.data_dir!r} is not a folder (or set $V2S_UCR_DIR)")

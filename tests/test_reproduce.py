@@ -211,6 +211,14 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
         reproduce.record_from_run(_fake_run(tmp_path / "d", head="mapping"))
     with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # the paper's dropout under today's head
         reproduce.record_from_run(_fake_run(tmp_path / "e", dr=0.1, seg=3))
+    # Runs of the earlier default import into the grid that names it with --settings, keyed as that grid keys them.
+    mapping = reproduce.record_from_run(_fake_run(tmp_path / "f", head="mapping"), {"head": "mapping"})
+    grid = reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100, settings={"head": "mapping"})
+    assert mapping["key"] == grid[0]["key"] and mapping["settings"] == {"head": "mapping"}
+    with pytest.raises(ValueError, match=r"head='attention' \(default 'mapping'\)"):
+        reproduce.record_from_run(_fake_run(tmp_path / "g"), {"head": "mapping"})
+    with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # settings rule out the paper's grid
+        reproduce.record_from_run(_fake_run(tmp_path / "h", dr=0.1, seg=3, head="mapping"), {"head": "mapping"})
 
 
 def test_a_store_of_the_earlier_output_default_takes_no_runs_of_todays(tmp_path):
