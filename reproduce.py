@@ -675,9 +675,10 @@ def check_args(args):
         raise UsageError(f"--seeds must be 0 or more, got {' '.join(map(str, args.seeds))}")
     if args.address and args.backend != "ray":
         raise UsageError("--address names a Ray cluster; it needs --backend ray")
-    if args.table_only or args.import_runs:
+    if args.table_only:
         return
-    for method in args.methods:
+    # An import checks its --settings too: a bad value would otherwise only show as every run "not imported".
+    for method in (["V2Sa"] if args.import_runs else args.methods):
         if method in METHOD_SETTINGS:  # the run settings of every trained method, with the task's flags
             task = {"dataset": "Coffee", "method": method, "config": {}, "seed": args.seeds[0], "epochs": args.epochs,
                     "key": "check", "source_weights": args.source_weights, "settings": parse_settings(args.settings)}

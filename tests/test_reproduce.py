@@ -400,3 +400,11 @@ def test_all_names_every_dataset_in_the_folder(tmp_path):
     (tmp_path / "ucr" / "Flat_TRAIN.tsv").write_text("1\t1.0\n")
     (tmp_path / "ucr" / "Flat_TEST.tsv").write_text("1\t1.0\n")
     assert reproduce.datasets_in(data) == ["Flat", "Many", "Toy"]
+
+
+def test_an_import_with_a_bad_setting_is_refused_in_one_line(tmp_path):
+    # Before the fix, --import-runs skipped the --settings check and reported every run as "not imported".
+    args = reproduce.build_parser().parse_args(["--import-runs", str(tmp_path), "--settings", "head=nonsense",
+                                                "--store", str(tmp_path / "s.jsonl")])
+    with pytest.raises(ValueError, match="--head must be one of mapping, attention, got 'nonsense'"):
+        reproduce.check_args(args)
