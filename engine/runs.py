@@ -260,14 +260,29 @@ def changed_settings(config):
 def differing_settings(saved, config):
     """The experiment settings (and dataset) in which a run folder's saved config differs from ``config``."""
     now = config.experiment()
-    saved = upgraded_settings(saved)
+    return [k for k in sorted(now) if not same_setting(k, upgraded_settings(saved).get(k), now[k])]
 
-    def norm(key, value):
-        if key == "source_weights" and value is not None:
-            return [p if p == "random" else os.path.realpath(os.path.join(REPO, p)) for p in source_paths(value)]
-        return value
 
-    return [k for k in sorted(now) if norm(k, saved.get(k)) != norm(k, now[k])]
+def same_setting(key, saved, now):
+    """Whether a saved setting equals today's. Source weights are the same when their files hold the same bytes,
+    wherever they lie: another clone, a moved checkout or a cluster node with its own path to the same weights."""
+    if key != "source_weights" or saved is None or now is None:
+        return saved == now
+    return _weights_identity(saved) == _weights_identity(now)
+
+
+def _weights_identity(source_weights):
+    import hashlib
+
+    identity = []
+    for path in source_paths(source_weights):
+        full = os.path.realpath(os.path.join(REPO, path))
+        if path != "random" and os.path.isfile(full):
+            with open(full, "rb") as f:
+                identity.append(hashlib.sha256(f.read()).hexdigest())
+        else:
+            identity.append(path if path == "random" else full)
+    return identity
 
 
 def check_folder(folder, config):
@@ -561,7 +576,7 @@ def _open_checkpoint(folder, config, data, resume, monitor, patience=None):
             extendable = {"patience"} | (set() if config.cosine else {"epochs"})
             saved = upgraded_settings(saved)  # a checkpoint from before a setting existed used its old value
             differ = [k for k in sorted(set(saved) | set(identity))
-                      if saved.get(k) != identity.get(k) and k not in extendable]
+                      if not same_setting(k, saved.get(k), identity.get(k)) and k not in extendable]
             if differ:
                 k = differ[0]
                 raise UsageError(f"--resume: the checkpoint in {folder} was made with {k}={saved.get(k)!r}, this run "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -98,6 +99,25 @@ def test_resume_without_a_checkpoint_starts_fresh_and_other_settings_are_refused
     line = cli_error(capsys, v2s_main.main, argv + ["--resume", "--lr", "0.5"])
     assert "the checkpoint in" in line and "was made with lr=0.01, this run has lr=0.5" in line
     v2s_main.main(argv + ["--resume", "--eps", "2"])  # more epochs may continue a run
+
+
+def test_resume_accepts_the_same_source_weights_at_another_path(tmp_path, tiny_ucr, capsys):
+    # A sweep's store may be shared by clones at other paths (a worktree, a cluster node): the same weights file
+    # elsewhere continues the run; other weights are refused.
+    shipped = os.path.join(runs.REPO, "weight")
+    for name, source in (("here", "v2sa"), ("there", "v2sa"), ("other", "v2sa_synthetic")):
+        os.makedirs(tmp_path / name)
+        shutil.copy(os.path.join(shipped, f"{source}.weights.h5"), tmp_path / name / "v2sa.weights.h5")
+    argv = ["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / "r"), "--verbose", "0",
+            "--batch-size", "8", "--seg", "2"]
+    v2s_main.main(argv + ["--eps", "1", "--source-weights", str(tmp_path / "here" / "v2sa.weights.h5")])
+    os.remove(tmp_path / "r" / "summary.json")
+    line = cli_error(capsys, v2s_main.main,
+                     argv + ["--resume", "--eps", "2", "--source-weights", str(tmp_path / "other" / "v2sa.weights.h5")])
+    assert "was made with source_weights=" in line
+    summary = v2s_main.main(argv + ["--resume", "--eps", "2", "--source-weights",
+                                    str(tmp_path / "there" / "v2sa.weights.h5")])
+    assert summary["epochs_run"] == 2
 
 
 def test_dataset_index_and_any_case_name_the_same_run_folder(tmp_path, monkeypatch):
