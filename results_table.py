@@ -178,7 +178,7 @@ def wilcoxon_p(old, new):
     return 1.0 if not np.any(differences) else float(wilcoxon(differences).pvalue)
 
 
-def comparison(runs, baseline, across_seeds=False):
+def comparison(runs, baseline, across_seeds=False, apart=()):
     """Markdown comparing two sweeps or screens (say an ablation against the defaults), paired run by run.
 
     Runs pair on (dataset, seed), or on the dataset alone with ``across_seeds`` (two folders of one run per
@@ -186,6 +186,8 @@ def comparison(runs, baseline, across_seeds=False):
     apply without touching the test set is the validation cross-entropy, so the table counts the runs and the
     datasets (mean over seeds) where each side is lower, tests the per-dataset differences with a Wilcoxon
     signed-rank test, and reports the test mean of picking, per dataset, the side with the lower mean validation CE.
+    ``apart`` names datasets (say, those a setting was chosen on) to summarise apart from the rest, so its effect on
+    sets that did not choose it shows on its own.
     """
     def key(r):
         return (r["dataset"], 0) if across_seeds else (r["dataset"], r["config"].get("seed", 0))
@@ -203,6 +205,9 @@ def comparison(runs, baseline, across_seeds=False):
              if key(r) in base]
     if not pairs:
         raise UsageError("the two folders share no (dataset, seed) run")
+    unknown = sorted(set(apart) - {r["dataset"] for r in runs + baseline})
+    if unknown:
+        raise UsageError(f"--apart: {', '.join(unknown)} in neither folder (dataset names as the runs spell them)")
     differ = sorted({k for b, r in pairs for k in set(b["config"]) | set(r["config"])
                      if k not in OUTPUT_SETTINGS | {"dataset", "seed"} and b["config"].get(k) != r["config"].get(k)})
     def label(run):
@@ -233,7 +238,10 @@ def comparison(runs, baseline, across_seeds=False):
                      f"{mean(olds, 'test_accuracy', 100):.2f} | {mean(news, 'test_accuracy', 100):.2f} | "
                      f"{mean(olds, 'wall_seconds', 1 / 60):.1f} | {mean(news, 'wall_seconds', 1 / 60):.1f} |")
     lines.append("")
-    for title, keep in (("all", lambda d: True), ("without (*)", lambda d: d not in PAPER_ARTEFACTS)):
+    groups = [("all", lambda d: True), ("without (*)", lambda d: d not in PAPER_ARTEFACTS)]
+    if apart:
+        groups += [("the --apart sets", lambda d: d in apart), ("the others", lambda d: d not in apart)]
+    for title, keep in groups:
         kept = [(n, o, w) for n, o, w in rows if keep(n)]
         kept_pairs = [(o, w) for _, olds, news in kept for o, w in zip(olds, news)]
         if not kept:
@@ -270,7 +278,12 @@ def main(argv=None):
     p.add_argument("--across-seeds", action="store_true",
                    help="With --compare: pair the folders' runs by dataset alone (one run per dataset in each), e.g. "
                         "seed 0 against seed 1 of the same settings, the noise floor of a screen.")
+    p.add_argument("--apart", nargs="+", default=(), metavar="DATASET",
+                   help="With --compare: also summarise these datasets and the others separately (e.g. the sets a "
+                        "setting was chosen on, so its effect on the rest shows on its own).")
     args = p.parse_args(argv)
+    if args.apart and not args.compare:
+        p.error("--apart splits a --compare summary; give --compare BASELINE")
     if args.compare and args.csv:
         p.error("--csv writes the table's rows; with --compare use --md.")
     if args.folder.endswith(".jsonl") and not args.compare:
@@ -279,7 +292,7 @@ def main(argv=None):
     with cli_errors("results_table.py"):
         runs, rows = _collect_or_exit(args.folder), None
         if args.compare:
-            text = comparison(runs, _collect_or_exit(args.compare), args.across_seeds)
+            text = comparison(runs, _collect_or_exit(args.compare), args.across_seeds, set(args.apart))
         else:
             rows = table(runs, paper_rows())
             text = markdown(rows)

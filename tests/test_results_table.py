@@ -67,6 +67,20 @@ def test_compare_counts_validation_wins_and_picks_per_dataset(tmp_path, capsys):
     assert "mean test 75.00 vs 75.00; per dataset by lower mean val CE: 85.00" in out
 
 
+def test_compare_summarises_the_apart_sets_and_the_others_on_their_own(tmp_path, capsys):
+    for name, old_ce, new_ce in (("Chose1", 0.5, 0.1), ("Chose2", 0.5, 0.2), ("Fresh", 0.3, 0.4)):
+        compared_run(tmp_path / "base", name, {"l2": 0.0}, old_ce, 0.5)
+        compared_run(tmp_path / "new", name, {"l2": 0.1}, new_ce, 0.6)
+    argv = [str(tmp_path / "new"), "--compare", str(tmp_path / "base")]
+    results_table.main(argv + ["--apart", "Chose1", "Chose2"])
+    out = capsys.readouterr().out
+    assert "- the --apart sets (2 datasets, 2 runs): val CE lower with l2=0.1 on 2 runs" in out
+    assert "- the others (1 datasets, 1 runs): val CE lower with l2=0.1 on 0 runs" in out
+    assert "val CE lower with l2=0.1 on 2 runs and 2 datasets, with l2=0.0 on 1 runs" in out  # "all" unchanged
+    line = cli_error(capsys, results_table.main, argv + ["--apart", "Chose1", "Chsoe2"])
+    assert line == "results_table.py: error: --apart: Chsoe2 in neither folder (dataset names as the runs spell them)"
+
+
 def test_compare_pairs_runs_by_dataset_and_seed(tmp_path, capsys):
     for seed, (old_ce, new_ce) in enumerate(((0.5, 0.4), (0.5, 0.7), (0.6, 0.5))):
         compared_run(tmp_path / "base", "A", {"ensemble": 1}, old_ce, 0.5, seed)
