@@ -76,7 +76,7 @@ def set_properties(names, data_dirs):
 
 GROUPS = (  # (property, [(label, test)]): the bins of the gap table, fixed before looking at the gaps
     ("classes", [("2", lambda v: v == 2), ("3-5", lambda v: 3 <= v <= 5), ("6-10", lambda v: 6 <= v <= 10),
-                 ("11-36", lambda v: v > 10)]),
+                 ("> 10", lambda v: v > 10)]),
     ("length", [("<= 150", lambda v: v <= 150), ("151-500", lambda v: 150 < v <= 500), ("> 500", lambda v: v > 500)]),
     ("train", [("<= 50", lambda v: v <= 50), ("51-200", lambda v: 50 < v <= 200), ("> 200", lambda v: v > 200)]),
     ("znormalised", [("yes", lambda v: v), ("no", lambda v: not v)]),

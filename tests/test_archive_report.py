@@ -45,6 +45,16 @@ def test_the_report_pairs_seed_zero_lists_failures_and_averages_seeds(tmp_path):
         assert os.path.getsize(out + figure) > 10_000
 
 
+def test_the_gap_table_names_its_bins_by_what_they_hold():
+    # The many-class bin once read "11-36" while it also held Adiac (37 classes) and ShapesAll (60).
+    columns = {m: {"ShapesAll": 70.0, "Coffee": 90.0} for m in ("V2Sa", "LP", "MiniRocket")}
+    props = {"ShapesAll": dict(classes=60, train=600, length=512, znormalised=True),
+             "Coffee": dict(classes=2, train=28, length=286, znormalised=True)}
+    rows = [line for line in archive_report.gap_table(columns, props) if line.startswith("| classes")]
+    assert rows == ["| classes | 2 | 1 | 90.00 | 90.00 | 90.00 | +0.00 | 0/1/0 |",
+                    "| classes | > 10 | 1 | 70.00 | 70.00 | 70.00 | +0.00 | 0/1/0 |"]
+
+
 def test_a_missing_or_empty_store_is_a_one_line_error(tmp_path, capsys):
     from conftest import cli_error
 
