@@ -20,6 +20,7 @@ OPTIMISTIC everywhere.
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import sys
@@ -272,8 +273,7 @@ def same_setting(key, saved, now):
 
 
 def _weights_identity(source_weights):
-    import hashlib
-
+    """Per path: the file's SHA-256, "random", or the resolved path of a file that is not there."""
     identity = []
     for path in source_paths(source_weights):
         full = os.path.realpath(os.path.join(REPO, path))
