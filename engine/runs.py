@@ -230,8 +230,6 @@ def folder_for(config, dataset_name):
     changes = changed_settings(config)
     suffix = "_".join(f"{k}-{v}" if v is not True else k for k, v in changes.items())
     if len(suffix) > 80:  # a name a file system and a reader can take; the summary lists every setting
-        import hashlib
-
         suffix = "settings-" + hashlib.sha1(suffix.encode()).hexdigest()[:10]
     return os.path.join(RUNS_DIR, base + (f"_{suffix}" if suffix else ""))
 
