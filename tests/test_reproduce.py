@@ -408,3 +408,15 @@ def test_an_import_with_a_bad_setting_is_refused_in_one_line(tmp_path):
                                                 "--store", str(tmp_path / "s.jsonl")])
     with pytest.raises(ValueError, match="--head must be one of mapping, attention, got 'nonsense'"):
         reproduce.check_args(args)
+
+
+def test_the_papers_v2su_column_stands_beside_a_v2su_column_only():
+    run = {"dataset": "Coffee", "method": "V2Sa", "seed": 0, "val_loss": 0.1, "test_accuracy": 1.0, "classes": 2,
+           "key": "a", "config": {}}
+    text, rows, columns = reproduce.build_table([run])
+    assert "paper V2Su" not in text and "paper V2Su" not in columns
+    v2su = dict(run, method="V2Su", key="b", settings={"ensemble": 1}, test_accuracy=0.5)
+    text, rows, columns = reproduce.build_table([run, v2su])
+    header = text.splitlines()[0]
+    assert "paper V2Su" in header and "V2Su (ensemble=1)" in header
+    assert rows[0]["paper V2Su"] == "100.00" and rows[0]["V2Su (ensemble=1)"] == "50.00"  # the paper's Coffee row
