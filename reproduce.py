@@ -488,7 +488,7 @@ def build_table(records, references=REFERENCE_COLUMNS):
     labels = {m for _, m in chosen} | {m for _, m in failed_cells}
     methods = [m for m in METHODS if m in labels] + sorted(labels - set(METHODS))
     classes = {r["dataset"]: r["classes"] for r in records if r.get("classes") is not None}
-    if any(m.split(" ")[0] == "V2Su" for m in methods):
+    if any(r["method"] == "V2Su" for r in records):
         references = tuple(references) + (PAPER_V2SU,)
     columns = reference_columns(datasets, references)
     refs = list(columns)
