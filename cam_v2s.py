@@ -10,7 +10,8 @@ In:  a finished ``v2s_main.py`` run folder (its ``model.keras`` and ``summary.js
 Out: one figure with (a) the target series and the reprogrammed 16,000-sample waveform, (b) the frozen model's
      attention weights over its 125 frames, (c) the mel spectrogram of the reprogrammed input, (d)/(e) Grad-CAM
      from the chosen conv layers over that spectrogram (each (125, 80), like the spectrogram), and (f) the CAM
-     folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies.
+     folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies (under
+     a tone encoding, which spreads the series over the whole second, the profile over the second itself).
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -76,10 +77,19 @@ def frame_profile_to_samples(profile, total=SAMPLE_RATE):
     return np.interp(np.arange(total), centres, profile)
 
 
-def fold_back(cam, positions, length):
-    """Time profile of a (125, 80) CAM, mapped to samples and averaged over the copies at ``positions``: (length,)."""
+def fold_back(cam, spans, length):
+    """Time profile of a (125, 80) CAM on the series' own time steps, (length,): mapped to samples, each of the
+    encoding's ``spans`` (start, stop) (the m copies of ``pad``, the whole second of a tone) resampled to the
+    series' length, and averaged over the spans."""
     samples = frame_profile_to_samples(cam.mean(axis=1))
-    return np.mean([samples[p:p + length] for p in positions], axis=0)
+    return np.mean([stretch(samples[start:stop], length) for start, stop in spans], axis=0)
+
+
+def stretch(values, length):
+    """``values`` linearly resampled to ``length`` points over the same span (unchanged when already that long)."""
+    if len(values) == length:
+        return np.asarray(values)
+    return np.interp(np.linspace(0, len(values) - 1, length), np.arange(len(values)), values)
 
 
 def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
@@ -91,7 +101,7 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     from engine.errors import UsageError
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import output_layer, program_source, reprogrammed_waveform
+    from ts_model import encoder_of, output_layer, program_source, reprogrammed_waveform
 
     finished = load_run(run)
     if finished.config["mode"] not in ("reprogram", "reprogram+finetune"):
@@ -106,16 +116,16 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
         valid = f"{programs} programs (0..{programs - 1})" if programs > 1 else "1 program (0)"
         raise UsageError(f"--program {program} is out of range; the run has {valid}")
     series = data.x_test[index]
-    padding = model.get_layer("segment_padding")
+    spans = encoder_of(model).spans()
     wave = reprogrammed_waveform(model, series[None, :], program)[0]
     head = output_layer(model)
     target_probs = model.predict(series[None, :], verbose=0)[0]
     predicted = int(np.argmax(target_probs))
     result = grad_cam(program_source(model, program), wave, layers,
                       score_fn=lambda p: head.program_scores(p, program)[:, predicted])
-    result.update(series=series, wave=wave, positions=padding.positions, predicted=predicted,
+    result.update(series=series, wave=wave, spans=spans, predicted=predicted,
                   true=int(data.y_test[index]), dataset=data.name, index=index, program=program, programs=programs,
-                  folded={n: fold_back(result[n], padding.positions, len(series)) for n in layers})
+                  folded={n: fold_back(result[n], spans, len(series)) for n in layers})
     return result
 
 
@@ -144,9 +154,17 @@ def plot(result, layers, path):
     ax = axes[0]
     ax.plot(t, result["wave"], lw=0.5, color="tab:blue", label="reprogrammed input")
     if result["series"] is not None:
-        for p in result["positions"]:
-            ax.plot(t[p:p + len(result["series"])], result["series"], lw=0.8, color="tab:red")
-        ax.plot([], [], color="tab:red", label="target series (m copies)")
+        # The series where the encoding put it: each copy of pad, or stretched over the whole second for a tone
+        # (scaled to the waveform's range there, since a tone carries it in pitch or loudness, not amplitude).
+        whole = result["spans"] == [(0, SAMPLE_RATE)]
+        series = result["series"]
+        if whole:
+            peak = np.max(np.abs(series)) or 1.0
+            series = series / peak * np.max(np.abs(result["wave"]))
+        for start, stop in result["spans"]:
+            ax.plot(t[start:stop], stretch(series, stop - start), lw=0.8, color="tab:red")
+        ax.plot([], [], color="tab:red",
+                label="target series (played as a tone, scaled)" if whole else "target series (m copies)")
     ensemble = result.get("programs", 1) > 1
     ax.set(xlabel="time (s)", ylabel="amplitude", title=f"(a) {result['dataset']}"
            + (f", test index {result['index']}: true class {result['true']}, predicted {result['predicted']}"

@@ -53,6 +53,11 @@ METHOD_SETTINGS = {**{arch: ("reprogram", arch) for arch in ARCHITECTURES}, "TF_
 METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
+# The paper's input, zero padding, named in the paper grid's configurations only while today's default differs
+# (so the records of the paper grid made before the encodings existed keep their keys).
+PAPER_INPUT = {} if runs.DEFAULT_ENCODING == "pad" else {"encoding": "pad"}
+# The run settings LP takes from --settings: how the series is encoded, and which head's features it reads.
+LP_SETTINGS = ("encoding", "carrier", "deviation", "depth", "clip", "head", "seg", "max_seg", "val_split")
 # Under today's output default, the attention head: the stores of the label-mapping default (results/reproduce/*.jsonl)
 # keep their own keys and run folders, as a default change needs (see check_store_output).
 DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "head", "runs.jsonl")
@@ -149,8 +154,10 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
     for dataset in datasets:
         for method in methods:
             if protocol == "paper" and method in ARCHITECTURES:
-                # The paper read the classes through its random label mapping, whatever today's default output
-                configs = [{"dr": d, "seg": m, "head": "mapping"} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
+                # The paper read the classes through its random label mapping and zero-padded the series, whatever
+                # today's defaults
+                configs = [{"dr": d, "seg": m, "head": "mapping", **PAPER_INPUT} for d in PAPER_DROPOUTS
+                           for m in PAPER_SEGMENTS]
             else:
                 configs = [{}]
             for config in configs:
@@ -160,6 +167,8 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
                         task["source_weights"] = source_weights
                     if settings and method in ARCHITECTURES:
                         task["settings"] = dict(settings)
+                    elif settings and method == "LP" and set(settings) & set(LP_SETTINGS):
+                        task["settings"] = {k: v for k, v in settings.items() if k in LP_SETTINGS}
                     task["key"] = run_key(task)
                     tasks.append(task)
     return tasks
@@ -230,6 +239,7 @@ def run_task(task, data_dir, runs_dir):
                       "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
             if task["method"] in ARCHITECTURES:
                 record["head"] = summary["config"]["head"]
+                record["encoding"] = summary["config"]["encoding"]
             if earlier:
                 record["resumed_after_epoch"] = earlier
     except Exception as err:  # noqa: BLE001  (any failure of one task is recorded, the sweep goes on)
@@ -279,35 +289,46 @@ def record_from_run(folder, settings=None):
             "config": paper if differ else {}}
     if settings:
         task["settings"] = settings
-    output = {"head": config["head"]} if method in ARCHITECTURES else {}
+    output = {"head": config["head"], "encoding": config["encoding"]} if method in ARCHITECTURES else {}
     return dict(task, **output, key=run_key(task), test_accuracy=summary["test_accuracy"],
                 val_accuracy=summary["val_accuracy"], val_loss=summary["val_cross_entropy"],
                 classes=summary["classes"], wall_seconds=summary["wall_seconds"], imported_from=path)
 
 
-def default_head(method):
-    """The output layer (``RunConfig.head``) today's defaults give a V2S ``method``."""
-    mode, arch = METHOD_SETTINGS[method]
-    return runs.RunConfig(mode=mode, arch=arch).output_resolved().head
+def default_output(method):
+    """{"head", "encoding"}: how today's defaults read the classes and encode the series for a V2S ``method`` or
+    LP (which reads the features of the default V2Sa head, on the default encoding)."""
+    mode, arch = METHOD_SETTINGS.get(method, METHOD_SETTINGS["V2Sa"])
+    config = runs.RunConfig(mode=mode, arch=arch).output_resolved()
+    return {"head": config.head, "encoding": config.encoding}
+
+
+# What a record written before a default setting existed used: V2S runs read the classes through the label mapping
+# from zero-padded series; LP read the attention vector and logits of the zero-padded series.
+EARLIER_OUTPUT = {"V2S": {k: SETTINGS_BEFORE_THEY_EXISTED[k] for k in ("head", "encoding")},
+                  "LP": {"head": "attention", "encoding": "pad"}}
 
 
 def check_store_output(records, tasks, store_path):
-    """Refuse to add default-settings V2S runs to a store whose default runs read the classes another way.
+    """Refuse to add default-settings V2S or LP runs to a store whose default runs read the classes, or encode the
+    series, another way than today's defaults.
 
-    A default run's key names no output layer, so after the default changes a sweep on an old store would count
-    the old runs as done and tabulate them under today's name. Records made before the head existed carry no
-    ``head``: they read the classes through the label mapping."""
+    A default run's key names neither, so after a default changes a sweep on an old store would count the old runs
+    as done and tabulate them under today's name. Records made before a setting existed carry no value for it
+    (``EARLIER_OUTPUT`` says what they used)."""
     plain = {(t["method"], t.get("source_weights")) for t in tasks
-             if t["method"] in ARCHITECTURES and not t["config"] and not t.get("settings")}
+             if (t["method"] in ARCHITECTURES or t["method"] == "LP") and not t["config"] and not t.get("settings")}
     for method, source in sorted(plain, key=str):
-        head = default_head(method)
-        older = {r.get("head", SETTINGS_BEFORE_THEY_EXISTED["head"]) for r in records
-                 if r["method"] == method and "failed" not in r and not r.get("config") and not r.get("settings")
-                 and r.get("source_weights") == source} - {head}
-        if older:
-            raise UsageError(f"--store {store_path}: its {method} runs under default settings read the classes with "
-                             f"head={older.pop()}, today's default is head={head}; start a new store (--store) so "
-                             "the two are not mixed")
+        today = default_output(method)
+        earlier = EARLIER_OUTPUT["LP" if method == "LP" else "V2S"]
+        for setting, value in today.items():
+            older = {r.get(setting, earlier[setting]) for r in records
+                     if r["method"] == method and "failed" not in r and not r.get("config") and not r.get("settings")
+                     and r.get("source_weights") == source} - {value}
+            if older:
+                raise UsageError(f"--store {store_path}: its {method} runs under default settings have "
+                                 f"{setting}={older.pop()}, today's default is {setting}={value}; start a new store "
+                                 "(--store) so the two are not mixed")
 
 
 def import_runs(paths, store, settings=None):
@@ -347,16 +368,19 @@ def _run_minirocket(task, data_dir):
 
 
 def _run_linear_probe(task, data_dir):
-    """LP (``engine.linear_probe``): the frozen V2Sa features of V2S's padded input, a logistic regression on them."""
-    from engine.linear_probe import linear_probe
+    """LP (``engine.linear_probe``): the frozen V2Sa features of V2S's encoded input (the features its head reads),
+    a logistic regression on them."""
+    from engine.linear_probe import layers_of_head, linear_probe
     from ts_dataloader import load_ucr
 
     config = runs.RunConfig(dataset=task["dataset"], data_dir=data_dir, seed=task["seed"],
-                            source_weights=task.get("source_weights")).validated()
+                            source_weights=task.get("source_weights"), **(task.get("settings") or {})).validated()
     data = load_ucr(task["dataset"], data_dir=data_dir)
-    result = linear_probe(data, runs.load_source(config), seed=task["seed"], val_split=config.val_split)
+    result = linear_probe(data, runs.load_source(config), seed=task["seed"], val_split=config.val_split,
+                          encoder=runs.encoder_for(config, data.length), layers=layers_of_head(config.head))
     return {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy,
-            "val_loss": result.val_cross_entropy, "classes": data.num_classes, "C": result.C}
+            "val_loss": result.val_cross_entropy, "classes": data.num_classes, "C": result.C,
+            "encoding": config.encoding, "head": config.head}
 
 
 def _run_task_on_node(task, data_dir, runs_dir):
@@ -655,16 +679,16 @@ def parse_settings(pairs):
         if not sep or key not in fields or key in NOT_SETTINGS:
             raise UsageError(f"--settings {pair!r}: expected NAME=VALUE with NAME a run setting of v2s_main.py "
                              f"(e.g. head=attention); {key!r} is not one --settings can change")
-        default = getattr(runs.RunConfig(), key)
+        kind = fields[key].type  # the field's annotated type (a default of None says nothing of it)
         try:
-            if isinstance(default, bool):
+            if kind is bool:
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
                 value = text.lower() in ("true", "1")
             else:
-                value = type(default)(text) if default is not None else text
+                value = kind(text)
         except ValueError:
-            raise UsageError(f"--settings {pair!r}: {key} takes a {type(default).__name__}, got {text!r}") from None
+            raise UsageError(f"--settings {pair!r}: {key} takes a {kind.__name__}, got {text!r}") from None
         settings[key] = value
     return settings
 

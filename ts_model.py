@@ -1,12 +1,14 @@
-"""V2S models: segment padding, the reprogramming layer, many-to-one label mapping, and the paper's baselines.
+"""V2S models: the reprogramming layer, many-to-one label mapping, the heads, and the paper's baselines.
 
 ``build_v2s`` assembles, for a target task with C classes and series of length L:
 
-    series (batch, L) -> SegmentZeroPadding -> (batch, 16000) -> Reprogram (+ dropout(M * delta))
+    series (batch, L) -> encoding (ts_encoding: pad, fm or am) -> (batch, 16000) -> Reprogram (+ dropout(M * delta))
         -> frozen source model (V2Sa / V2Su) -> 36 source probabilities -> LabelMapping -> (batch, C)
 
-or, with another ``readout``, a trained ``LinearReadout`` on the source's 36 logits (``full``) or on its 128-value
-attention vector (``attention``, any number of classes) in place of the many-to-one mapping.
+or, with another ``readout``, a trained ``LinearReadout`` on the source's 36 logits (``full``), on its 128-value
+attention vector (``attention``, any number of classes) or on pooled features of several of its layers (``layers``,
+``PooledFeatures``) in place of the many-to-one mapping. With ``program_space="series"`` the program is added to
+the series (L values) before the encoding instead of to the waveform after it.
 
 An ensemble of K programs may spread them over S frozen source models (``source`` a list; K a multiple of S):
 programs are grouped by source, K / S programs per source, each group's reprogrammed waves going through its own
@@ -14,9 +16,10 @@ source model (``ProgramGroups`` splits the stacked batch, the sources' probabili
 order).
 
 Modes: ``reprogram`` (the paper's V2S: only delta trains), ``reprogram+finetune`` (delta and the source model train),
-``transfer`` (TF_a baseline: zero-padded input, fine-tuned source model, dense head on its 36 logits, no delta) and
+``transfer`` (TF_a baseline: encoded input, fine-tuned source model, dense head on its 36 logits, no delta) and
 ``fcn`` (a fully convolutional network trained from scratch on the raw series; Wang et al. 2017).
-The source models themselves live in ``source_model``; this module re-exports their builder.
+The source models themselves live in ``source_model``, the encodings in ``ts_encoding``; this module re-exports
+their builders.
 """
 
 import keras
@@ -24,70 +27,22 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
-from speech.source_model import (ARCHITECTURES, NUM_SOURCE_CLASSES, SAMPLE_RATE, build_source_model,
-                                 load_source_weights)
+from speech.source_model import ARCHITECTURES, NUM_SOURCE_CLASSES, build_source_model, load_source_weights
+from speech.spec import TONE_ENCODINGS
+from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions  # noqa: F401
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
+# Where a program is added: to the encoded waveform (the paper's) or to the series before its encoding.
+PROGRAM_SPACES = ("wave", "series")
 __all__ = ["MODES", "SegmentZeroPadding", "Reprogram", "SeriesScaling", "dataset_standardisation", "LabelMapping",
            "ProgramAverage", "ProgramGroups", "StackPrograms", "LinearReadout", "READOUTS", "OUTPUT_LAYERS",
            "output_layer", "source_reader", "sources_of", "program_source", "segment_positions",
+           "build_encoding", "encoder_of",
            "label_mapping_matrix", "sequential_mapping", "random_mapping", "frequency_mapping",
            "max_labels_per_class", "build_v2s", "build_fcn", "build_source_model", "load_source_weights",
-           "source_of", "logits_model", "source_features", "padded_series", "reprogrammed_waveform",
-           "reprogrammed_features", "source_pass"]
-
-
-def segment_positions(length, segments, total=SAMPLE_RATE):
-    """Start indices of ``segments`` copies of a length-``length`` series at equal intervals from 0.
-
-    Copy i starts at ``i * (total // segments)``; raises ValueError when the copies would overlap or overrun.
-    """
-    if segments < 1:
-        raise ValueError(f"--seg (segments m) must be at least 1, got {segments}.")
-    stride = total // segments
-    if length > stride:
-        fit = total // length
-        raise ValueError(f"{segments} copies of a length-{length} series do not fit in {total} samples at equal "
-                         f"intervals of {stride}; use --seg {fit} or fewer.")
-    return [i * stride for i in range(segments)]
-
-
-@keras.saving.register_keras_serializable(package="V2S")
-class SegmentZeroPadding(L.Layer):
-    """Place a series m times at equal intervals in a zero waveform: (batch, L) -> (batch, 16000).
-
-    Copy i occupies samples ``[i * (16000 // m), i * (16000 // m) + L)``; everything else is zero. ``mask()`` gives
-    the 0/1 waveform of where the copies are.
-    """
-
-    def __init__(self, length, segments=1, total=SAMPLE_RATE, **kwargs):
-        super().__init__(**kwargs)
-        self.length, self.segments, self.total = int(length), int(segments), int(total)
-        self.positions = segment_positions(self.length, self.segments, self.total)
-
-    def mask(self):
-        m = np.zeros(self.total, np.float32)
-        for p in self.positions:
-            m[p:p + self.length] = 1.0
-        return m
-
-    def call(self, x):
-        batch = ops.shape(x)[0]
-        pieces, cursor = [], 0
-        for p in self.positions:
-            if p > cursor:
-                pieces.append(ops.zeros((batch, p - cursor), dtype=x.dtype))
-            pieces.append(x)
-            cursor = p + self.length
-        if cursor < self.total:
-            pieces.append(ops.zeros((batch, self.total - cursor), dtype=x.dtype))
-        return ops.concatenate(pieces, axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.total)
-
-    def get_config(self):
-        return {**super().get_config(), "length": self.length, "segments": self.segments, "total": self.total}
+           "source_of", "logits_model", "source_features", "encoded_series", "program_waves", "reprogrammed_waveform",
+           "reprogrammed_features", "source_pass", "PooledFeatures", "FEATURE_LAYERS", "feature_reader",
+           "PROGRAM_SPACES", "set_feature_standardisation"]
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -103,13 +58,20 @@ class Reprogram(L.Layer):
     fitted worse: results/notes/dropout_selection.md) is applied only in training, with one mask per program shared
     by the batch (the reference code also dropped at test time, a bug). ``mask`` (length n, 0/1) restricts delta
     to where it is 1; None means everywhere.
+    ``space``: where the program sits, ``"wave"`` (added to the encoded waveform, n = 16000: the paper's) or
+    ``"series"`` (added to the series before its encoding, n = L); the layer computes the same either way, the
+    helpers below read it to apply the layers in the model's order. ``zero_init``: delta starts at 0 (the series
+    itself) instead of the Glorot draw.
     """
 
-    def __init__(self, l2=0.0, dropout=0.0, mask=None, programs=1, **kwargs):
+    def __init__(self, l2=0.0, dropout=0.0, mask=None, programs=1, space="wave", zero_init=False, **kwargs):
         super().__init__(**kwargs)
         self.l2, self.dropout, self.programs = float(l2), float(dropout), int(programs)
         if self.programs < 1:
             raise ValueError(f"--ensemble (programs) must be at least 1, got {programs}")
+        if space not in PROGRAM_SPACES:
+            raise ValueError(f"Unknown program space {space!r}; expected one of {PROGRAM_SPACES}.")
+        self.space, self.zero_init = space, bool(zero_init)
         self.mask = None if mask is None else [float(v) for v in np.asarray(mask).ravel()]
         self.drop = L.Dropout(self.dropout)
 
@@ -120,6 +82,7 @@ class Reprogram(L.Layer):
         else:
             limit = float(np.sqrt(3.0 / n))
             shape, init = (self.programs, n), keras.initializers.RandomUniform(-limit, limit)
+        init = "zeros" if self.zero_init else init
         self.delta = self.add_weight(name="delta", shape=shape, initializer=init,
                                      regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         self._mask = None if self.mask is None else ops.convert_to_tensor(np.array(self.mask, np.float32))
@@ -139,7 +102,7 @@ class Reprogram(L.Layer):
 
     def get_config(self):
         return {**super().get_config(), "l2": self.l2, "dropout": self.dropout, "mask": self.mask,
-                "programs": self.programs}
+                "programs": self.programs, "space": self.space, "zero_init": self.zero_init}
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -350,12 +313,17 @@ class LinearReadout(L.Layer):
     owned labels' logits is their renormalised probabilities); with k > 1 it averages the owned labels' logits, a
     geometric rather than arithmetic mean of their probabilities. Without ``mapping``: Glorot-uniform kernel,
     zero bias (a feature head on, e.g., the 128-value attention vector, for any number of classes).
+    ``standardise``: features are first standardised, (f - center) / scale per feature, with two fixed
+    (non-trained, saved) vectors that start at 0 and 1 and are set once from the training series' features
+    (``set_feature_standardisation``): features of several layers differ in scale by orders of magnitude, and
+    one learning rate trains them all.
     """
 
-    def __init__(self, classes, programs=1, mapping=None, **kwargs):
+    def __init__(self, classes, programs=1, mapping=None, standardise=False, **kwargs):
         super().__init__(**kwargs)
         self.classes, self.programs = int(classes), int(programs)
         self.mapping = None if mapping is None else np.asarray(mapping).astype(int).tolist()
+        self.standardise = bool(standardise)
 
     def build(self, input_shape):
         d = int(input_shape[-1])
@@ -368,8 +336,15 @@ class LinearReadout(L.Layer):
             init = keras.initializers.RandomUniform(-limit, limit)
         self.kernel = self.add_weight(name="kernel", shape=(self.programs, d, self.classes), initializer=init)
         self.bias = self.add_weight(name="bias", shape=(self.programs, self.classes), initializer="zeros")
+        if self.standardise:
+            self.center = self.add_weight(name="feature_center", shape=(d,), initializer="zeros", trainable=False)
+            self.scale = self.add_weight(name="feature_scale", shape=(d,), initializer="ones", trainable=False)
+
+    def _standardised(self, features):
+        return (features - self.center) / self.scale if self.standardise else features
 
     def call(self, features):
+        features = self._standardised(features)
         if self.programs == 1:
             return ops.softmax(ops.matmul(features, self.kernel[0]) + self.bias[0], axis=-1)
         per_program = ops.reshape(features, (self.programs, -1, features.shape[-1]))  # (K, batch, d)
@@ -386,20 +361,78 @@ class LinearReadout(L.Layer):
 
     def program_scores(self, features, program=0):
         """Class logits (batch, C) of program ``program`` from its features (batch, d) (what a CAM explains)."""
-        return ops.matmul(features, self.kernel[program]) + self.bias[program]
+        return ops.matmul(self._standardised(features), self.kernel[program]) + self.bias[program]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.classes) if self.programs == 1 else (None, self.programs, self.classes)
 
     def get_config(self):
-        return {**super().get_config(), "classes": self.classes, "programs": self.programs, "mapping": self.mapping}
+        return {**super().get_config(), "classes": self.classes, "programs": self.programs, "mapping": self.mapping,
+                "standardise": self.standardise}
+
+
+def set_feature_standardisation(head, features):
+    """Set a standardising ``LinearReadout``'s center and scale from features (N, d): their mean and standard
+    deviation per feature (1 where a feature is constant)."""
+    features = np.asarray(features, np.float64)
+    std = features.std(axis=0)
+    head.center.assign(features.mean(axis=0).astype(np.float32))
+    head.scale.assign(np.where(std > 1e-6, std, 1.0).astype(np.float32))
+
+
+@keras.saving.register_keras_serializable(package="V2S")
+class PooledFeatures(L.Layer):
+    """Several frozen layers' outputs as one feature vector: summary statistics over time, side by side.
+
+    In: a list of tensors, each (batch, d) (kept as it is), (batch, time, d) or (batch, time, a, b) (its last two
+    axes merged into d = a * b); out: (batch, D), each sequence contributing its mean, standard deviation and
+    maximum over time (3 d values), in the order of the list. Head2Toe (Evci et al., ICML 2022) reads pooled
+    features of every layer of a frozen backbone for out-of-domain transfer; here the time axis, which carries the
+    series under a tone encoding, is what is pooled.
+    """
+
+    def call(self, inputs):
+        parts = []
+        for x in inputs:
+            if len(x.shape) == 4:
+                x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))
+            if len(x.shape) == 3:
+                parts += [ops.mean(x, axis=1), ops.std(x, axis=1), ops.max(x, axis=1)]
+            else:
+                parts.append(x)
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        width = 0
+        for shape in input_shapes:
+            width += shape[-1] if len(shape) == 2 else 3 * int(np.prod(shape[2:]))
+        return (input_shapes[0][0], width)
+
+
+# The frozen layers the ``layers`` readout pools (V2Sa and V2Su; results/notes/encoding_selection.md): the first
+# BiLSTM's sequence (mean, standard deviation and maximum over time), the attention vector and the 36 logits.
+FEATURE_LAYERS = ("bilstm_1", "att_vector", "logits")
+
+
+def feature_reader(source, layers=FEATURE_LAYERS, name=None):
+    """(batch, 16000) waveform -> (batch, D) pooled features of ``layers`` of a source model (``PooledFeatures``),
+    sharing its weights; named like the source unless ``name`` is given."""
+    names = [layer.name for layer in source.layers]
+    missing = [layer for layer in layers if layer not in names]
+    if missing:
+        raise ValueError(f"the source model {source.name} has no layer {missing[0]!r}; the layers readout reads "
+                         f"{', '.join(layers)} (the V2Sa and V2Su architectures)")
+    outputs = [source.get_layer(layer).output for layer in layers]
+    return keras.Model(source.input, PooledFeatures(name="pooled_features")(outputs), name=name or source.name)
 
 
 # What the output layer reads from the frozen source model, per readout of ``build_v2s``: its probabilities, its
-# 36 logits, or its attention-pooled vector (128 values for V2Sa and V2Su).
+# 36 logits, its attention-pooled vector (128 values for V2Sa and V2Su), or pooled features of FEATURE_LAYERS.
 READOUTS = {"mean": "output", "learned": "output", "iterative": "output", "full": "logits",
-            "attention": "att_vector"}
-OUTPUT_LAYERS = ("label_mapping", "attention_head")
+            "attention": "att_vector", "layers": FEATURE_LAYERS}
+# The output layer's name per readout (build_v2s): a label mapping, or a head on features.
+OUTPUT_NAMES = {"full": "label_mapping", "attention": "attention_head", "layers": "layers_head"}
+OUTPUT_LAYERS = ("label_mapping", "attention_head", "layers_head")
 
 
 def output_layer(model):
@@ -411,10 +444,13 @@ def output_layer(model):
 def source_reader(source, readout):
     """The frozen source as the output layer of ``readout`` reads it: the source itself when the layer reads its
     probabilities, else a model with the same input, layers and name whose output is the layer ``READOUTS`` names
-    (so ``sources_of``, the training graph and CAM find it like the source)."""
+    (so ``sources_of``, the training graph and CAM find it like the source), or the pooled features of several
+    (``feature_reader``)."""
     layer = READOUTS[readout]
     if layer == "output":
         return source
+    if isinstance(layer, tuple):
+        return feature_reader(source, layer)
     return keras.Model(source.input, source.get_layer(layer).output, name=source.name)
 
 
@@ -498,37 +534,53 @@ def logits_model(source):
 
 def source_features(source):
     """(batch, 16000) waveform -> what the analyses (SWD, t-SNE) compare of a V2S model's frozen source: its
-    (batch, 36) logits, or, when the V2S model reads the source up to an earlier layer and so holds no logits (the
-    attention head: ``source_reader``), that layer's output, (batch, 128) for the attention vector."""
-    if "logits" not in {layer.name for layer in source.layers}:
+    (batch, 36) logits, or, when the V2S model reads features of the source instead of its probabilities (a head:
+    ``source_reader``), those features, (batch, 128) for the attention vector."""
+    if source.layers[-1].name != "output":
         return source
     return logits_model(source)
 
 
-def padded_series(model, x):
-    """The zero-padded copies of series ``x`` (N, L) that a V2S or TF_a model feeds its source: (N, 16000).
+def encoded_series(model, x):
+    """The encoded series ``x`` (N, L) that a V2S or TF_a model feeds its source before any program: (N, 16000).
 
     Any scaling the model applies first (``SeriesScaling``) is applied too.
     """
     x = np.asarray(x, np.float32)
     if "series_scaling" in {layer.name for layer in model.layers}:
         x = model.get_layer("series_scaling")(x)
-    return np.asarray(model.get_layer("segment_padding")(x))
+    return np.asarray(encoder_of(model)(x))
+
+
+def program_waves(model):
+    """A function (series (batch, L), training) -> the reprogrammed waveforms (K * batch, 16000) of V2S ``model``,
+    its layers applied in its own order: scaling, then the encoding before or after the program (``Reprogram``'s
+    ``space``)."""
+    names = {layer.name for layer in model.layers}
+    scaling = model.get_layer("series_scaling") if "series_scaling" in names else None
+    encoder, reprogram = encoder_of(model), model.get_layer("reprogram")
+
+    def waves(series, training=False):
+        x = scaling(series) if scaling is not None else series
+        if reprogram.space == "series":
+            return encoder(reprogram(x, training=training))
+        return reprogram(encoder(x), training=training)
+
+    return waves
 
 
 def reprogrammed_waveform(model, x, program=0):
-    """What the frozen source model hears for series ``x`` (N, L): padded copies plus delta, (N, 16000).
+    """What the frozen source model hears for series ``x`` (N, L): the encoded series with the program, (N, 16000).
 
     Inference mode: no dropout on delta. For an ensemble, the waveforms of program ``program``.
     """
-    layer = model.get_layer("reprogram")
-    waves = np.asarray(layer(padded_series(model, x), training=False))
-    return waves if layer.programs == 1 else waves[program * len(x):(program + 1) * len(x)]
+    waves = np.asarray(program_waves(model)(np.asarray(x, np.float32)))
+    return waves if model.get_layer("reprogram").programs == 1 else waves[program * len(x):(program + 1) * len(x)]
 
 
 def source_pass(model, program=None, probabilities=False):
     """A function (series (N, L), batch_size) -> the source features (``source_features``: the 36 logits, or the
-    attention vector of a head run; ``probabilities``: the logits' softmax) the reprogrammed inputs of V2S ``model``
+    features a head reads; ``probabilities``: the logits' softmax) the reprogrammed inputs of V2S ``model``
     give: (N, F) for program ``program``, or (K, N, F) for every program when ``program`` is None, each read by its
     own source model, in inference mode (no dropout on delta).
 
@@ -537,15 +589,13 @@ def source_pass(model, program=None, probabilities=False):
     """
     import tensorflow as tf
 
-    names = {layer.name for layer in model.layers}
-    scaling = model.get_layer("series_scaling") if "series_scaling" in names else None
-    padding, reprogram = model.get_layer("segment_padding"), model.get_layer("reprogram")
+    reprogram, waves_of = model.get_layer("reprogram"), program_waves(model)
     programs = range(reprogram.programs) if program is None else [program]
     heads = {k: source_features(program_source(model, k)) for k in programs}
 
     @tf.function(input_signature=[tf.TensorSpec((None, model.input.shape[1]), tf.float32)])
     def run(series):
-        waves = reprogram(padding(scaling(series) if scaling is not None else series), training=False)
+        waves = waves_of(series)
         b = tf.shape(series)[0]
         out = tf.stack([heads[k](waves[k * b:(k + 1) * b], training=False) for k in programs])
         out = tf.nn.softmax(out) if probabilities else out
@@ -580,27 +630,40 @@ def build_fcn(length, num_classes):
 
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
               dropout=0.0, l2=0.0, mask=False, programs=1, readout="mean", znorm=False, gain=False,
-              standardise=None):
+              standardise=None, encoding="pad", carrier=None, deviation=None, depth=None, clip=None,
+              program_space="wave"):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None. A list
     of S source models spreads the ``programs`` over them (K / S consecutive programs per source; K a multiple of S).
+    ``encoding``: how a series becomes one second of audio (``ts_encoding.build_encoding``: ``pad`` with m =
+    ``segments`` copies, 1 for ``transfer``; ``fm`` / ``am`` with the tone's ``carrier``, ``deviation``, ``depth``,
+    ``clip``, None for their defaults). ``program_space``: the program is added to the encoded waveform
+    (``wave``, 16,000 values, the paper's) or to the series before its encoding (``series``, L values, starting at
+    0; under a tone encoding it is added to the z-normalised series, so its scale does not depend on the data's
+    units).
     ``mapping``: (C, k) source labels per class for the reprogramming modes (default: sequential, maximal k), or
     (K, C, k), one mapping per program, when ``programs`` K > 1 (an ensemble of K independent programs trained as
     one model; its prediction is the mean of theirs). ``mask``: restrict delta to the samples outside the series
-    copies (the paper's M). ``readout``, how class probabilities are read from the frozen source (``READOUTS``):
-    ``mean`` the fixed many-to-one mapping, ``learned`` its matrix trained too, ``iterative`` re-assigned during
-    training (``LabelMapping``), ``full`` a linear layer with bias on the 36 logits started from the mapping,
-    ``attention`` a linear head on the attention vector (``LinearReadout``; no mapping, any number of classes).
+    copies (the paper's M; ``pad`` and the waveform's program only). ``readout``, how class probabilities are read
+    from the frozen source (``READOUTS``): ``mean`` the fixed many-to-one mapping, ``learned`` its matrix trained
+    too, ``iterative`` re-assigned during training (``LabelMapping``), ``full`` a linear layer with bias on the 36
+    logits started from the mapping, ``attention`` a linear head on the attention vector, ``layers`` a linear head
+    on standardised pooled features of several layers (``LinearReadout``; no mapping, any number of classes).
     ``standardise`` (center, scale): subtract and divide by these numbers first (a dataset's standardisation).
-    ``znorm`` / ``gain``:
-    z-normalise each series / scale it by a trainable gain before padding (``SeriesScaling``).
+    ``znorm`` / ``gain``: z-normalise each series / scale it by a trainable gain before the encoding
+    (``SeriesScaling``).
     Returns a Keras model taking (batch, length) series and giving (batch, num_classes) probabilities.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
     if readout not in READOUTS:
         raise ValueError(f"Unknown readout {readout!r}; expected one of {tuple(READOUTS)}.")
+    if program_space not in PROGRAM_SPACES:
+        raise ValueError(f"Unknown program space {program_space!r}; expected one of {PROGRAM_SPACES}.")
+    if mask and (encoding != "pad" or program_space != "wave"):
+        raise ValueError("The mask M keeps delta outside the zero-padded copies: it needs the pad encoding and the "
+                         "program on the waveform.")
     if mode == "fcn":
         return build_fcn(length, num_classes)
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
@@ -615,19 +678,21 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     for s in sources:
         s.trainable = mode != "reprogram"
     source = sources[0]
+    in_series = program_space == "series" and mode != "transfer"
+    znorm = znorm or (in_series and encoding in TONE_ENCODINGS)
     inputs = keras.Input((length,), name="series")
     center, scale = standardise if standardise is not None else (0.0, 1.0)
     series = (SeriesScaling(znorm, gain, center, scale, name="series_scaling")(inputs)
               if (znorm or gain or standardise is not None) else inputs)
-    padding = SegmentZeroPadding(length, segments if mode != "transfer" else 1, name="segment_padding")
-    wave = padding(series)
+    encoder = build_encoding(encoding, length, segments if mode != "transfer" else 1, carrier, deviation, depth,
+                             clip)
     if mode == "transfer":
         logits = logits_model(source)
         # training=False keeps the source's batch-norm statistics fixed while its weights fine-tune.
-        x = logits(wave, training=False)
+        x = logits(encoder(series), training=False)
         outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
         return keras.Model(inputs, outputs, name="TF_a")
-    if readout == "attention":
+    if readout in ("attention", "layers"):
         mapping = None
     elif mapping is None:
         one = sequential_mapping(num_classes, max_labels_per_class(num_classes))
@@ -640,8 +705,9 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
                              f"shape {mapping.shape}.")
         if mapping.shape[-2] != num_classes:
             raise ValueError(f"The label mapping has {mapping.shape[-2]} rows but the data has {num_classes} classes.")
-    wave = Reprogram(l2=l2, dropout=dropout, mask=1.0 - padding.mask() if mask else None, programs=programs,
-                     name="reprogram")(wave)
+    program = Reprogram(l2=l2, dropout=dropout, mask=1.0 - encoder.mask() if mask else None, programs=programs,
+                        space=program_space, zero_init=in_series, name="reprogram")
+    wave = encoder(program(series)) if in_series else program(encoder(series))
     readers = []
     for s in sources:
         reader = source_reader(s, readout)
@@ -652,9 +718,9 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     else:
         groups = ProgramGroups(len(readers), name="program_groups")(wave)
         probs = StackPrograms(name="stack_programs")([r(g, training=False) for r, g in zip(readers, groups)])
-    if readout in ("full", "attention"):
-        head = LinearReadout(num_classes, programs, mapping=mapping,
-                             name="label_mapping" if readout == "full" else "attention_head")
+    if readout in OUTPUT_NAMES:
+        head = LinearReadout(num_classes, programs, mapping=mapping, standardise=readout == "layers",
+                             name=OUTPUT_NAMES[readout])
     else:
         head = LabelMapping(mapping, learned=readout == "learned", iterative=readout == "iterative",
                             name="label_mapping")

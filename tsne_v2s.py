@@ -30,7 +30,7 @@ def feature_sets(v2s_run, tf_run=None, data_dir=None):
     from engine.errors import UsageError
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
-    from ts_model import padded_series, reprogrammed_features, source_features, source_of
+    from ts_model import encoded_series, reprogrammed_features, source_features, source_of
 
     v2s = load_run(v2s_run)
     if v2s.config["mode"] not in ("reprogram", "reprogram+finetune"):
@@ -45,10 +45,10 @@ def feature_sets(v2s_run, tf_run=None, data_dir=None):
     data = load_ucr(v2s.summary["dataset"], data_dir=data_dir or v2s.config.get("data_dir"))
     x = data.x_train
     sets = {"before reprogramming (frozen source, no delta)":
-            source_features(source_of(v2s.model)).predict(padded_series(v2s.model, x), verbose=0, batch_size=64)}
+            source_features(source_of(v2s.model)).predict(encoded_series(v2s.model, x), verbose=0, batch_size=64)}
     if baseline is not None:
         inner = next(l for l in baseline.model.layers if l.name.endswith("_logits"))
-        sets["after transfer learning (TF_a)"] = inner.predict(padded_series(baseline.model, x), verbose=0,
+        sets["after transfer learning (TF_a)"] = inner.predict(encoded_series(baseline.model, x), verbose=0,
                                                                batch_size=64)
     sets["after V2S reprogramming"] = reprogrammed_features(v2s.model, x)
     return sets, data.y_train, data.name

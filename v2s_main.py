@@ -26,7 +26,9 @@ import dataclasses
 import shlex
 import sys
 
-from engine.runs import ARCHITECTURES, HEADS, MAP_TYPES, MODES, SELECT_MODES, RunConfig
+from engine.runs import (ARCHITECTURES, DEFAULT_ENCODING, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES, SELECT_MODES,
+                         TONE_DEFAULTS, RunConfig)
+from speech.spec import ENCODINGS
 from ts_dataloader import GAP_POLICIES
 
 DEFAULTS = RunConfig()
@@ -72,6 +74,25 @@ def build_parser():
                             "of the ensemble over several frozen source models, --ensemble / (number of files) "
                             "programs each (three sources tied one on validation loss, "
                             "results/notes/round3_selection.md).")
+    model.add_argument("--encoding", choices=ENCODINGS, default=d.encoding,
+                       help="How a series becomes one second of 16 kHz audio. pad: m zero-padded copies (the "
+                            "paper's); fm: the series as the pitch of a tone over the whole second (z-normalised, "
+                            "clipped at +-clip, carrier +- deviation Hz); am: as the loudness of a carrier Hz tone "
+                            f"(depth dB from the lowest to the highest value). Default {DEFAULT_ENCODING} in the "
+                            "reprogramming modes, pad for transfer (results/notes/encoding_selection.md).")
+    model.add_argument("--carrier", type=float, default=d.carrier,
+                       help=f"fm / am: the tone's centre frequency in Hz (default {TONE_DEFAULTS['carrier']:g}).")
+    model.add_argument("--deviation", type=float, default=d.deviation,
+                       help=f"fm: the pitch swing in Hz at +-clip (default {TONE_DEFAULTS['deviation']:g}).")
+    model.add_argument("--depth", type=float, default=d.depth,
+                       help=f"am: the loudness range in dB from -clip to +clip (default {TONE_DEFAULTS['depth']:g}).")
+    model.add_argument("--clip", type=float, default=d.clip,
+                       help="fm / am: clip the z-normalised series at +- this many standard deviations (default "
+                            f"{TONE_DEFAULTS['clip']:g}).")
+    model.add_argument("--program", choices=PROGRAM_SPACES, default=d.program,
+                       help="Where the trained program delta is added: wave, to the encoded 16,000-sample waveform "
+                            "(the paper's, default); series, to the series before its encoding (L values, starting "
+                            "at 0; under fm / am to the z-normalised series).")
     model.add_argument("--seg", type=int, default=d.seg,
                        help="Segments m: copies of the series in the 16,000-sample input at equal intervals. "
                             "0 = as many as fit, at most --max-seg.")
@@ -92,7 +113,10 @@ def build_parser():
                             "delta).")
     model.add_argument("--head", choices=HEADS, default=d.head,
                        help="attention: a linear head on the frozen model's 128-value attention vector, trained "
-                            "with delta (no mapping, so any number of classes, e.g. Adiac's 37); the default for "
+                            "with delta (no mapping, so any number of classes, e.g. Adiac's 37); layers: a linear "
+                            "head on standardised pooled features of several frozen layers (the first BiLSTM's "
+                            "mean, standard deviation and maximum over time, the attention vector, the logits); "
+                            "the default for "
                             "the reprogramming modes on V2Sa and V2Su (lower validation loss than the label mapping "
                             "on 29 of 33 UCR sets: results/notes/output_side_selection.md). mapping: the paper's "
                             "many-to-one label mapping (--map-type); the default for V2Sr, V2St and the baselines, "

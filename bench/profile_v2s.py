@@ -129,8 +129,8 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     series = rng.standard_normal((batch, length)).astype(np.float32)
 
     rows = []
-    wave = model.get_layer("reprogram")(model.get_layer("segment_padding")(series))
-    f, b = part_timer(lambda x: model.get_layer("reprogram")(model.get_layer("segment_padding")(x)), series,
+    wave = model.get_layer("reprogram")(model.get_layer("encoding")(series))
+    f, b = part_timer(lambda x: model.get_layer("reprogram")(model.get_layer("encoding")(x)), series,
                       steps, repeats)
     rows.append(("segment padding + delta", f, b))
     x = np.asarray(wave)

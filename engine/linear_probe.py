@@ -1,13 +1,15 @@
 """LP, the frozen-feature control: what the frozen source model's features say about a dataset without any program.
 
-V2S trains a program delta and reads the frozen model's 36 source probabilities through a fixed many-to-one
-label mapping. LP asks what the frozen features hold before delta: every series is padded and replicated exactly as
-V2S pads it (``SegmentZeroPadding``, m copies, delta = 0), the frozen model reads it once, and a linear classifier
-is fitted on its representation. The gap between V2S and LP is what the trained program adds beyond the features.
+V2S trains a program delta and reads the frozen model's outputs through a head or a label mapping. LP asks what the
+frozen features hold before delta: every series is encoded exactly as V2S encodes it (``ts_encoding``: m zero-padded
+copies, or a tone over the whole second; delta = 0), the frozen model reads it once, and a linear classifier is
+fitted on its representation. The gap between V2S and LP is what the trained program adds beyond the features.
 
-In:  ``UCRData`` (series (N, L), labels 0..C-1, any C), a source model (default: the shipped V2Sa weights), a seed.
-Features: per series the attention-pooled vector (``att_vector``, 128 values for V2Sa) and the 36 ``logits``,
-     side by side (N, 164), standardised on the training series.
+In:  ``UCRData`` (series (N, L), labels 0..C-1, any C), a source model (default: the shipped V2Sa weights), the
+     encoding layer (default: ``pad`` with as many copies as fit, at most 10), the layers read, a seed.
+Features: the frozen layers ``layers`` pooled side by side (``ts_model.feature_reader``: a vector as it is, a
+     sequence by its mean, standard deviation and maximum over time), standardised on the training series.
+     ``layers_of_head`` gives the layers each V2S head reads: LP reads what the run's head reads.
 Classifier: scikit-learn's multinomial ``LogisticRegression``; its inverse regularisation C is chosen from
      ``C_GRID`` by cross-entropy on the validation split V2S itself uses (``runs.stratified_split`` with the same
      ``val_split`` and seed), then refitted on the whole training set with that C, as MiniRocket trains on the whole
@@ -22,9 +24,18 @@ import dataclasses
 
 import numpy as np
 
-READOUTS = ("att_vector", "logits")  # the V2Sa source model's layers LP reads
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 DEFAULT_C = 1.0
+# The frozen layers each V2S head reads, which LP reads for it: the attention head's vector (with the logits, as LP
+# always read them beside it) or the layers head's pooled features (ts_model.FEATURE_LAYERS).
+ATTENTION_LAYERS = ("att_vector", "logits")
+
+
+def layers_of_head(head):
+    """The frozen layers LP reads for a V2S run whose output layer is ``head`` (``RunConfig.head``)."""
+    from ts_model import FEATURE_LAYERS
+
+    return FEATURE_LAYERS if head == "layers" else ATTENTION_LAYERS
 
 
 @dataclasses.dataclass
@@ -36,38 +47,28 @@ class ProbeResult:
     features: int  # width of the feature vector
 
 
-def feature_reader(source, readouts=READOUTS):
-    """A Keras model (N, 16000) -> [one (N, d) array per readout] sharing the frozen source model's weights."""
-    import keras
+def probe_reader(source, layers=ATTENTION_LAYERS):
+    """A Keras model (N, 16000) -> (N, D) pooled features of ``layers``, sharing the frozen source's weights; a
+    one-line ``UsageError`` when the source lacks one of them."""
+    from engine.errors import UsageError
+    from ts_model import feature_reader
 
-    missing = [name for name in readouts if name not in [layer.name for layer in source.layers]]
-    if missing:
-        from engine.errors import UsageError
-
-        raise UsageError(f"the source model {source.name} has no layer {missing[0]!r}; the linear probe reads "
-                         f"{', '.join(readouts)} (the V2Sa architecture)")
-    return keras.Model(source.input, [source.get_layer(name).output for name in readouts])
+    try:
+        return feature_reader(source, layers)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
-def read_features(reader, waves, batch_size=64):
-    """[(N, d) per readout] of a ``feature_reader`` for waveforms (N, 16000).
+def frozen_features(reader, encoder, x, batch_size=64):
+    """Series (N, L) -> the frozen features (N, D) of their V2S input (``encoder``'s waveforms, delta = 0).
 
     Through Keras' compiled predict (traced once per reader): an eager call of the source model's LSTMs runs their
     time loop in Python, about 20 times slower per batch on a CPU.
     """
-    out = reader.predict(waves, batch_size=batch_size, verbose=0)
-    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
-
-
-def frozen_features(reader, x, segments, batch_size=64):
-    """Series (N, L) -> the frozen features (N, d) of their V2S input (m = ``segments`` copies, delta = 0)."""
-    from ts_model import SegmentZeroPadding
-
-    pad = SegmentZeroPadding(x.shape[1], segments)
     chunks = []
-    for i in range(0, len(x), 512):  # padded waveforms are 64 kB each: pad a chunk at a time
-        waves = np.asarray(pad(np.asarray(x[i:i + 512], np.float32)))
-        chunks.append(np.concatenate(read_features(reader, waves, batch_size), axis=1))
+    for i in range(0, len(x), 512):  # waveforms are 64 kB each: encode a chunk at a time
+        waves = np.asarray(encoder(np.asarray(x[i:i + 512], np.float32)))
+        chunks.append(np.asarray(reader.predict(waves, batch_size=batch_size, verbose=0)))
     return np.concatenate(chunks)
 
 
@@ -104,12 +105,16 @@ def fit_probe(f_train, y_train, f_test, y_test, num_classes, val_split=0.2, seed
     return ProbeResult(test_acc, val_acc, None if val_ce is None else float(val_ce), C, f_train.shape[1])
 
 
-def linear_probe(data, source, seed=0, val_split=0.2, max_seg=None, batch_size=64):
-    """LP on ``data`` (``UCRData``) with the frozen ``source`` model; returns a ``ProbeResult``."""
-    from engine.runs import MAX_SEGMENTS, default_segments
+def linear_probe(data, source, seed=0, val_split=0.2, encoder=None, layers=ATTENTION_LAYERS, batch_size=64):
+    """LP on ``data`` (``UCRData``) with the frozen ``source`` model; returns a ``ProbeResult``.
 
-    segments = default_segments(data.length, max_seg or MAX_SEGMENTS)
-    reader = feature_reader(source)
-    f_train = frozen_features(reader, data.x_train, segments, batch_size)
-    f_test = frozen_features(reader, data.x_test, segments, batch_size)
+    ``encoder``: the encoding layer (``ts_encoding``) for the data's length; None: ``pad`` with V2S's default m.
+    """
+    from engine.runs import default_segments
+    from ts_encoding import SegmentZeroPadding
+
+    encoder = encoder or SegmentZeroPadding(data.length, default_segments(data.length))
+    reader = probe_reader(source, layers)
+    f_train = frozen_features(reader, encoder, data.x_train, batch_size)
+    f_test = frozen_features(reader, encoder, data.x_test, batch_size)
     return fit_probe(f_train, data.y_train, f_test, data.y_test, data.num_classes, val_split, seed)

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the projec
 SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, "ensemble": 1, "znorm": False,
                                "gain": False, "select": "none", "jitter": 0.0, "scaling": 0.0,
                                "max_seg": 10, "ema": 0.0, "head": "mapping",
-                               "standardise": False}
+                               "standardise": False, "encoding": "pad", "carrier": None, "deviation": None,
+                               "depth": None, "clip": None, "program": "wave"}
 # Keys of configs written before RunConfig existed (the CLI's argparse namespace) that are not settings.
 LEGACY_KEYS = ("mod", "net", "reference_schedule")
 

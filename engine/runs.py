@@ -32,7 +32,8 @@ from engine.errors import UsageError
 from engine.run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary,  # noqa: F401
                                upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
-from speech.spec import ARCHITECTURES, ATTENTION_ARCHITECTURES
+from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, CARRIER_HZ, CLIP_SIGMA, ENCODINGS,
+                         FM_DEVIATION_HZ, TONE_PARAMETERS)
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
@@ -44,7 +45,15 @@ MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full"
 # attention-pooled vector (ts_model.LinearReadout). Left unset, the head wherever it applies (a reprogramming mode, a
 # source with an attention vector, no label mapping asked for: results/notes/output_side_selection.md), the paper's
 # random label mapping elsewhere.
-HEADS = ("mapping", "attention")
+HEADS = ("mapping", "attention", "layers")
+# How a series becomes one second of audio (ts_encoding.py). Left unset, DEFAULT_ENCODING in the reprogramming
+# modes (results/notes/encoding_selection.md), the paper's zero padding for TF_a (its baseline) and the FCN (which
+# reads the series itself).
+DEFAULT_ENCODING = "pad"
+# Each tone parameter's default, for the encodings that read it (speech.spec.TONE_PARAMETERS).
+TONE_DEFAULTS = {"carrier": CARRIER_HZ, "deviation": FM_DEVIATION_HZ, "depth": AM_DEPTH_DB, "clip": CLIP_SIGMA}
+# Where the program is added: the encoded waveform (the paper's) or the series before its encoding.
+PROGRAM_SPACES = ("wave", "series")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
@@ -71,6 +80,12 @@ class RunConfig:
     # None: the shipped weights of ``arch``; "random": an untrained source (control); a list of several: the
     # programs of the ensemble spread over them (ensemble / len consecutive programs per source)
     source_weights: str = None
+    encoding: str = None  # None: DEFAULT_ENCODING in the reprogramming modes, "pad" elsewhere (output_resolved)
+    carrier: float = None  # the tone's parameters (fm / am); None: TONE_DEFAULTS for the encodings that read them
+    deviation: float = None
+    depth: float = None
+    clip: float = None
+    program: str = "wave"  # where delta is added: the encoded waveform, or the series before its encoding
     seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
     max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
@@ -115,19 +130,44 @@ class RunConfig:
              f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
             (c.head is None or c.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {c.head!r}"),
             # "random" as well: a validated config (map_type filled in) validates again unchanged
-            (c.head != "attention" or (c.map_type in (None, "random") and c.mapping == 0),
-             "--head attention reads the classes from a linear head, not a label mapping; drop --map-type and "
+            (c.head in (None, "mapping") or (c.map_type in (None, "random") and c.mapping == 0),
+             f"--head {c.head} reads the classes from a linear head, not a label mapping; drop --map-type and "
              "--mapping"),
+            (c.encoding is None or c.encoding in ENCODINGS,
+             f"--encoding must be one of {', '.join(ENCODINGS)}, got {c.encoding!r}"),
+            (c.encoding in (None, "pad") or c.mode != "fcn",
+             f"--encoding {c.encoding}: --mode fcn reads the series itself, it encodes nothing as audio"),
+            (c.program in PROGRAM_SPACES, f"--program must be one of {', '.join(PROGRAM_SPACES)}, got {c.program!r}"),
         ):
             if not ok:
                 raise UsageError(message)
+        encoding = c.output_resolved().encoding
+        for name in TONE_DEFAULTS:
+            if getattr(c, name) is not None and name not in TONE_PARAMETERS.get(encoding, ()):
+                users = [e for e, names in TONE_PARAMETERS.items() if name in names]
+                raise UsageError(f"--{name} is a parameter of --encoding {' and '.join(users)}; this run's encoding "
+                                 f"is {encoding}")
         c = c.output_resolved()
         checks = (
             (c.head == "mapping" or c.arch in ATTENTION_ARCHITECTURES,
-             f"--head attention reads the attention-pooled vector, which {c.arch} does not have; it needs --arch "
+             f"--head {c.head} reads the attention RNN's layers, which {c.arch} does not have; it needs --arch "
              f"{' or '.join(ATTENTION_ARCHITECTURES)}"),
             (c.head == "mapping" or c.mode in REPROGRAM_MODES,
-             f"--head attention is a head on the reprogrammed source; --mode {c.mode} has its own output layer"),
+             f"--head {c.head} is a head on the reprogrammed source; --mode {c.mode} has its own output layer"),
+            (c.program == "wave" or c.mode in REPROGRAM_MODES,
+             f"--program series adds a program to the series; --mode {c.mode} trains no program"),
+            (not c.per or (c.encoding == "pad" and c.program == "wave"),
+             "--per 1 keeps delta outside the zero-padded copies: it needs --encoding pad and --program wave"),
+            (c.carrier is None or (np.isfinite(c.carrier) and 0 < c.carrier < SAMPLE_RATE / 2),
+             f"--carrier must be a frequency in Hz between 0 and {SAMPLE_RATE // 2}, got {c.carrier}"),
+            (c.deviation is None or (np.isfinite(c.deviation) and 0 < c.deviation < c.carrier
+                                     and c.carrier + c.deviation < SAMPLE_RATE / 2),
+             f"--deviation must be positive, below --carrier ({c.carrier} Hz) and keep carrier + deviation under "
+             f"{SAMPLE_RATE // 2} Hz, got {c.deviation}"),
+            (c.depth is None or (np.isfinite(c.depth) and 0 < c.depth <= 120),
+             f"--depth must be a loudness range in dB in (0, 120], got {c.depth}"),
+            (c.clip is None or (np.isfinite(c.clip) and c.clip > 0),
+             f"--clip must be a positive number of standard deviations, got {c.clip}"),
             (not (c.map_type == "iterative" and c.refit),
              "--map-type iterative re-assigns the mapping as the validation run trains; --refit is not supported "
              "with it"),
@@ -194,6 +234,11 @@ class RunConfig:
                                      and not mapping_asked) else "mapping"
         if c.map_type is None:
             c.map_type = "random"
+        if c.encoding is None:
+            c.encoding = DEFAULT_ENCODING if c.mode in REPROGRAM_MODES else "pad"
+        for name, default in TONE_DEFAULTS.items():
+            if name in TONE_PARAMETERS.get(c.encoding, ()) and getattr(c, name) is None:
+                setattr(c, name, default)
         return c
 
     def experiment(self):
@@ -238,9 +283,12 @@ def changed_settings(config):
     """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
     seed, epochs or patience, which a run folder's name or its continuation cover)."""
     defaults = RunConfig(mode=config.mode, arch=config.arch).output_resolved()
+    # A tone's parameters count as changed only against the defaults of the run's own encoding.
+    resolved = config.output_resolved()
+    tone = RunConfig(mode=config.mode, arch=config.arch, encoding=resolved.encoding).output_resolved()
     changes = {}
-    for key, value in config.output_resolved().experiment().items():
-        default = getattr(defaults, key)
+    for key, value in resolved.experiment().items():
+        default = getattr(tone if key in TONE_DEFAULTS else defaults, key)
         if key in ("dataset", "mode", "arch", "seed", "epochs", "patience") or value == default:
             continue
         if key == "source_weights":
@@ -409,8 +457,7 @@ def choose_mapping(config, source, x, y, num_classes, segments):
     model's votes on ``x`` (frequency); sequential mappings are the same for every program, frequency mappings for
     every program of one source (``source`` may be a list, one per group of programs).
     """
-    from ts_model import (SegmentZeroPadding, SeriesScaling, frequency_mapping, max_labels_per_class,
-                          random_mapping, sequential_mapping)
+    from ts_model import SeriesScaling, frequency_mapping, max_labels_per_class, random_mapping, sequential_mapping
 
     k = config.mapping or max_labels_per_class(num_classes)
     # An iterative mapping starts random; the first epoch re-assigns it from the program's own predictions.
@@ -423,11 +470,21 @@ def choose_mapping(config, source, x, y, num_classes, segments):
             per_source = [sequential_mapping(num_classes, k)] * len(sources)
         else:
             scaled = np.asarray(SeriesScaling(config.znorm, False, *standardisation(config, x))(x))
-            waves = np.asarray(SegmentZeroPadding(x.shape[1], segments)(scaled))
+            waves = np.asarray(encoder_for(config, x.shape[1], segments)(scaled))
             per_source = [frequency_mapping(s.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
                           for s in sources]
         maps = [per_source[j * len(sources) // config.ensemble] for j in range(config.ensemble)]
     return maps[0] if config.ensemble == 1 else np.stack(maps)
+
+
+def encoder_for(config, length, segments=None):
+    """The encoding layer of ``config`` (``ts_encoding.build_encoding``) for series of ``length`` samples; m =
+    ``segments`` copies under ``pad`` (default: the run's)."""
+    from ts_encoding import build_encoding
+
+    segments = segments or segments_for(config, length) or 1
+    return build_encoding(config.encoding, length, segments, config.carrier, config.deviation, config.depth,
+                          config.clip)
 
 
 def standardisation(config, x_fit):
@@ -491,7 +548,14 @@ def build_model(config, data, x_fit, y_fit):
                       mapping=mapping, dropout=config.dr, l2=config.l2, mask=bool(config.per),
                       programs=config.ensemble if reprogram else 1, readout=readout_of(config),
                       znorm=config.znorm, gain=config.gain,
-                      standardise=standardisation(config, x_fit) if config.standardise else None)
+                      standardise=standardisation(config, x_fit) if config.standardise else None,
+                      encoding=config.encoding, carrier=config.carrier, deviation=config.deviation,
+                      depth=config.depth, clip=config.clip, program_space=config.program)
+    if reprogram and config.head == "layers":
+        from ts_model import output_layer, set_feature_standardisation, source_pass
+
+        # The head standardises its features with the fit split's, as the untrained model computes them.
+        set_feature_standardisation(output_layer(model), source_pass(model, program=0)(x_fit))
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
     from engine.training import ema_momentum
@@ -739,10 +803,15 @@ def _describe(config, model, data, label):
     delta = config.mode in REPROGRAM_MODES
     return (f"mode {config.mode}, " + (f"source {config.arch} ({', '.join(source_paths(config.source_weights))}), "
                                       if config.mode != "fcn" else "") +
-            (f"m={segments}, " if segments else "") +
+            (f"{describe_encoding(config)}, " if config.mode != "fcn" else "") +
+            (f"m={segments}, " if segments and config.encoding == "pad" else "") +
             (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, " if delta and mapping is not None
              else "") +
             ("a linear head on the attention vector, " if delta and config.head == "attention" else "") +
+            ("a linear head on pooled features of several frozen layers, " if delta and config.head == "layers"
+             else "") +
+            ("the program added to the series before its encoding, " if delta and config.program == "series"
+             else "") +
             (f"dropout {config.dr} on delta, " if delta else "") +
             (f"ensemble of {config.ensemble} programs, " if delta and config.ensemble > 1 else "") +
             ("series standardised with the fit split's mean and standard deviation, " if config.standardise
@@ -756,6 +825,15 @@ def _describe(config, model, data, label):
             f"{f', early stopping after {config.patience} epochs' if config.patience else ''}"
             f"{f', weights averaged over about {config.ema:g} epochs' if config.ema else ''}, trainable "
             f"parameters {sum(int(np.prod(w.shape)) for w in model.trainable_weights):,}, protocol {label}")
+
+
+def describe_encoding(config):
+    """How the run turns a series into audio, in words (e.g. "encoding fm (600 +- 400 Hz, clip 3 sigma)")."""
+    if config.encoding == "fm":
+        return f"encoding fm ({config.carrier:g} +- {config.deviation:g} Hz, clip {config.clip:g} sigma)"
+    if config.encoding == "am":
+        return f"encoding am ({config.carrier:g} Hz, {config.depth:g} dB, clip {config.clip:g} sigma)"
+    return "encoding pad"
 
 
 def _epoch_callbacks(config, folder, x_fit, y_fit, num_classes):

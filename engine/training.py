@@ -46,9 +46,11 @@ class StepFunctions:
 
         from engine.training_graph import training_graph
 
+        from ts_model import OUTPUT_LAYERS
+
         self.model = model
         names = {layer.name for layer in model.layers}
-        if train_outputs is None and "reprogram" in names and names & {"label_mapping", "attention_head"}:
+        if train_outputs is None and "reprogram" in names and names & set(OUTPUT_LAYERS):
             train_outputs = training_graph(model)  # the same outputs, computed to train faster (training_graph.py)
         train_model = train_outputs or model
         weights = model.trainable_weights

@@ -7,7 +7,8 @@ Out: ``training_graph(model)``: a Keras model sharing every weight of ``model`` 
 
 Two rewrites, both exact up to float rounding (tests/test_programs.py checks predictions and gradients):
   * the front end's STFT by linearity (``ReprogrammedSTFT``): the series' spectra need no gradient and delta's
-    spectrum is taken once per batch (and per program), not once per example;
+    spectrum is taken once per batch (and per program), not once per example (a program on the waveform only: one
+    on the series goes through the non-linear encoding, and the graph takes the plain STFT);
   * when the source model is frozen (``reprogram`` mode), its bidirectional LSTMs run as ``FrozenBiLSTM``
     (``frozen_lstm.frozen_bilstm``: both directions in one XLA-compiled loop, a backward pass for the input
     gradient only), and its first batch norm is folded into the convolution after it (``FoldedBatchNormConv``).
@@ -18,7 +19,7 @@ import keras
 from keras import layers as L
 
 from engine.frozen_lstm import frozen_bilstm
-from ts_model import ProgramGroups, StackPrograms, output_layer, sources_of
+from ts_model import ProgramGroups, StackPrograms, encoder_of, output_layer, sources_of
 
 
 @keras.saving.register_keras_serializable(package="V2S")
@@ -210,9 +211,13 @@ def training_graph(model, lstm_loops=None):
     inputs = keras.Input(model.input.shape[1:], name="series")
     names = {layer.name for layer in model.layers}
     series = model.get_layer("series_scaling")(inputs) if "series_scaling" in names else inputs
-    waves = model.get_layer("segment_padding")(series)
-    spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves,
-                                                                            model.get_layer("reprogram")(waves)])
+    encoder, program = encoder_of(model), model.get_layer("reprogram")
+    if program.space == "series":
+        # A program on the series reaches the waveform through the (non-linear) encoding: the plain STFT.
+        spectrum = stft(L.Reshape((-1, 1), name="add_channel")(encoder(program(series))))
+    else:
+        waves = encoder(series)
+        spectrum = ReprogrammedSTFT(stft.get_config(), name="reprogrammed_stft")([waves, program(waves)])
     groups = [spectrum] if len(sources) == 1 else ProgramGroups(len(sources), name="program_groups")(spectrum)
     probs = []
     for source, front, group in zip(sources, fronts, groups):

@@ -1,171 +1,223 @@
-"""How much a frozen source model's features say about a dataset's classes, for several ways of turning a series
-into one second of audio: a linear probe on the training set only.
+"""The LP screen of the encodings: what a frozen source model's features hold about a dataset under each way of
+turning a series into audio, and under each set of frozen layers read, with no program trained.
 
-    python scripts/encoding_probe.py --data-dir ../shared/ucr --datasets GunPoint ECG200 Plane \
-        [--source-weights weight/v2sa.weights.h5] [--encodings pad stretch2 stretch10 am1k fm] [--md probe.md]
+    AEON=.venv/lib/python3.11/site-packages/aeon/datasets/data
+    python scripts/encoding_probe.py --data-dir ../shared/ucr $AEON --out results/screens/encoding_lp
+    python scripts/encoding_probe.py --out results/screens/encoding_lp --table-only    # rebuild the table
 
-V2S hears a series as m zero-padded copies (``pad``). Whether another encoding would give the frozen model more to
-work with can be asked without training any program: encode every training series, read the frozen model's
-attention vector (128 values) and its 36 logits (what V2S's label mapping reads), and fit a logistic regression
-on each, scored by stratified k-fold cross-validation on the training set. A lower cross-validated cross-entropy
-means the features separate the classes better. The test set is never read.
+Per dataset (default: the 33 sets of the screening subset, ``scripts/screen.py``) and encoding candidate, every
+series is encoded by the product's own layer (``ts_encoding.build_encoding``), the frozen source model (default:
+the shipped V2Sa) reads it once, and each frozen layer is pooled (``ts_model.PooledFeatures``: a vector as it is,
+a sequence by its mean, standard deviation and maximum over time). For each feature set, LP
+(``engine.linear_probe.fit_probe``) chooses its C on the validation split V2S uses (seed 0, 20%), refits on the
+training set and scores the test set once. The decision reads the validation cross-entropy only; test accuracy is
+shown, never used.
 
-In:  UCR datasets (``ts_dataloader.load_ucr``); a source weights file (default: the shipped V2Sa).
-Out: a markdown table on stdout (and ``--md``): per dataset and encoding, the cross-validated cross-entropy (nats)
-     of the probe on the attention vector and on the logits, with means over the datasets and on how many each
-     encoding beats ``pad``.
-
-Encodings, each (N, L) series -> (N, 16000) waveform:
-  pad        V2S's input: m = min(10, 16000 // L) copies at equal intervals, zeros between (``SegmentZeroPadding``)
-  stretchK   the series resampled (linear interpolation) to 16000 / K samples, K copies back to back
-  am1k       the series, resampled to one second, as the amplitude of a 1 kHz tone
-  fm         the series, resampled to one second, as the pitch of a tone: 1 kHz +- 500 Hz * tanh(series)
+Out (``--out``): ``records.jsonl``, one line per (dataset, encoding candidate) with every feature set's scores
+(resumable: a rerun skips the lines it has), and ``table.md`` (or ``--table``): per candidate, the mean validation cross-entropy and
+test accuracy, and against ``--baseline`` the sets where the validation cross-entropy is lower and a two-sided
+Wilcoxon signed-rank test across the sets.
 """
 
 import argparse
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/screen.py's SCREEN_SETS
 
 from engine import tf_setup  # noqa: E402  (before TensorFlow loads)
 import numpy as np  # noqa: E402
 
-from engine.linear_probe import READOUTS, feature_reader, read_features  # noqa: E402
-from speech.source_model import SAMPLE_RATE  # noqa: E402
-
-ENCODINGS = ("pad", "stretch2", "stretch10", "am1k", "fm")
-CARRIER_HZ = 1000.0
-FM_DEVIATION_HZ = 500.0
-
-
-def resample(x, length):
-    """(N, L) -> (N, length) by linear interpolation over the same span."""
-    old = np.linspace(0.0, 1.0, x.shape[1])
-    new = np.linspace(0.0, 1.0, length)
-    return np.stack([np.interp(new, old, row) for row in x]).astype(np.float32)
-
-
-def check_encoding(name):
-    """Raise a one-line ValueError unless ``name`` is one of ENCODINGS or ``stretchK`` with 1 <= K <= 16000."""
-    copies = name[len("stretch"):]
-    if name in ENCODINGS or (name.startswith("stretch") and copies.isdigit() and 1 <= int(copies) <= SAMPLE_RATE):
-        return
-    raise ValueError(f"unknown encoding {name!r}; expected one of {ENCODINGS} or stretchK (K copies, 1..16000)")
-
-
-def encode(x, name):
-    """Series (N, L) -> waveforms (N, 16000) by the encoding ``name`` (one of ENCODINGS or ``stretchK``)."""
-    check_encoding(name)
-    x = np.asarray(x, np.float32)
-    if name == "pad":
-        from engine.runs import default_segments
-        from ts_model import SegmentZeroPadding
-
-        return np.asarray(SegmentZeroPadding(x.shape[1], default_segments(x.shape[1]))(x))
-    if name.startswith("stretch"):
-        copies = int(name[len("stretch"):])
-        one = resample(x, SAMPLE_RATE // copies)
-        out = np.zeros((len(x), SAMPLE_RATE), np.float32)
-        out[:, :copies * one.shape[1]] = np.tile(one, (1, copies))
-        return out
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    series = resample(x, SAMPLE_RATE)
-    if name == "am1k":
-        return (series * np.sin(2 * np.pi * CARRIER_HZ * t)).astype(np.float32)
-    frequency = CARRIER_HZ + FM_DEVIATION_HZ * np.tanh(series)  # fm
-    phase = 2 * np.pi * np.cumsum(frequency, axis=1) / SAMPLE_RATE
-    return (0.5 * np.sin(phase)).astype(np.float32)
+# Encoding candidates: (encoding, its parameters), named before the screen ran. "fm" and "am" are the defaults of
+# speech.spec; the others move one parameter each.
+ENCODINGS = {
+    "pad": ("pad", {}),
+    "fm": ("fm", {}),
+    "fm_narrow": ("fm", {"deviation": 200.0}),
+    "fm_low": ("fm", {"carrier": 400.0, "deviation": 300.0}),
+    "fm_high": ("fm", {"carrier": 1000.0, "deviation": 600.0}),
+    "fm_clip2": ("fm", {"clip": 2.0}),
+    "am": ("am", {}),
+    "am_deep": ("am", {"depth": 60.0}),
+    "am_1k": ("am", {"carrier": 1000.0}),
+}
+# Feature sets: the frozen layers read together. "att" is what LP and the attention head read today.
+FEATURE_SETS = {
+    "att": ("att_vector", "logits"),
+    "lstm1": ("bilstm_1", "att_vector", "logits"),
+    "deep": ("bilstm_1", "bilstm_2", "att_vector", "logits"),
+    "wide": ("mel_norm", "bilstm_1", "bilstm_2", "att_vector", "logits"),
+}
+# The parameter variants are screened with one feature set each, the base encodings with all of them.
+BASE_ENCODINGS = ("pad", "fm", "am")
+VARIANT_FEATURES = ("lstm1",)
 
 
-def probe_cross_entropy(f, y, folds=5, C=0.1, seed=0):
-    """Cross-validated cross-entropy (nats) of a standardised logistic regression on features f (N, d)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from engine.training import cross_entropy
-
-    folds = int(min(folds, np.bincount(y).min()))
-    if folds < 2:
-        raise ValueError("every class needs at least two training series for cross-validation")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    probs = cross_val_predict(probe, f, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                              method="predict_proba")
-    return cross_entropy(probs, y)
+def candidates():
+    """[(encoding candidate, feature set)] of the screen."""
+    return [(e, f) for e in ENCODINGS for f in FEATURE_SETS if e in BASE_ENCODINGS or f in VARIANT_FEATURES]
 
 
-def probe_dataset(reader, x, y, encodings, folds=5, C=0.1):
-    """{(encoding, readout): cross-validated cross-entropy} for one training set (``reader``:
-    ``engine.linear_probe.feature_reader``)."""
-    out = {}
-    for name in encodings:
-        for readout, f in zip(READOUTS, read_features(reader, encode(x, name))):
-            out[name, readout] = probe_cross_entropy(f, y, folds, C)
-    return out
+def layer_blocks(reader, encoder, x, batch_size=64):
+    """{layer: (N, d) pooled block} of series x (N, L) under ``encoder``; ``reader`` outputs one block per layer."""
+    blocks = None
+    for i in range(0, len(x), 512):
+        waves = np.asarray(encoder(np.asarray(x[i:i + 512], np.float32)))
+        out = reader.predict(waves, batch_size=batch_size, verbose=0)
+        out = [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+        blocks = out if blocks is None else [np.concatenate([a, b]) for a, b in zip(blocks, out)]
+    return dict(zip(reader.layer_names, blocks))
 
 
-def table(results, encodings):
-    """Markdown: one row per dataset, a column per (readout, encoding), then means and wins against ``pad``."""
-    columns = [(e, r) for r in READOUTS for e in encodings]
-    lines = ["| dataset | " + " | ".join(f"{r} {e}" for e, r in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for dataset, scores in results.items():
-        lines.append(f"| {dataset} | " + " | ".join(f"{scores[c]:.3f}" for c in columns) + " |")
-    means = [np.mean([s[c] for s in results.values()]) for c in columns]
-    lines.append("| **mean** | " + " | ".join(f"{m:.3f}" for m in means) + " |")
-    wins = [sum(s[c] < s["pad", c[1]] for s in results.values()) for c in columns]
-    lines.append("| lower than pad (sets) | " + " | ".join("-" if e == "pad" else str(w)
-                                                           for (e, _), w in zip(columns, wins)) + " |")
+def block_reader(source, layers):
+    """A Keras model (N, 16000) -> [one pooled (N, d) block per layer of ``layers``]."""
+    import keras
+
+    from ts_model import PooledFeatures
+
+    reader = keras.Model(source.input, [PooledFeatures(name=f"pooled_{name}")([source.get_layer(name).output])
+                                        for name in layers])
+    reader.layer_names = list(layers)
+    return reader
+
+
+def probe_dataset(reader, data, encoding, seed=0):
+    """{feature set: scores} for one dataset under one encoding candidate (those of ``candidates()``)."""
+    from engine.linear_probe import fit_probe
+    from engine.runs import default_segments
+    from ts_encoding import build_encoding
+
+    kind, params = ENCODINGS[encoding]
+    encoder = build_encoding(kind, data.length, default_segments(data.length), **params)
+    train, test = layer_blocks(reader, encoder, data.x_train), layer_blocks(reader, encoder, data.x_test)
+    scores = {}
+    for features in [f for e, f in candidates() if e == encoding]:
+        layers = FEATURE_SETS[features]
+        result = fit_probe(np.concatenate([train[n] for n in layers], 1), data.y_train,
+                           np.concatenate([test[n] for n in layers], 1), data.y_test, data.num_classes, seed=seed)
+        scores[features] = {"val_ce": result.val_cross_entropy, "val_accuracy": result.val_accuracy,
+                            "test_accuracy": result.test_accuracy, "C": result.C, "width": result.features}
+    return scores
+
+
+def table(records, baseline):
+    """Markdown: per candidate the mean validation cross-entropy and test accuracy over the sets every candidate
+    has, and against ``baseline`` the sets where the validation cross-entropy is lower and Wilcoxon's p."""
+    from results_table import wilcoxon_p
+
+    by_set = {}
+    for r in records:
+        for features, s in r["scores"].items():
+            by_set.setdefault(r["dataset"], {})[f"{r['encoding']}/{features}"] = s
+    names = [f"{e}/{f}" for e, f in candidates()]
+    sets = sorted((d for d, s in by_set.items() if all(n in s and s[n]["val_ce"] is not None for n in names)),
+                  key=str.lower)
+    if not sets:
+        return "(no dataset has every candidate yet)"
+    base = [by_set[d][baseline]["val_ce"] for d in sets]
+    lines = [f"{len(sets)} datasets; baseline {baseline}. Lower validation cross-entropy (CE) is better.", "",
+             "| candidate | mean val CE | median val CE | sets with lower val CE than the baseline | Wilcoxon p | "
+             "mean test % |", "|---|---|---|---|---|---|"]
+    rows = []
+    for name in names:
+        ce = [by_set[d][name]["val_ce"] for d in sets]
+        test = [by_set[d][name]["test_accuracy"] for d in sets]
+        lower = sum(c < b for c, b in zip(ce, base))
+        higher = sum(c > b for c, b in zip(ce, base))
+        p = "-" if name == baseline else f"{wilcoxon_p(base, ce):.2g}"
+        rows.append((np.mean(ce), f"| {name} | {np.mean(ce):.3f} | {np.median(ce):.3f} | "
+                     f"{'-' if name == baseline else f'{lower} (higher on {higher})'} | {p} | "
+                     f"{100 * np.mean(test):.2f} |"))
+    lines += [row for _, row in sorted(rows)]
+    lines += ["", "Per dataset, validation cross-entropy (test accuracy %):", "",
+              "| dataset | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for d in sets:
+        cells = [f"{by_set[d][n]['val_ce']:.3f} ({100 * by_set[d][n]['test_accuracy']:.1f})" for n in names]
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def read_records(path):
+    """The records of ``path``; a line torn by a killed run is skipped (its dataset and encoding run again)."""
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
 def build_parser():
+    from screen import SCREEN_SETS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", required=True, help="UCR archive folder.")
-    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--data-dir", nargs="+", default=None,
+                   help="UCR archive folders; each dataset is read from the first that holds it.")
+    p.add_argument("--datasets", nargs="+", default=SCREEN_SETS, help="Default: the screening subset (33 sets).")
+    p.add_argument("--encodings", nargs="+", choices=list(ENCODINGS), default=list(ENCODINGS),
+                   help="Encoding candidates to run (default: all).")
     p.add_argument("--source-weights", default=None, help="Source weights (default: the shipped V2Sa).")
-    p.add_argument("--encodings", nargs="+", default=list(ENCODINGS), help=f"Default: {' '.join(ENCODINGS)}.")
-    p.add_argument("--folds", type=int, default=5, help="Cross-validation folds (fewer when a class is smaller).")
-    p.add_argument("--C", type=float, default=0.1, help="Inverse L2 strength of the logistic regression.")
-    p.add_argument("--md", default=None, help="Also write the table to this file.")
+    p.add_argument("--out", required=True, help="Screen folder (records.jsonl, table.md).")
+    p.add_argument("--baseline", default="pad/att", help="The candidate the others are paired against.")
+    p.add_argument("--table", default=None, help="Where the table goes (default: <out>/table.md).")
+    p.add_argument("--table-only", action="store_true", help="Only rebuild table.md from records.jsonl.")
     return p
 
 
 def main(argv=None):
-    from engine.errors import UsageError
+    from engine.errors import cli_errors
 
     args = build_parser().parse_args(argv)
-    try:
+    with cli_errors("encoding_probe.py"):
         return _run(args)
-    except (UsageError, ValueError) as err:
-        raise SystemExit(f"encoding_probe.py: error: {err}") from None
 
 
 def _run(args):
+    from engine.errors import UsageError
     from engine.runs import DEFAULT_WEIGHTS
-    from speech.source_model import load_source_model
-    from ts_dataloader import load_ucr
+    from utils import atomic_write
 
-    for name in args.encodings:
-        check_encoding(name)
-    if args.folds < 2 or not args.C > 0:
-        raise ValueError(f"--folds must be at least 2 and --C positive, got {args.folds} and {args.C}")
-    reader = feature_reader(load_source_model(args.source_weights or DEFAULT_WEIGHTS["V2Sa"]))
-    results = {}
-    for dataset in args.datasets:
-        data = load_ucr(dataset, data_dir=args.data_dir)
-        results[dataset] = probe_dataset(reader, data.x_train, data.y_train, args.encodings, args.folds, args.C)
-        print(f"{dataset}: " + ", ".join(f"{e}/{r} {v:.3f}" for (e, r), v in results[dataset].items()), flush=True)
-    text = table(results, args.encodings)
-    if args.md:
-        with open(args.md, "w") as fh:
+    path = os.path.join(args.out, "records.jsonl")
+    if args.baseline not in [f"{e}/{f}" for e, f in candidates()]:
+        raise UsageError(f"--baseline {args.baseline!r} is not a candidate (encoding/features, e.g. pad/att)")
+    if not args.table_only:
+        from speech.source_model import load_source_model
+        from ts_dataloader import load_ucr
+
+        if not args.data_dir:
+            raise UsageError("--data-dir is required unless --table-only")
+        os.makedirs(args.out, exist_ok=True)
+        done = {(r["dataset"], r["encoding"]) for r in read_records(path)}
+        source = load_source_model(args.source_weights or DEFAULT_WEIGHTS["V2Sa"])
+        reader = block_reader(source, sorted({n for layers in FEATURE_SETS.values() for n in layers}))
+        for dataset in args.datasets:
+            todo = [e for e in args.encodings if (dataset, e) not in done]
+            if not todo:
+                continue
+            data_dir = next((d for d in args.data_dir if os.path.isdir(os.path.join(d, dataset))), args.data_dir[0])
+            data = load_ucr(dataset, data_dir=data_dir)
+            for encoding in todo:
+                scores = probe_dataset(reader, data, encoding)
+                with open(path, "a") as fh:
+                    fh.write(json.dumps({"dataset": dataset, "encoding": encoding, "scores": scores}) + "\n")
+                print(f"{dataset} {encoding}: " + ", ".join(f"{f} {s['val_ce']:.3f}" for f, s in scores.items()
+                                                            if s["val_ce"] is not None), flush=True)
+    text = table(read_records(path), args.baseline)
+    def write(tmp):
+        with open(tmp, "w") as fh:
             fh.write(text + "\n")
+
+    atomic_write(args.table or os.path.join(args.out, "table.md"), write)
     print(text)
-    return results
+    return text
 
 
 if __name__ == "__main__":
-    tf_setup.quiet_stderr()  # TensorFlow's own log lines stay out of the output (V2S_TF_LOGS=1 shows them)
+    tf_setup.quiet_stderr()
     main()

@@ -111,8 +111,15 @@ def test_cam_on_a_speech_clip(tmp_path):
 def test_fold_back_averages_the_copies():
     cam = np.zeros((125, 80))
     cam[0:2] = 1.0  # relevance only in the first frames -> only the first copy region lights up
-    folded = cam_v2s.fold_back(cam, [0, 8000], 100)
+    folded = cam_v2s.fold_back(cam, [(0, 100), (8000, 8100)], 100)
     assert folded.shape == (100,) and 0.4 < folded.max() <= 0.5  # the hot copy averaged with a cold one
+
+
+def test_fold_back_of_a_tone_puts_the_second_on_the_series_time_axis():
+    cam = np.zeros((125, 80))
+    cam[30:33] = 1.0  # relevance about a quarter of the way through the second
+    folded = cam_v2s.fold_back(cam, [(0, 16000)], 200)
+    assert folded.shape == (200,) and 45 <= np.argmax(folded) <= 60 and folded[150:].max() == 0
 
 
 def test_tsne_figure(runs, tmp_path):

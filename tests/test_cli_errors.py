@@ -79,8 +79,10 @@ CASES = [
     (["--dataset", "Single"], "Single has 2 training series, at most one per class: no validation split"),
     (["--dataset", "Many", "--map-type", "random"], "Many has 52 classes, more than the 36 source labels a "
                                                     "many-to-one label mapping can share out; the attention head"),
-    (["--arch", "V2Sr", "--head", "attention"], "--head attention reads the attention-pooled vector, which V2Sr "
+    (["--arch", "V2Sr", "--head", "attention"], "--head attention reads the attention RNN's layers, which V2Sr "
                                                 "does not have; it needs --arch V2Sa or V2Su"),
+    (["--encoding", "am", "--deviation", "100"], "--deviation is a parameter of --encoding fm; this run's encoding is "
+                                                 "am"),
     (["--gaps", "refuse", "--dataset", "Holes"], "Holes_TRAIN.tsv, line 2: value 2 is missing (NaN inside the series)"),
     (["--dataset", "Commas"], "Commas_TRAIN.tsv, line 1: no tab in the row, its fields are separated by commas"),
     (["--data-dir", "{ucr}/a_file"], "--data-dir {ucr}/a_file is a file; expected the folder"),

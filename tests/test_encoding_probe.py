@@ -1,12 +1,14 @@
-"""The encoding probe's encodings, probe and table (scripts/encoding_probe.py), on tiny inputs."""
+"""The LP screen of the encodings (scripts/encoding_probe.py): its candidates, its pooled blocks against the product's
+feature reader, its resumable records and its table."""
 
 import importlib.util
+import json
 import os
 
 import numpy as np
 import pytest
 
-from speech.source_model import SAMPLE_RATE
+from conftest import make_toy_ucr
 
 _PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "encoding_probe.py")
 _SPEC = importlib.util.spec_from_file_location("encoding_probe", _PATH)
@@ -14,47 +16,56 @@ probe = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(probe)
 
 
-def test_encodings_place_the_series_as_described():
-    x = np.stack([np.linspace(-1, 1, 400), np.linspace(1, -1, 400)]).astype(np.float32)
-    pad = probe.encode(x, "pad")  # 10 copies, 1600 samples apart, zeros between
-    assert pad.shape == (2, SAMPLE_RATE)
-    np.testing.assert_allclose(pad[:, 1600:2000], x)
-    assert not pad[:, 400:1600].any()
-    stretched = probe.encode(x, "stretch2")  # the series over 8000 samples, twice
-    np.testing.assert_allclose(stretched[:, :8000], stretched[:, 8000:])
-    np.testing.assert_allclose(stretched[:, [0, 7999]], x[:, [0, -1]], atol=1e-6)
-    am = probe.encode(np.zeros((1, 50), np.float32), "am1k")
-    assert not am.any()  # a silent envelope is silence
-    fm = probe.encode(np.zeros((1, 50), np.float32), "fm")[0]  # a flat series is the 1 kHz carrier
-    spectrum = np.abs(np.fft.rfft(fm))
-    assert np.argmax(spectrum) == 1000
-    with pytest.raises(ValueError, match="unknown encoding"):
-        probe.encode(x, "wavelet")
+def test_every_base_encoding_meets_every_feature_set_and_the_variants_one():
+    pairs = probe.candidates()
+    assert ("pad", "att") in pairs and ("fm", "wide") in pairs and ("am", "deep") in pairs
+    assert ("fm_narrow", "lstm1") in pairs and ("fm_narrow", "att") not in pairs
+    assert len(pairs) == len(probe.BASE_ENCODINGS) * len(probe.FEATURE_SETS) + \
+        (len(probe.ENCODINGS) - len(probe.BASE_ENCODINGS)) * len(probe.VARIANT_FEATURES)
 
 
-def test_the_probe_scores_separable_features_lower_than_noise():
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1, 2], 20)
-    separable = rng.standard_normal((60, 8)) + 3.0 * np.eye(3, 8)[y]
-    noise = rng.standard_normal((60, 8))
-    assert probe.probe_cross_entropy(separable, y) < 0.5 < np.log(3) - 0.3 < probe.probe_cross_entropy(noise, y)
-    with pytest.raises(ValueError, match="two training series"):
-        probe.probe_cross_entropy(separable[:41], np.r_[y[:40], 2])
+def test_blocks_side_by_side_are_the_products_pooled_features(source):
+    from ts_encoding import build_encoding
+    from ts_model import feature_reader
+
+    x = np.random.default_rng(0).standard_normal((3, 50)).astype(np.float32)
+    encoder = build_encoding("fm", 50)
+    blocks = probe.layer_blocks(probe.block_reader(source, ["bilstm_1", "logits"]), encoder, x)
+    product = feature_reader(source, ("bilstm_1", "logits")).predict(np.asarray(encoder(x)), verbose=0)
+    np.testing.assert_allclose(np.concatenate([blocks["bilstm_1"], blocks["logits"]], 1), product, atol=1e-5)
 
 
-def test_table_counts_the_sets_each_encoding_beats_pad_on():
-    results = {"A": {("pad", "att_vector"): 0.5, ("fm", "att_vector"): 0.4, ("pad", "logits"): 0.6,
-                     ("fm", "logits"): 0.7},
-               "B": {("pad", "att_vector"): 0.5, ("fm", "att_vector"): 0.6, ("pad", "logits"): 0.6,
-                     ("fm", "logits"): 0.8}}
-    rows = probe.table(results, ["pad", "fm"]).splitlines()
-    assert rows[-2] == "| **mean** | 0.500 | 0.500 | 0.600 | 0.750 |"
-    assert rows[-1] == "| lower than pad (sets) | - | 1 | - | 0 |"
+def record(dataset, encoding, ce):
+    features = [f for e, f in probe.candidates() if e == encoding]
+    return {"dataset": dataset, "encoding": encoding,
+            "scores": {f: {"val_ce": ce, "val_accuracy": 1.0, "test_accuracy": 0.5, "C": 1.0, "width": 9}
+                       for f in features}}
 
 
-def test_a_malformed_stretch_encoding_is_a_one_line_error_not_a_crash():
-    # Before the fix, stretch0 divided by zero and stretchx failed in int() with Python's own message.
-    for name in ("stretch0", "stretchx", "stretch"):
-        with pytest.raises(ValueError, match="unknown encoding"):
-            probe.check_encoding(name)
-    probe.check_encoding("stretch5")
+def test_table_pairs_every_candidate_with_the_baseline_over_complete_sets():
+    records = [record(d, e, 0.5 if e == "pad" else 0.3) for d in ("A", "B", "C") for e in probe.ENCODINGS]
+    records.append(record("D", "pad", 0.1))  # a set without every candidate is left out
+    text = probe.table(records, "pad/att")
+    assert text.startswith("3 datasets; baseline pad/att.")
+    fm = next(line for line in text.splitlines() if line.startswith("| fm/att |"))
+    assert fm.split(" | ")[1:4] == ["0.300", "0.300", "3 (higher on 0)"]
+    assert "| D |" not in text
+    assert probe.table([], "pad/att") == "(no dataset has every candidate yet)"
+
+
+@pytest.mark.slow
+def test_the_screen_resumes_and_skips_torn_lines(tmp_path, capsys):
+    data = make_toy_ucr(tmp_path / "ucr")
+    out = tmp_path / "screen"
+    argv = ["--data-dir", data, "--datasets", "Toy", "--encodings", "pad", "fm", "--out", str(out),
+            "--source-weights", "weight/v2sa.weights.h5"]
+    probe.main(argv)
+    lines = (out / "records.jsonl").read_text().splitlines()
+    assert [json.loads(line)["encoding"] for line in lines] == ["pad", "fm"]
+    with open(out / "records.jsonl", "a") as fh:
+        fh.write('{"dataset": "Toy", "enc')  # a line torn by a killed run
+    capsys.readouterr()
+    probe.main(argv)  # nothing left to run: both (dataset, encoding) pairs are done
+    assert "Toy pad:" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        probe.main(["--out", str(out), "--table-only", "--baseline", "nothing/att"])

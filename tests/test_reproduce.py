@@ -39,11 +39,15 @@ def test_source_weights_control_has_keys_of_its_own():
 
 
 def test_run_settings_have_keys_and_labels_of_their_own():
-    settings = reproduce.parse_settings(["head=attention", "--znorm=true", "lr=0.003"])
-    assert settings == {"head": "attention", "znorm": True, "lr": 0.003}
+    settings = reproduce.parse_settings(["head=attention", "--znorm=true", "lr=0.003", "carrier=700"])
+    assert settings == {"head": "attention", "znorm": True, "lr": 0.003, "carrier": 700.0}
+    del settings["carrier"]
     plain = reproduce.plan(["A"], ["V2Sa", "LP"], [0], "default", 100)
     changed = reproduce.plan(["A"], ["V2Sa", "LP"], [0], "default", 100, settings=settings)
-    assert plain[0]["key"] != changed[0]["key"] and plain[1]["key"] == changed[1]["key"]  # LP trains no program
+    assert plain[0]["key"] != changed[0]["key"]
+    training = reproduce.plan(["A"], ["LP"], [0], "default", 100, settings={"znorm": True, "lr": 0.003})
+    assert plain[1]["key"] == training[0]["key"]  # LP trains no program: training settings do not concern it
+    assert changed[1]["settings"] == {"head": "attention"}  # which head's features it reads does
     config = reproduce.task_config(changed[0], "data", "runs")
     assert (config.head, config.znorm, config.lr, config.mode) == ("attention", True, 0.003, "reprogram")
     records = [{"dataset": "X", "method": "V2Sa", "seed": 0, "val_loss": 0.3, "test_accuracy": 0.8},
@@ -224,14 +228,31 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
 def test_a_store_of_the_earlier_output_default_takes_no_runs_of_todays(tmp_path):
     earlier = [{"key": "k", "dataset": "Toy", "method": "V2Sa", "config": {}, "seed": 0, "test_accuracy": 0.5}]
     tasks = reproduce.plan(["Toy"], ["V2Sa", "FCN"], [0], "default", 100)
-    with pytest.raises(reproduce.UsageError, match="read the classes with head=mapping, today's default is "
-                                                   "head=attention; start a new store"):
+    with pytest.raises(reproduce.UsageError, match="its V2Sa runs under default settings have head=mapping, today's "
+                                                   "default is head=attention; start a new store"):
         reproduce.check_store_output(earlier, tasks, "old.jsonl")
     reproduce.check_store_output([dict(earlier[0], head="attention")], tasks, "new.jsonl")
     # The paper's grid and --settings runs carry their own output layer in their keys: no clash.
     reproduce.check_store_output(earlier, reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100), "old.jsonl")
     with pytest.raises(ValueError, match="no summary.json"):
         reproduce.record_from_run(str(tmp_path))
+
+
+def test_a_store_of_the_earlier_encoding_takes_no_default_runs_of_another(monkeypatch):
+    """Default V2S and LP runs name no encoding in their keys: once the default encoding changes, a store of
+    zero-padded runs (records from before the encodings carry none) takes no new default runs of either."""
+    earlier = [{"key": "k", "dataset": "Toy", "method": m, "config": {}, "seed": 0, "test_accuracy": 0.5,
+                **({"head": "attention"} if m == "V2Sa" else {})} for m in ("V2Sa", "LP")]
+    tasks = reproduce.plan(["Toy"], ["V2Sa", "LP"], [0], "default", 100)
+    reproduce.check_store_output(earlier, tasks, "old.jsonl")  # today's default is what they used
+    monkeypatch.setattr(reproduce.runs, "DEFAULT_ENCODING", "fm")
+    for method in ("V2Sa", "LP"):
+        with pytest.raises(reproduce.UsageError, match=f"its {method} runs under default settings have encoding=pad, "
+                                                       "today's default is encoding=fm"):
+            reproduce.check_store_output(earlier, reproduce.plan(["Toy"], [method], [0], "default", 100), "old.jsonl")
+    # LP takes the settings that concern it from --settings, and its key then names them
+    lp = reproduce.plan(["Toy"], ["LP"], [0], "default", 100, settings={"encoding": "am", "lr": 0.1})[0]
+    assert lp["settings"] == {"encoding": "am"} and lp["key"] != tasks[1]["key"]
 
 
 def test_run_made_before_a_setting_existed_counts_with_the_value_it_used(tmp_path, monkeypatch):
@@ -367,7 +388,7 @@ def test_a_store_whose_last_line_lacks_its_newline_keeps_the_next_record(tmp_pat
     (["--settings", "head"], "--settings 'head': expected NAME=VALUE"),
     (["--settings", "seed=3"], "'seed' is not one --settings can change"),
     (["--settings", "znorm=maybe"], "znorm takes a bool, got 'maybe'"),
-    (["--settings", "head=dense"], "--head must be one of mapping, attention, got 'dense'"),
+    (["--settings", "head=dense"], "--head must be one of mapping, attention, layers, got 'dense'"),
 ])
 def test_every_flag_is_checked_before_any_task_starts(tmp_path, capsys, flags, message):
     from conftest import cli_error
@@ -406,7 +427,7 @@ def test_an_import_with_a_bad_setting_is_refused_in_one_line(tmp_path):
     # Before the fix, --import-runs skipped the --settings check and reported every run as "not imported".
     args = reproduce.build_parser().parse_args(["--import-runs", str(tmp_path), "--settings", "head=nonsense",
                                                 "--store", str(tmp_path / "s.jsonl")])
-    with pytest.raises(ValueError, match="--head must be one of mapping, attention, got 'nonsense'"):
+    with pytest.raises(ValueError, match="--head must be one of mapping, attention, layers, got 'nonsense'"):
         reproduce.check_args(args)
 
 
