@@ -134,8 +134,13 @@ def explain_clip(path, weights, layers=CAM_LAYERS):
     from speech.source_model import load_source_model
     from speech.commands import CLASSES, fit_to_one_second, read_clip
 
+    from speech.commands import clip_changes
+
     source = load_source_model(weights)
     wave = fit_to_one_second(read_clip(path))
+    changes = clip_changes(path)
+    if changes:
+        print(f"note: {path}: " + ", ".join(changes) + " (the source model hears one second at 16 kHz)")
     result = grad_cam(source, wave, layers)
     result.update(series=None, wave=wave, predicted=CLASSES[int(np.argmax(result["probs"]))],
                   dataset=os.path.basename(path), index=None, folded={})

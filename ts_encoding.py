@@ -27,11 +27,24 @@ from speech.spec import (AM_DEPTH_DB, CARRIER_HZ, CLIP_SIGMA, ENCODINGS, FM_DEVI
 from speech.commands import SAMPLE_RATE
 
 __all__ = ["ENCODINGS", "segment_positions", "SegmentZeroPadding", "ToneEncoding", "build_encoding",
-           "encoder_of", "ENCODER_NAMES"]
+           "encoder_of", "ENCODER_NAMES", "z_normalised"]
 
 # The name of the encoding layer in a V2S model; models saved before the encodings existed named their padding
 # "segment_padding".
 ENCODER_NAMES = ("encoding", "segment_padding")
+
+
+def z_normalised(x):
+    """Each series of x (batch, L) at zero mean and unit standard deviation; a constant series becomes 0.
+
+    Computed on the series divided by its largest magnitude: the z-score does not change, and squaring values near
+    float32's limit (3.4e38; a series of order 1e20 already) no longer overflows to infinity.
+    """
+    peak = ops.max(ops.abs(x), axis=-1, keepdims=True)
+    x = x / ops.where(peak > 0, peak, ops.ones_like(peak))
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    std = ops.std(x, axis=-1, keepdims=True)
+    return (x - mean) / ops.where(std > 1e-7, std, ops.ones_like(std))
 
 
 def segment_positions(length, segments, total=SAMPLE_RATE):
@@ -132,10 +145,7 @@ class ToneEncoding(L.Layer):
 
     def normalised(self, x):
         """The series as the encoding reads it: z-normalised, clipped, divided by ``clip``; (batch, total)."""
-        mean = ops.mean(x, axis=-1, keepdims=True)
-        std = ops.std(x, axis=-1, keepdims=True)
-        z = (x - mean) / ops.where(std > 1e-8, std, ops.ones_like(std))
-        u = ops.clip(z, -self.clip, self.clip) / self.clip
+        u = ops.clip(z_normalised(x), -self.clip, self.clip) / self.clip
         weight = ops.cast(self._weight, u.dtype)
         return ops.take(u, self._lower, axis=1) * (1.0 - weight) + ops.take(u, self._upper, axis=1) * weight
 

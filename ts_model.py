@@ -29,7 +29,7 @@ from keras import ops
 
 from speech.source_model import ARCHITECTURES, NUM_SOURCE_CLASSES, build_source_model, load_source_weights
 from speech.spec import TONE_ENCODINGS
-from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions  # noqa: F401
+from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions, z_normalised  # noqa: F401
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 # Where a program is added: to the encoded waveform (the paper's) or to the series before its encoding.
@@ -129,9 +129,7 @@ class SeriesScaling(L.Layer):
         if self.center != 0.0 or self.scale_by != 1.0:
             x = (x - self.center) / self.scale_by
         if self.znorm:
-            mean = ops.mean(x, axis=-1, keepdims=True)
-            std = ops.std(x, axis=-1, keepdims=True)
-            x = (x - mean) / ops.where(std > 1e-8, std, ops.ones_like(std))
+            x = z_normalised(x)
         return x * self.scale if self.gain else x
 
     def get_config(self):
@@ -371,13 +369,23 @@ class LinearReadout(L.Layer):
                 "standardise": self.standardise}
 
 
+# A feature's scale is at least this fraction of the median feature's standard deviation.
+SCALE_FLOOR = 0.1
+
+
 def set_feature_standardisation(head, features):
     """Set a standardising ``LinearReadout``'s center and scale from features (N, d): their mean and standard
-    deviation per feature (1 where a feature is constant)."""
+    deviation per feature, the latter at least ``SCALE_FLOOR`` times the median one.
+
+    Why the floor: a feature nearly constant over the training series (the maximum of a saturated tanh, say) would
+    be divided by almost nothing, and the program's small changes to it, or float rounding, would swing the head's
+    logits without bound.
+    """
     features = np.asarray(features, np.float64)
     std = features.std(axis=0)
+    floor = SCALE_FLOOR * np.median(std) if np.median(std) > 0 else 1.0
     head.center.assign(features.mean(axis=0).astype(np.float32))
-    head.scale.assign(np.where(std > 1e-6, std, 1.0).astype(np.float32))
+    head.scale.assign(np.maximum(std, floor).astype(np.float32))
 
 
 @keras.saving.register_keras_serializable(package="V2S")

@@ -18,10 +18,14 @@ import os
 
 
 def embed(features, seed=0):
-    """2-D tSNE of (N, d) features; perplexity shrinks for small N."""
+    """2-D tSNE of (N, d) features; perplexity shrinks for small N (t-SNE needs it below N, and N of at least 3)."""
     from sklearn.manifold import TSNE
 
-    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+    from engine.errors import UsageError
+
+    if len(features) < 3:
+        raise UsageError(f"t-SNE needs at least 3 series to place; the training set has {len(features)}")
+    perplexity = float(min(30.0, max(1.0, (len(features) - 1) / 3)))
     return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(features)
 
 

@@ -26,8 +26,8 @@ import dataclasses
 import shlex
 import sys
 
-from engine.runs import (ARCHITECTURES, DEFAULT_ENCODING, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES, SELECT_MODES,
-                         TONE_DEFAULTS, RunConfig)
+from engine.runs import (ARCHITECTURES, DEFAULT_ENCODING, HEAD_FITS, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES,
+                         SELECT_MODES, TONE_DEFAULTS, RunConfig)
 from speech.spec import ENCODINGS
 from ts_dataloader import GAP_POLICIES
 
@@ -121,6 +121,12 @@ def build_parser():
                             "on 29 of 33 UCR sets: results/notes/output_side_selection.md). mapping: the paper's "
                             "many-to-one label mapping (--map-type); the default for V2Sr, V2St and the baselines, "
                             "and whenever --map-type or --mapping is given.")
+    model.add_argument("--head-fit", choices=HEAD_FITS, default=d.head_fit,
+                       help="How a head starts and trains: train, from random weights, with delta; lp, fitted by a "
+                            "logistic regression on the frozen features of the fit split (its C chosen by "
+                            "cross-validation there) before training, then fixed, so only delta trains (as under "
+                            "the paper's fixed label mapping); lp+train, fitted so, then trained with delta. "
+                            f"Default {d.head_fit}.")
     model.add_argument("--ensemble", type=int, default=d.ensemble,
                        help="Train K independent programs (own delta, own random mapping) as one model and average "
                             "their class probabilities; the best epoch is the ensemble's. Costs about 2.6 times one "
@@ -215,7 +221,7 @@ def config_from_args(args):
 
 def main(argv=None):
     """Parse ``argv``, train, return the run's summary dict. Bad input: one line on stderr and exit code 2."""
-    from engine.errors import cli_errors
+    from engine.errors import cli_errors, terminate_as_interrupt
     from engine.runs import RunInterrupted, load_data, train
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -226,7 +232,8 @@ def main(argv=None):
         config = config_from_args(args).validated()
         data = load_data(config)
         try:
-            run = train(data, config, command="python v2s_main.py " + " ".join(shlex.quote(a) for a in argv))
+            with terminate_as_interrupt():
+                run = train(data, config, command="python v2s_main.py " + " ".join(shlex.quote(a) for a in argv))
         except RunInterrupted as stop:
             print(f"v2s_main.py: {stop}", file=sys.stderr)
             raise SystemExit(130) from None

@@ -10,6 +10,27 @@ import os
 import sys
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Within the block, a kill (SIGTERM, as a scheduler or ``timeout`` sends) stops the work as Ctrl-C does: the
+    command's own KeyboardInterrupt handling runs (checkpoints kept, one line saying how to continue)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class UsageError(ValueError):
     """An input the user can fix (a flag, a file); the message names it and says what was expected."""
 

@@ -118,3 +118,41 @@ def linear_probe(data, source, seed=0, val_split=0.2, encoder=None, layers=ATTEN
     f_train = frozen_features(reader, encoder, data.x_train, batch_size)
     f_test = frozen_features(reader, encoder, data.x_test, batch_size)
     return fit_probe(f_train, data.y_train, f_test, data.y_test, data.num_classes, val_split, seed)
+
+
+def fit_linear_head(f, y, num_classes, seed=0, grid=C_GRID):
+    """A linear head fitted on features f (N, d) of classes y: (kernel (d, C), bias (C,), the chosen C).
+
+    The probe's classifier (standardised features, a logistic regression) with its C chosen by stratified
+    cross-validation on (f, y) alone (up to 3 folds; ``DEFAULT_C`` when a class has a single series), refitted on all
+    of them, and its standardisation folded into the weights, so ``f @ kernel + bias`` gives its logits. A class
+    absent from y gets a bias far below the others (never predicted). For V2S's head (``--head-fit``).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from engine.training import cross_entropy
+
+    f, y = np.asarray(f, np.float64), np.asarray(y)
+    folds = int(min(3, np.bincount(y)[np.unique(y)].min()))
+    C = DEFAULT_C
+    if folds >= 2 and len(grid) > 1:
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(f, y))
+        scores = []
+        for c in grid:
+            probs = np.zeros((len(y), num_classes))
+            for fit, held in splits:
+                probs[held] = _probabilities(_classifier(c, seed).fit(f[fit], y[fit]), f[held], num_classes)
+            scores.append((cross_entropy(probs, y), c))
+        C = min(scores)[1]
+    model = _classifier(C, seed).fit(f, y)
+    scaler, regression = model[0], model[1]
+    coef = regression.coef_ / scaler.scale_  # on the raw features
+    intercept = regression.intercept_ - coef @ scaler.mean_
+    kernel, bias = np.zeros((f.shape[1], num_classes)), np.zeros(num_classes)
+    seen = regression.classes_
+    if len(seen) == 2:  # one logit for the second class against the first: split it evenly, the softmax is the same
+        coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    kernel[:, seen], bias[seen] = coef.T, intercept
+    missing = np.setdiff1d(np.arange(num_classes), seen)
+    bias[missing] = bias[seen].min() - 30.0
+    return kernel.astype(np.float32), bias.astype(np.float32), C

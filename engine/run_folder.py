@@ -24,7 +24,13 @@ SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, 
                                "gain": False, "select": "none", "jitter": 0.0, "scaling": 0.0,
                                "max_seg": 10, "ema": 0.0, "head": "mapping",
                                "standardise": False, "encoding": "pad", "carrier": None, "deviation": None,
-                               "depth": None, "clip": None, "program": "wave"}
+                               "depth": None, "clip": None, "program": "wave",
+                               "head_fit": "train"}
+# What a run, and the figures drawn from it, write into a run folder (fnmatch patterns): nothing else may be there
+# for a run to write into the folder, or for --force to empty it (``foreign_entries``).
+RUN_ENTRIES = ("summary.json", "history.csv", "curves.png", "model.keras", "best.weights.h5", "ckpt", "ckpt_refit",
+               "candidates", "mappings.json", "tb", ".lock", ".write_test", ".tmp_*", "cam_*.png", "cam_*.pdf",
+               "tsne.png", "tsne.pdf", "swd_curve.png", "swd_curve.pdf")
 # Keys of configs written before RunConfig existed (the CLI's argparse namespace) that are not settings.
 LEGACY_KEYS = ("mod", "net", "reference_schedule")
 
@@ -78,6 +84,17 @@ def upgraded_settings(settings):
     """Settings written by an earlier version (a summary's config, a checkpoint's run.json), with every setting
     added since filled in with the value those runs used."""
     return {**SETTINGS_BEFORE_THEY_EXISTED, **settings}
+
+
+def foreign_entries(folder):
+    """The entries of ``folder`` that no run wrote (``RUN_ENTRIES``), sorted; [] for a run folder, an empty one or
+    one that does not exist."""
+    import fnmatch
+
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name for name in os.listdir(folder)
+                  if not any(fnmatch.fnmatch(name, pattern) for pattern in RUN_ENTRIES))
 
 
 def load_run(folder):

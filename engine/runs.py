@@ -29,8 +29,8 @@ import time
 import numpy as np
 
 from engine.errors import UsageError
-from engine.run_folder import (REPO, Run, load_run, plot_curves, portable, read_summary,  # noqa: F401
-                               upgraded_settings, write_history)
+from engine.run_folder import (REPO, RUN_ENTRIES, Run, foreign_entries, load_run, plot_curves,  # noqa: F401
+                               portable, read_summary, upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
 from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, CARRIER_HZ, CLIP_SIGMA, ENCODINGS,
                          FM_DEVIATION_HZ, TONE_PARAMETERS)
@@ -46,6 +46,10 @@ MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full"
 # source with an attention vector, no label mapping asked for: results/notes/output_side_selection.md), the paper's
 # random label mapping elsewhere.
 HEADS = ("mapping", "attention", "layers")
+# How a head (attention, layers) starts and trains: "train", from random weights, trained with delta; "lp", fitted by
+# the linear probe's classifier on the frozen features of the fit split before training, then fixed (only delta
+# trains, as under the paper's fixed label mapping); "lp+train", fitted so, then trained with delta.
+HEAD_FITS = ("train", "lp", "lp+train")
 # How a series becomes one second of audio (ts_encoding.py). Left unset, DEFAULT_ENCODING in the reprogramming
 # modes (results/notes/encoding_selection.md), the paper's zero padding for TF_a (its baseline) and the FCN (which
 # reads the series itself).
@@ -57,6 +61,13 @@ PROGRAM_SPACES = ("wave", "series")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
+# The settings a mode does not use; a value other than the default is refused (validated), never silently ignored.
+# TF_a fine-tunes the source on one zero-padded copy through a dense head; the FCN reads the raw series alone.
+UNUSED_BY_MODE = {
+    "transfer": ("mapping", "map_type", "ensemble", "dr", "per", "l2", "seg", "max_seg", "head_fit"),
+    "fcn": ("arch", "source_weights", "mapping", "map_type", "ensemble", "dr", "per", "l2", "seg", "max_seg", "znorm",
+            "standardise", "gain", "head_fit"),
+}
 # The candidates of --select auto, as changes to the run's own settings: the default ensemble of three programs and
 # one program alone (results/notes/program_selection.md, round2_selection.md: the other levers screened, m in
 # {5, 10, all that fit} among them, did not lower validation loss).
@@ -91,6 +102,7 @@ class RunConfig:
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
     map_type: str = None  # None: "random" where a label mapping reads the classes; learned / full start from it
     head: str = None  # None: as output_resolved() chooses; attention: a linear head on the attention vector
+    head_fit: str = "train"  # how a head starts and trains (HEAD_FITS)
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     standardise: bool = False  # one mean and standard deviation for the whole dataset, from the fit split
@@ -138,10 +150,23 @@ class RunConfig:
             (c.encoding in (None, "pad") or c.mode != "fcn",
              f"--encoding {c.encoding}: --mode fcn reads the series itself, it encodes nothing as audio"),
             (c.program in PROGRAM_SPACES, f"--program must be one of {', '.join(PROGRAM_SPACES)}, got {c.program!r}"),
+            (c.head_fit in HEAD_FITS, f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
         ):
             if not ok:
                 raise UsageError(message)
-        encoding = c.output_resolved().encoding
+        resolved = c.output_resolved()
+        defaults = RunConfig(mode=c.mode).output_resolved()
+        for name in UNUSED_BY_MODE.get(c.mode, ()):
+            value, default = getattr(resolved, name), getattr(defaults, name)
+            if name == "source_weights" and value is not None:
+                default = value if source_paths(value) == [DEFAULT_WEIGHTS[defaults.arch]] else default
+            if value != default:
+                shown = "" if isinstance(value, bool) else " " + " ".join(map(str, source_paths(value)
+                                                                           if name == "source_weights" else [value]))
+                raise UsageError(f"--{name.replace('_', '-')}{shown} is not used by --mode {c.mode} (which "
+                                 f"{'fine-tunes the source through a dense head, no program' if c.mode == 'transfer' else 'reads the raw series alone'}"
+                                 f"); drop it")
+        encoding = resolved.encoding
         for name in TONE_DEFAULTS:
             if getattr(c, name) is not None and name not in TONE_PARAMETERS.get(encoding, ()):
                 users = [e for e, names in TONE_PARAMETERS.items() if name in names]
@@ -154,6 +179,8 @@ class RunConfig:
              f"{' or '.join(ATTENTION_ARCHITECTURES)}"),
             (c.head == "mapping" or c.mode in REPROGRAM_MODES,
              f"--head {c.head} is a head on the reprogrammed source; --mode {c.mode} has its own output layer"),
+            (c.head_fit == "train" or c.head != "mapping",
+             f"--head-fit {c.head_fit} fits a head (--head attention or layers); a label mapping is not fitted"),
             (c.program == "wave" or c.mode in REPROGRAM_MODES,
              f"--program series adds a program to the series; --mode {c.mode} trains no program"),
             (not c.per or (c.encoding == "pad" and c.program == "wave"),
@@ -214,6 +241,9 @@ class RunConfig:
         for path in paths if c.mode != "fcn" else ():
             if path == "random":
                 continue
+            if os.path.isdir(path):
+                raise UsageError(f"--source-weights {path} is a folder; expected a weights file (.weights.h5) or "
+                                 "'random'")
             if not os.path.isfile(path):
                 prefix = portable(path)[:-len(".weights.h5")]  # pretrain.py --out names the files by their prefix
                 train = (f"python pretrain.py --synthetic --arch {c.arch} --out {prefix}"
@@ -359,19 +389,45 @@ def check_folder(folder, config):
 
 @contextlib.contextmanager
 def folder_lock(folder):
-    """Hold an exclusive lock on run folder ``folder`` while a run writes it; a second writer is refused at once."""
+    """Hold an exclusive lock on run folder ``folder`` while a run writes it; a second writer is refused at once.
+
+    The lock file is removed when the run ends. A writer that locked a file another one removed in the meantime
+    (its inode no longer the path's) takes the new file instead, so two writers never both hold a lock.
+    """
     import fcntl
 
-    with open(os.path.join(folder, ".lock"), "w") as fh:
+    path = os.path.join(folder, ".lock")
+    while True:
+        fh = open(path, "a")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            fh.close()
             raise UsageError(f"{folder} is being written by another run; wait for it to finish or choose another "
                              "--out") from None
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fh.fileno()).st_ino:
+            break
+        fh.close()  # removed (and perhaps re-created) by the writer that held it: lock the file now there
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def check_run_folder(folder, force=False):
+    """Refuse to write into (or, with --force, to empty) a folder holding files no run wrote, naming one."""
+    foreign = foreign_entries(folder)
+    if foreign:
+        what = "--force empties only run folders" if force else "a run writes into an empty folder or a run folder"
+        raise UsageError(f"--out {folder} holds {foreign[0]!r}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}"
+                         f", which no run wrote; {what}: choose another --out")
 
 
 def check_writable(folder):
@@ -551,11 +607,8 @@ def build_model(config, data, x_fit, y_fit):
                       standardise=standardisation(config, x_fit) if config.standardise else None,
                       encoding=config.encoding, carrier=config.carrier, deviation=config.deviation,
                       depth=config.depth, clip=config.clip, program_space=config.program)
-    if reprogram and config.head == "layers":
-        from ts_model import output_layer, set_feature_standardisation, source_pass
-
-        # The head standardises its features with the fit split's, as the untrained model computes them.
-        set_feature_standardisation(output_layer(model), source_pass(model, program=0)(x_fit))
+    if reprogram and config.head != "mapping":
+        fit_head(model, config, x_fit, y_fit, data.num_classes)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
     # cross-entropy without the L2 penalty on delta, on which the best epoch is picked.
     from engine.training import ema_momentum
@@ -567,6 +620,28 @@ def build_model(config, data, x_fit, y_fit):
                   loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="ce")])
     return model, segments, mapping
+
+
+def fit_head(model, config, x_fit, y_fit, num_classes):
+    """Set a head's start from the fit split's frozen features (as the untrained model computes them): its
+    standardisation (``--head layers``), and with ``--head-fit lp`` / ``lp+train`` its weights, fitted by the
+    linear probe's classifier (every program the same) and, for ``lp``, fixed."""
+    from ts_model import output_layer, set_feature_standardisation, source_pass
+
+    head = output_layer(model)
+    if not head.standardise and config.head_fit == "train":
+        return
+    features = source_pass(model, program=0)(x_fit)
+    if head.standardise:
+        set_feature_standardisation(head, features)
+        features = (features - np.asarray(head.center)) / np.asarray(head.scale)
+    if config.head_fit != "train":
+        from engine.linear_probe import fit_linear_head
+
+        kernel, bias, _ = fit_linear_head(features, y_fit, num_classes, seed=config.seed)
+        head.kernel.assign(np.repeat(kernel[None], head.programs, axis=0))
+        head.bias.assign(np.repeat(bias[None], head.programs, axis=0))
+        head.trainable = config.head_fit == "lp+train"
 
 
 def readout_of(config):
@@ -708,6 +783,7 @@ def train(data, config, command=None):
     config = config.validated()
     check_task(config, data)
     folder = folder_for(config, data.name)
+    check_run_folder(folder, config.force)
     check_writable(folder)
     config = dataclasses.replace(config, out=folder, dataset=data.name)
     stage = ["ckpt"]  # the checkpoint folder in use, for the message of an interrupted run
@@ -744,9 +820,11 @@ def _percent(value):
 
 
 def _empty_folder(folder):
-    """Remove what a run folder holds (not the folder, whose lock this process holds)."""
+    """Remove what a run folder holds (not the folder, whose lock this process holds); only run entries
+    (``check_run_folder`` refused any other)."""
+    keep = {".lock", *foreign_entries(folder)}
     for name in os.listdir(folder):
-        if name == ".lock":
+        if name in keep:
             continue
         path = os.path.join(folder, name)
         shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
@@ -795,6 +873,7 @@ def _train_selected(data, config, command, grid=None):
                        {k: c[k] for k in ("name", "changes", "val_cross_entropy", "val_accuracy", "wall_seconds")}
                        for c in candidates]})
     write_json(os.path.join(folder, "summary.json"), summary)
+    print(f"Run folder: {folder} (the chosen candidate's own: {final.folder})")
     return Run(folder, read_summary(os.path.join(folder, "summary.json")), final.model)
 
 
@@ -869,7 +948,7 @@ def _train_and_score(data, config, folder, stage, command):
     label = "OPTIMISTIC (best epoch chosen on the test set)" if config.val_on_test else "honest"
     x_fit, y_fit, x_val, y_val, notes = split_data(data, config)
     for note in notes:
-        print(f"note: {note}")
+        print(f"note: {note}")  # about the data: shown even in a quiet run
     print(f"{data.name}: {len(data.x_train)} train ({len(x_fit)} fit / {len(x_val)} "
           f"{'test-as-val' if config.val_on_test else 'val'}), {len(data.x_test)} test, length {data.length}, "
           f"{data.num_classes} classes {data.labels.tolist()}; source: {data.source}")

@@ -168,6 +168,7 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
             correct += float(np.sum(np.argmax(probs, axis=1) == y[idx]))
         seen += len(x)
         logs = {"loss": loss_sum / len(x), "ce": ce_sum / len(x), "accuracy": correct / len(x)}
+        _check_finite_epoch(model, logs, epoch)
         with averaged_weights(model):
             if validation is not None:
                 xv, yv = validation
@@ -184,6 +185,18 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
         if model.stop_training:
             break
     return seen
+
+
+def _check_finite_epoch(model, logs, epoch):
+    """Stop a run whose loss or trained weights stopped being finite numbers, before the epoch is recorded (so no
+    test accuracy of a broken model is ever reported): one line naming the epoch."""
+    from engine.errors import UsageError
+
+    bad = next((w.name for w in model.trainable_weights if not np.isfinite(np.asarray(w)).all()), None)
+    if bad is not None or not np.isfinite(logs["loss"]):
+        what = f"the weight {bad!r}" if bad is not None else f"the training loss ({logs['loss']})"
+        raise UsageError(f"training diverged in epoch {epoch}: {what} is not a finite number; lower --lr, or check "
+                         "the data's scale")
 
 
 class TensorBoardScalars:

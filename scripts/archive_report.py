@@ -1,4 +1,4 @@
-"""The archive benchmark's report: V2Sa, LP and MiniRocket on every set of a reproduce.py store, beside HIVE-COTE 2.
+r"""The archive benchmark's report: V2Sa, LP and MiniRocket on every set of a reproduce.py store, beside HIVE-COTE 2.
 
     AEON=.venv/lib/python3.11/site-packages/aeon/datasets/data
     python scripts/archive_report.py --store results/reproduce/archive.jsonl --data-dir ../shared/ucr $AEON \
@@ -58,11 +58,14 @@ def set_properties(names, data_dirs):
     """{dataset: dict(classes, train, test, length, znormalised)} read from the first folder holding each set."""
     from ts_dataloader import load_ucr
 
+    from engine.errors import UsageError
+
     props = {}
     for name in names:
         folder = next((d for d in data_dirs if os.path.isdir(os.path.join(d, name))), None)
         if folder is None:
-            continue
+            raise UsageError(f"--data-dir {' '.join(data_dirs)}: no folder holds {name}, a set of the store (the "
+                             "report reads each set's size, length and scale from its files)")
         data = load_ucr(name, data_dir=folder)
         means, stds = [], []
         for series, n in zip(data.x_train, data.lengths_train):
@@ -300,16 +303,30 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not os.path.isfile(args.store):
         p.error(f"--store {args.store}: not a file; expected a reproduce.py store (.jsonl)")
+    if args.out.endswith(os.sep) or os.path.isdir(args.out):
+        p.error(f"--out {args.out} is a folder; it is the prefix of the report's files, e.g. {args.out.rstrip(os.sep)}"
+                f"{os.sep}report (-> report.md, report.csv, ...)")
     records, problems = ResultStore(args.store).load()
     for problem in problems:
         print(problem, file=sys.stderr)
     if not any("test_accuracy" in r for r in records):
         p.error(f"--store {args.store} holds no finished run")
+    ran = {r["method"] for r in records if "test_accuracy" in r and r["seed"] == 0}
+    missing = [m for m in METHODS if m not in ran]
+    if missing:
+        p.error(f"--store {args.store} holds no finished {missing[0]} run of seed 0; the report sets "
+                f"{', '.join(METHODS)} side by side (reproduce.py --methods {' '.join(METHODS)})")
     names = sorted({r["dataset"] for r in records})
     import shlex
 
+    from engine.errors import cli_errors
+
     command = "python scripts/archive_report.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    text = report(records, set_properties(names, args.data_dir), args.out, command)
+    with cli_errors("archive_report.py"):
+        from engine.runs import check_writable
+
+        check_writable(os.path.dirname(os.path.abspath(args.out)))
+        text = report(records, set_properties(names, args.data_dir), args.out, command)
     print(text)
 
 

@@ -1,4 +1,4 @@
-"""Where V2S breaks: for the sets where it trails MiniRocket most, does it underfit, overfit, or is the class
+r"""Where V2S breaks: for the sets where it trails MiniRocket most, does it underfit, overfit, or is the class
 evidence lost in the frozen front end (or in the output mapping)?
 
     python scripts/diagnose.py --runs results/screens/archive/default_s1 --store results/reproduce/archive.jsonl \
@@ -36,12 +36,18 @@ OUTPUT_GAP = 10.0
 
 
 def read_run(folder):
-    """(summary, history row of the chosen epoch) of a finished run folder."""
-    with open(os.path.join(folder, "summary.json")) as fh:
-        summary = json.load(fh)
-    with open(os.path.join(folder, "history.csv")) as fh:
-        rows = {int(r["epoch"]): r for r in csv.DictReader(fh)}
-    return summary, rows[summary["best_epoch"]]
+    """(summary, history row of the chosen epoch) of a finished run folder; a one-line error for one that is not."""
+    from engine.errors import UsageError
+
+    try:
+        with open(os.path.join(folder, "summary.json")) as fh:
+            summary = json.load(fh)
+        with open(os.path.join(folder, "history.csv")) as fh:
+            rows = {int(r["epoch"]): r for r in csv.DictReader(fh)}
+        return summary, rows[summary["best_epoch"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"{folder}: not a finished run folder (summary.json and history.csv; {type(err).__name__}: "
+                         f"{err})") from None
 
 
 def store_column(path, method, seed=0):
@@ -65,11 +71,22 @@ def verdicts(fit, val, test, lp_test, minirocket):
 
 def diagnose(runs_dir, store, worst=None):
     """Rows (dicts) of the table, worst V2S - MiniRocket gap first."""
+    from engine.errors import UsageError
+
     lp, minirocket = store_column(store, "LP"), store_column(store, "MiniRocket")
-    rows = []
+    for name, column in (("LP", lp), ("MiniRocket", minirocket)):
+        if not column:
+            raise UsageError(f"--store {store} holds no finished {name} run (seed 0); the verdicts need LP and "
+                             "MiniRocket beside V2S (reproduce.py --methods LP MiniRocket)")
+    rows, seen = [], {}
     for path in sorted(glob.glob(os.path.join(runs_dir, "*", "summary.json"))):
         summary, chosen = read_run(os.path.dirname(path))
         d = summary["dataset"]
+        if d in seen:
+            raise UsageError(f"--runs {runs_dir} holds two runs of {d} ({seen[d]} and "
+                             f"{os.path.basename(os.path.dirname(path))}); give a folder of one run per dataset, "
+                             "as a screen makes")
+        seen[d] = os.path.basename(os.path.dirname(path))
         fit, val, test = float(chosen["accuracy"]), float(chosen["val_accuracy"]), summary["test_accuracy"]
         lp_test = 100 * lp[d]["test_accuracy"] if d in lp else None
         lp_val = 100 * lp[d]["val_accuracy"] if d in lp and lp[d].get("val_accuracy") is not None else None
@@ -107,11 +124,16 @@ def main(argv=None):
     p.add_argument("--worst", type=int, default=None, help="Keep this many sets, worst gap first (default: all).")
     p.add_argument("--md", default=None, help="Also write the table to this file.")
     args = p.parse_args(argv)
+    if args.worst is not None and args.worst < 1:
+        p.error(f"--worst must be at least 1 (a number of sets), got {args.worst}")
     if not glob.glob(os.path.join(args.runs, "*", "summary.json")):
         p.error(f"--runs {args.runs}: no finished run folders (*/summary.json) there")
     if not os.path.isfile(args.store):
         p.error(f"--store {args.store}: not a file; expected a reproduce.py store (.jsonl)")
-    text = markdown(diagnose(args.runs, args.store, args.worst))
+    from engine.errors import cli_errors
+
+    with cli_errors("diagnose.py"):
+        text = markdown(diagnose(args.runs, args.store, args.worst))
     print(text)
     if args.md:
         with open(args.md, "w") as fh:

@@ -72,15 +72,30 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        flags = shlex.split(args.flags)
+    except ValueError as err:
+        p.error(f"--flags {args.flags!r}: {err}")
+    taken = sorted({f.split("=")[0] for f in flags} & {"--dataset", "--data-dir", "--seed", "--out", "--verbose",
+                                                       "--resume"})
+    if taken:
+        p.error(f"--flags: {taken[0]} is set by the screen itself for every run (use --datasets, --data-dir, --seeds, "
+                "--out)")
     tasks = [(d, s, args.data_dir, args.out, args.flags) for s in args.seeds for d in args.datasets]
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "screen.txt"), "w") as fh:
         fh.write("python scripts/screen.py " + shlex.join(argv if argv is not None else sys.argv[1:]) + "\n")
     from concurrent.futures import ThreadPoolExecutor
 
+    failed = 0
     with ThreadPoolExecutor(args.jobs) as pool:
         for folder, result in pool.map(_one, tasks):
             print(f"{folder}: {result}", flush=True)
+            failed += result.startswith("failed")
+    if failed:
+        print(f"screen.py: {failed} of {len(tasks)} runs failed (above); rerun the command to retry them",
+              file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the source model is worth: V2S accuracy against the source model's accuracy on real speech, and against
+r"""What the source model is worth: V2S accuracy against the source model's accuracy on real speech, and against
 the paper's Table 4 (other source architectures).
 
     python scripts/source_ablation.py --gsc-dir ../shared/gsc --out img/source_ablation.png \

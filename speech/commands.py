@@ -85,6 +85,21 @@ def read_clip(path):
     return resample(audio.mean(axis=1), rate)
 
 
+def clip_changes(path):
+    """What ``read_clip`` and ``fit_to_one_second`` do to the clip at ``path``, in words ([] when nothing: one
+    channel, 16 kHz, one second)."""
+    import soundfile as sf
+
+    info = sf.info(path)
+    seconds = info.frames / info.samplerate
+    changes = [f"{info.channels} channels averaged"] if info.channels > 1 else []
+    changes += [f"resampled from {info.samplerate} Hz to {SAMPLE_RATE}"] if info.samplerate != SAMPLE_RATE else []
+    if abs(seconds - 1.0) * SAMPLE_RATE >= 1:
+        changes.append(f"{seconds:.2f} s {'centre-cropped' if seconds > 1 else 'zero-padded at the end'} to one "
+                       "second")
+    return changes
+
+
 def speaker_of(path):
     """Speaker id from a GSC file name (``<speaker>_nohash_<n>.wav``); the file stem when there is none."""
     stem = os.path.splitext(os.path.basename(path))[0]

@@ -1,4 +1,4 @@
-"""Evaluate a source model's weights on a GSC-layout folder or on the synthetic corpus.
+r"""Evaluate a source model's weights on a GSC-layout folder or on the synthetic corpus.
 
 In:  weights (``.weights.h5`` or ``.keras``) of a V2Sa / V2Su model; clips from ``--gsc-dir`` (any Speech Commands
      layout folder, split by speaker the way ``pretrain.py`` splits it) or from the synthetic corpus.
@@ -7,7 +7,8 @@ Out: accuracy printed, per-class accuracy, a confusion-matrix PNG (rows: true cl
      with the command), so the card carries the real-speech accuracy beside the training figures.
 
     python source_evaluation.py --weights weight/v2sa.weights.h5 --gsc-dir ../shared/gsc --split val
-    python source_evaluation.py --weights weight/v2st.weights.h5 --gsc-dir ../shared/gsc --split val --card
+    python source_evaluation.py --weights weight/v2st.weights.h5 --gsc-dir ../shared/gsc --split val --card \
+        weight/v2st.json                               # records the accuracy in the shipped card (--card alone: a copy)
     python source_evaluation.py --weights weight/v2sa.weights.h5 --synthetic --split test
 """
 
@@ -73,17 +74,19 @@ def build_parser():
     p.add_argument("--real-val-percent", type=int, default=20, help="As in pretrain.py.")
     p.add_argument("--cache-dir", default=None, help="Synthetic corpus cache folder.")
     p.add_argument("--plot", default=None, help="Write the confusion matrix to this PNG.")
-    p.add_argument("--card", action="store_true",
-                   help="Also write the accuracy into the model card beside the weights (<prefix>.json), under "
-                        "'evaluations', with this command.")
+    p.add_argument("--card", nargs="?", const="", default=None, metavar="CARD",
+                   help="Also record the accuracy, with this command, under 'evaluations' in a model card: alone, "
+                        "in a copy of the card beside the weights at runs/cards/<prefix>.json; with a path, in that "
+                        "card (e.g. weight/v2st.json, the shipped one: only when named).")
     return p
 
 
-def record_in_card(path, key, result, command):
-    """Add ``result`` (of ``evaluate``) to the card at ``path`` under evaluations[key], atomically."""
+def record_in_card(source, path, key, result, command):
+    """Add ``result`` (of ``evaluate``) under evaluations[key] to the card at ``path`` (started as a copy of the
+    card ``source`` when it does not exist yet), atomically."""
     from utils import read_json, write_json
 
-    card = read_json(path)
+    card = read_json(path if os.path.isfile(path) else source)
     card.setdefault("evaluations", {})[key] = {
         "accuracy": result["accuracy"], "clips": result["clips"], "core_words_accuracy": result["core_words_accuracy"],
         "command": command}
@@ -102,10 +105,11 @@ def main(argv=None):
 def _run(args, command):
     from speech.source_model import load_source_model, model_card_path
 
-    card = model_card_path(args.weights) if args.card else None
-    if args.card and (card is None or not os.path.isfile(card)):
+    card = model_card_path(args.weights) if args.card is not None else None
+    if args.card is not None and (card is None or not os.path.isfile(card)):
         raise UsageError(f"--card: no model card {card or 'for ' + args.weights} beside the weights (pretrain.py "
                          "writes one)")
+    target = (args.card or os.path.join("runs", "cards", os.path.basename(card))) if card else None
     model = load_source_model(args.weights, args.arch)
     arch = model.name
     if args.gsc_dir:
@@ -134,8 +138,8 @@ def _run(args, command):
     for cls, acc in result["per_class"].items():
         print(f"  {cls:>9s} {acc:.3f}")
     if card:
-        record_in_card(card, f"{'real' if args.gsc_dir else 'synthetic'} [{args.split}]", result, command)
-        print(f"Wrote the accuracy into {card}")
+        record_in_card(card, target, f"{'real' if args.gsc_dir else 'synthetic'} [{args.split}]", result, command)
+        print(f"Wrote the accuracy into {target}")
     if args.plot:
         plot_confusion(result["confusion"], args.plot,
                        f"{arch} on {name} [{args.split}], accuracy {result['accuracy']:.3f}")

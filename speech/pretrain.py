@@ -5,10 +5,11 @@ or both mixed (the recipe of the shipped weights). Real clips are split by speak
 
 Out: ``<out>.weights.h5`` (the model's weights), ``<out>.json`` (model card) and ``<out>_confusion.png``;
 checkpoints in ``<out>_ckpt/`` (at every epoch's end and every ``--checkpoint-minutes`` within an epoch) so that
-``--resume`` continues a killed run where it stopped.
+``--resume`` continues a killed run where it stopped. Weights already at ``--out`` are replaced only with
+``--force``; the default ``--out`` lies under runs/, so the shipped weights change only when a command names them.
 
-    python pretrain.py --synthetic --gsc-dir ../shared/gsc --out weight/v2sa      # shipped recipe
-    python pretrain.py --synthetic --out weight/v2sa_synthetic                     # no recordings needed
+    python pretrain.py --synthetic --gsc-dir ../shared/gsc                 # shipped recipe -> runs/pretrain/v2sa
+    python pretrain.py --synthetic --out runs/pretrain/v2sa_synthetic      # no recordings needed
 """
 
 import argparse
@@ -74,9 +75,13 @@ def build_parser():
     train.add_argument("--init-weights", default=None,
                        help="Start from these weights (fine-tuning stage); their model card, if beside them, is "
                             "copied into the new card as 'previous_stage'.")
-    train.add_argument("--out", default="weight/v2sa",
-                       help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png.")
+    train.add_argument("--out", default=None,
+                       help="Output prefix: writes <out>.weights.h5, <out>.json and <out>_confusion.png. Default "
+                            "runs/pretrain/<arch in lower case>; the shipped weights in weight/ change only when "
+                            "--out names them.")
     train.add_argument("--resume", action="store_true", help="Continue from the checkpoints in <out>_ckpt/.")
+    train.add_argument("--force", action="store_true",
+                       help="Replace the weights, card and checkpoints already at --out (otherwise refused).")
     train.add_argument("--checkpoint-minutes", type=float, default=10.0,
                        help="Also checkpoint within an epoch every this many minutes, so a killed run loses at most "
                             "about that much (0 = at epoch ends only).")
@@ -88,7 +93,10 @@ def check_args(args):
     """One-line errors for numeric flags out of range (before any data is read)."""
     import math
 
+    if args.out is None:
+        args.out = os.path.join("runs", "pretrain", args.arch.lower())
     rules = (
+        (not (args.resume and args.force), "--resume continues the training at --out, --force replaces it; pick one"),
         (args.epochs >= 1, f"--epochs must be at least 1, got {args.epochs}"),
         (args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}"),
         (math.isfinite(args.lr) and args.lr > 0, f"--lr must be a positive number, got {args.lr}"),
@@ -102,6 +110,23 @@ def check_args(args):
     for ok, message in rules:
         if not ok:
             raise UsageError(message)
+    check_out(args)
+
+
+def check_out(args):
+    """Refuse to replace earlier weights at --out without --force, and a --resume with nothing to resume."""
+    from utils import resume_state
+
+    ckpt = f"{args.out}_ckpt"
+    if args.resume and resume_state(ckpt) is None:
+        raise UsageError(f"--resume: no checkpoint in {ckpt} to continue; drop --resume to start a new training")
+    if not (args.resume or args.force) and resume_state(ckpt) is not None:
+        raise UsageError(f"--out {args.out}: {ckpt} holds an unfinished training; --resume continues it, --force "
+                         "starts again")
+    earlier = [p for p in (f"{args.out}.weights.h5", f"{args.out}.json") if os.path.exists(p)]
+    if earlier and not (args.resume or args.force):
+        raise UsageError(f"--out {args.out}: {earlier[0]} exists (a finished or other training); --force replaces "
+                         "it, --resume continues it, or choose another --out")
 
 
 def load_data(args):

@@ -266,11 +266,14 @@ def build_source_model(arch="V2Sa", num_classes=NUM_SOURCE_CLASSES, time_mask=0,
 
 
 def check_weights_file(path):
-    """Raise a one-line error unless ``path`` is a Keras weights file (.weights.h5, HDF5) or a .keras model (zip)."""
+    """Raise a one-line error unless ``path`` is a Keras weights file (.weights.h5, HDF5, readable to its end) or a
+    .keras model (zip)."""
     import zipfile
 
     import h5py
 
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; expected a source weights file (.weights.h5) or a .keras model")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Source-model weights not found: {path}")
     is_weights = path.endswith(".h5") and h5py.is_hdf5(path)
@@ -278,6 +281,16 @@ def check_weights_file(path):
     if not (is_weights or is_model):
         raise ValueError(f"{path} is not a weights file (expected a .weights.h5 file or a .keras model written by "
                          "Keras)")
+    if is_weights:
+        try:
+            with h5py.File(path, "r"):
+                pass
+        except OSError as err:
+            raise ValueError(f"{path} cannot be read as HDF5 ({str(err).split('(')[-1].rstrip(')')}): truncated or "
+                             "damaged; copy or download it again") from None
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"{path}: Keras reads weights only from files named <name>.weights.h5 (a plain .h5 "
+                             "name means its old whole-model format); rename the file to end in .weights.h5")
 
 
 def load_source_weights(model, path):

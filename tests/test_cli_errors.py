@@ -39,6 +39,17 @@ def ucr(tmp_path_factory):
     data = (folder / "Cut" / "Cut_TRAIN.tsv.gz").read_bytes()
     (folder / "Cut" / "Cut_TRAIN.tsv.gz").write_bytes(data[:len(data) // 2])
     (folder / "a_file").write_text("not a folder")
+    write("Huge", "1\t1\t2\t3\n2\t1\t1e39\t3\n")  # beyond float32: infinite once the model reads it
+    os.makedirs(folder / "Binary", exist_ok=True)
+    (folder / "Binary" / "Binary_TRAIN.tsv").write_bytes(bytes(range(256)) * 4)
+    (folder / "Binary" / "Binary_TEST.tsv").write_text("1\t1\t2\t3\n")
+    rows = "".join("\t".join(str(v) for v in np.random.default_rng(i).integers(0, 50, 6)) + "\n" for i in range(23))
+    write("NoLabels", rows, rows)  # whole numbers without a label column: 23 "classes" of one series
+    weights = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weight", "v2sa.weights.h5")
+    payload = open(weights, "rb").read()
+    (folder / "cut.weights.h5").write_bytes(payload[:100_000])
+    (folder / "plain.h5").write_bytes(payload)
+    os.makedirs(folder / "weights_dir", exist_ok=True)
     return str(folder)
 
 
@@ -87,6 +98,16 @@ CASES = [
     (["--dataset", "Commas"], "Commas_TRAIN.tsv, line 1: no tab in the row, its fields are separated by commas"),
     (["--data-dir", "{ucr}/a_file"], "--data-dir {ucr}/a_file is a file; expected the folder"),
     (["--data-dir", "{ucr}/nowhere"], "UCR data folder not found: {ucr}/nowhere"),
+    (["--dataset", "Huge"], "Huge_TRAIN.tsv, line 2: value 2 (1e+39) is beyond float32's range"),
+    (["--dataset", "Binary"], "Binary_TRAIN.tsv, line 1: not text"),
+    (["--dataset", "NoLabels"], "it looks like a measurement, not a class label"),
+    (["--mode", "fcn"], "--source-weights random is not used by --mode fcn"),
+    (["--mode", "transfer", "--dr", "0.2"], "--dr 0.2 is not used by --mode transfer"),
+    (["--mode", "transfer", "--map-type", "iterative"], "--map-type iterative is not used by --mode transfer"),
+    (["--source-weights", "{ucr}/cut.weights.h5"], "cut.weights.h5 cannot be read as HDF5 (truncated file"),
+    (["--source-weights", "{ucr}/plain.h5"], "Keras reads weights only from files named <name>.weights.h5"),
+    (["--source-weights", "{ucr}/weights_dir"], "weights_dir is a folder; expected a weights file"),
+    (["--head-fit", "lp", "--map-type", "random"], "--head-fit lp fits a head (--head attention or layers)"),
 ]
 
 

@@ -184,7 +184,7 @@ def test_a_convolutional_source_pretrains_and_loads_from_its_card(tmp_path):
     assert model.name == "V2St" and model.get_layer("pooled") is not None
 
 
-def test_evaluation_writes_its_accuracy_into_the_model_card(tmp_path, tone_gsc, capsys):
+def test_evaluation_writes_its_accuracy_into_the_model_card(tmp_path, tone_gsc, capsys, monkeypatch):
     import json
 
     from speech import evaluation as source_evaluation
@@ -196,8 +196,13 @@ def test_evaluation_writes_its_accuracy_into_the_model_card(tmp_path, tone_gsc, 
     # No card beside the weights: one line, before anything is evaluated.
     assert "--card: no model card" in cli_error(capsys, source_evaluation.main, argv)
     (tmp_path / "src.json").write_text(json.dumps({"architecture": "V2Sa", "command": "python pretrain.py ..."}))
-    source_evaluation.main(argv)
+    monkeypatch.chdir(tmp_path)
+    source_evaluation.main(argv)  # --card alone: a copy under runs/cards/, the card beside the weights untouched
     printed = float(re.search(r"accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
+    assert "evaluations" not in read_json(str(tmp_path / "src.json"))
+    copy = read_json(str(tmp_path / "runs" / "cards" / "src.json"))
+    assert round(copy["evaluations"]["real [val]"]["accuracy"], 4) == printed
+    source_evaluation.main(argv + [str(tmp_path / "src.json")])  # --card naming the card: that card
     card = read_json(str(tmp_path / "src.json"))
     entry = card["evaluations"]["real [val]"]
     assert card["command"] == "python pretrain.py ..."  # the training figures stay

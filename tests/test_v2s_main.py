@@ -51,7 +51,11 @@ def test_resume_continues_a_killed_run(tmp_path, tiny_ucr):
 @pytest.mark.parametrize("mode", [pytest.param("transfer", marks=pytest.mark.heavy), "fcn",
                                   pytest.param("reprogram+finetune", marks=pytest.mark.heavy)])
 def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
-    summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
+    if mode == "fcn":  # the FCN has no source: --source-weights is refused
+        summary = v2s_main.main(["--dataset", "toy", "--data-dir", tiny_ucr, "--out", str(tmp_path / mode),
+                                 "--verbose", "0", "--batch-size", "8", "--eps", "1", "--mode", mode])
+    else:
+        summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
     assert summary["config"]["mode"] == mode
     # TF_a sees the series once, zero-padded; the FCN sees it as it is (the summary once said m=10 for both).
     assert summary["segments"] == {"transfer": 1, "fcn": None, "reprogram+finetune": 10}[mode]
