@@ -24,8 +24,8 @@ import dataclasses
 
 import numpy as np
 
-C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-DEFAULT_C = 1.0
+from engine.logistic import C_GRID, DEFAULT_C, classifier, probabilities  # noqa: F401  (LP's classifier)
+
 # The frozen layers each V2S head reads, which LP reads for it: the attention head's vector (with the logits, as LP
 # always read them beside it) or the layers head's pooled features (ts_model.FEATURE_LAYERS).
 ATTENTION_LAYERS = ("att_vector", "logits")
@@ -72,21 +72,6 @@ def frozen_features(reader, encoder, x, batch_size=64):
     return np.concatenate(chunks)
 
 
-def _classifier(C, seed):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000, random_state=seed))
-
-
-def _probabilities(model, f, num_classes):
-    """Class probabilities (N, C) of a fitted pipeline, with a zero column for a class it never saw."""
-    probs = np.zeros((len(f), num_classes))
-    probs[:, model.classes_] = model.predict_proba(f)
-    return probs
-
-
 def fit_probe(f_train, y_train, f_test, y_test, num_classes, val_split=0.2, seed=0, grid=C_GRID):
     """Choose C on the validation split of the training features, refit on all of them, score the test set once."""
     from engine.runs import stratified_split
@@ -96,11 +81,11 @@ def fit_probe(f_train, y_train, f_test, y_test, num_classes, val_split=0.2, seed
     scores = []
     if len(val):
         for C in grid:
-            model = _classifier(C, seed).fit(f_train[fit], y_train[fit])
-            probs = _probabilities(model, f_train[val], num_classes)
+            model = classifier(C, seed).fit(f_train[fit], y_train[fit])
+            probs = probabilities(model, f_train[val], num_classes)
             scores.append((cross_entropy(probs, y_train[val]), C, float(np.mean(probs.argmax(1) == y_train[val]))))
     val_ce, C, val_acc = min(scores) if scores else (None, DEFAULT_C, None)
-    model = _classifier(C, seed).fit(f_train, y_train)
+    model = classifier(C, seed).fit(f_train, y_train)
     test_acc = float(np.mean(model.predict(f_test) == y_test)) if len(y_test) else None
     return ProbeResult(test_acc, val_acc, None if val_ce is None else float(val_ce), C, f_train.shape[1])
 
@@ -119,40 +104,3 @@ def linear_probe(data, source, seed=0, val_split=0.2, encoder=None, layers=ATTEN
     f_test = frozen_features(reader, encoder, data.x_test, batch_size)
     return fit_probe(f_train, data.y_train, f_test, data.y_test, data.num_classes, val_split, seed)
 
-
-def fit_linear_head(f, y, num_classes, seed=0, grid=C_GRID):
-    """A linear head fitted on features f (N, d) of classes y: (kernel (d, C), bias (C,), the chosen C).
-
-    The probe's classifier (standardised features, a logistic regression) with its C chosen by stratified
-    cross-validation on (f, y) alone (up to 3 folds; ``DEFAULT_C`` when a class has a single series), refitted on all
-    of them, and its standardisation folded into the weights, so ``f @ kernel + bias`` gives its logits. A class
-    absent from y gets a bias far below the others (never predicted). For V2S's head (``--head-fit``).
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    from engine.training import cross_entropy
-
-    f, y = np.asarray(f, np.float64), np.asarray(y)
-    folds = int(min(3, np.bincount(y)[np.unique(y)].min()))
-    C = DEFAULT_C
-    if folds >= 2 and len(grid) > 1:
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(f, y))
-        scores = []
-        for c in grid:
-            probs = np.zeros((len(y), num_classes))
-            for fit, held in splits:
-                probs[held] = _probabilities(_classifier(c, seed).fit(f[fit], y[fit]), f[held], num_classes)
-            scores.append((cross_entropy(probs, y), c))
-        C = min(scores)[1]
-    model = _classifier(C, seed).fit(f, y)
-    scaler, regression = model[0], model[1]
-    coef = regression.coef_ / scaler.scale_  # on the raw features
-    intercept = regression.intercept_ - coef @ scaler.mean_
-    kernel, bias = np.zeros((f.shape[1], num_classes)), np.zeros(num_classes)
-    seen = regression.classes_
-    if len(seen) == 2:  # one logit for the second class against the first: split it evenly, the softmax is the same
-        coef, intercept = np.stack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-    kernel[:, seen], bias[seen] = coef.T, intercept
-    missing = np.setdiff1d(np.arange(num_classes), seen)
-    bias[missing] = bias[seen].min() - 30.0
-    return kernel.astype(np.float32), bias.astype(np.float32), C

@@ -636,7 +636,7 @@ def fit_head(model, config, x_fit, y_fit, num_classes):
         set_feature_standardisation(head, features)
         features = (features - np.asarray(head.center)) / np.asarray(head.scale)
     if config.head_fit != "train":
-        from engine.linear_probe import fit_linear_head
+        from engine.logistic import fit_linear_head
 
         kernel, bias, _ = fit_linear_head(features, y_fit, num_classes, seed=config.seed)
         head.kernel.assign(np.repeat(kernel[None], head.programs, axis=0))

@@ -102,16 +102,33 @@ def probe_dataset(reader, data, encoding, seed=0):
     return scores
 
 
-def table(records, baseline):
+def screen_scores(folder):
+    """{dataset: scores} of a screen's run folders (``scripts/screen.py``, seed 0): V2S's validation cross-entropy and
+    test accuracy, to stand beside the LP candidates as one more."""
+    import glob
+
+    out = {}
+    for path in glob.glob(os.path.join(folder, "*_s0", "summary.json")):
+        with open(path) as fh:
+            s = json.load(fh)
+        out[s["dataset"]] = {"val_ce": s["val_cross_entropy"], "test_accuracy": s["test_accuracy"]}
+    return out
+
+
+def table(records, baseline, runs=None):
     """Markdown: per candidate the mean validation cross-entropy and test accuracy over the sets every candidate
-    has, and against ``baseline`` the sets where the validation cross-entropy is lower and Wilcoxon's p."""
+    has, and against ``baseline`` the sets where the validation cross-entropy is lower and Wilcoxon's p. ``runs``:
+    {name: {dataset: scores}} of V2S screens (``screen_scores``) to compare as candidates too."""
     from results_table import wilcoxon_p
 
     by_set = {}
     for r in records:
         for features, s in r["scores"].items():
             by_set.setdefault(r["dataset"], {})[f"{r['encoding']}/{features}"] = s
-    names = [f"{e}/{f}" for e, f in candidates()]
+    for name, scores in (runs or {}).items():
+        for dataset, s in scores.items():
+            by_set.setdefault(dataset, {})[name] = s
+    names = [f"{e}/{f}" for e, f in candidates()] + list(runs or {})
     sets = sorted((d for d, s in by_set.items() if all(n in s and s[n]["val_ce"] is not None for n in names)),
                   key=str.lower)
     if not sets:
@@ -166,6 +183,9 @@ def build_parser():
     p.add_argument("--out", required=True, help="Screen folder (records.jsonl, table.md).")
     p.add_argument("--baseline", default="pad/att", help="The candidate the others are paired against.")
     p.add_argument("--table", default=None, help="Where the table goes (default: <out>/table.md).")
+    p.add_argument("--runs", nargs="+", default=(), metavar="NAME=FOLDER",
+                   help="V2S screens (scripts/screen.py folders) to set beside the LP candidates, each as a candidate "
+                        "named NAME (validation cross-entropy of its chosen epoch; the same split).")
     p.add_argument("--table-only", action="store_true", help="Only rebuild table.md from records.jsonl.")
     return p
 
@@ -184,7 +204,13 @@ def _run(args):
     from utils import atomic_write
 
     path = os.path.join(args.out, "records.jsonl")
-    if args.baseline not in [f"{e}/{f}" for e, f in candidates()]:
+    runs = {}
+    for pair in args.runs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not os.path.isdir(folder):
+            raise UsageError(f"--runs {pair!r}: expected NAME=FOLDER with FOLDER a screen's folder of run folders")
+        runs[name] = screen_scores(folder)
+    if args.baseline not in [f"{e}/{f}" for e, f in candidates()] + list(runs):
         raise UsageError(f"--baseline {args.baseline!r} is not a candidate (encoding/features, e.g. pad/att)")
     if not args.table_only:
         from speech.source_model import load_source_model
@@ -208,7 +234,7 @@ def _run(args):
                     fh.write(json.dumps({"dataset": dataset, "encoding": encoding, "scores": scores}) + "\n")
                 print(f"{dataset} {encoding}: " + ", ".join(f"{f} {s['val_ce']:.3f}" for f, s in scores.items()
                                                             if s["val_ce"] is not None), flush=True)
-    text = table(read_records(path), args.baseline)
+    text = table(read_records(path), args.baseline, runs)
     def write(tmp):
         with open(tmp, "w") as fh:
             fh.write(text + "\n")

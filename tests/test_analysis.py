@@ -25,8 +25,8 @@ def runs(tmp_path_factory):
         for spk in range(5):
             write_clip(str(gsc / word / f"s{spk}_nohash_0.wav"), tone(freq, 0.5))
     common = ["--dataset", "toy", "--data-dir", data_dir, "--source-weights", "random", "--verbose", "0",
-              "--batch-size", "8", "--eps", "2", "--seg", "3"]
-    v2s_main.main(common + ["--out", str(base / "runs" / "v2s"), "--swd", "--swd-gsc-dir", str(gsc)])
+              "--batch-size", "8", "--eps", "2"]
+    v2s_main.main(common + ["--out", str(base / "runs" / "v2s"), "--swd", "--swd-gsc-dir", str(gsc), "--seg", "3"])
     v2s_main.main(common + ["--out", str(base / "runs" / "tf"), "--mode", "transfer"])
     return base, data_dir, str(gsc)
 

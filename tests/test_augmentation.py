@@ -71,6 +71,7 @@ class _Checkpoint:
 class _Model:
     stop_training = False
     optimizer = None  # as a Keras model before compile
+    trainable_weights = ()
 
 
 def test_fit_augments_training_batches_only():

@@ -69,3 +69,15 @@ def test_the_screen_resumes_and_skips_torn_lines(tmp_path, capsys):
     assert "Toy pad:" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         probe.main(["--out", str(out), "--table-only", "--baseline", "nothing/att"])
+
+
+def test_a_v2s_screen_stands_beside_the_lp_candidates(tmp_path):
+    records = [record(d, e, 0.5) for d in ("A", "B") for e in probe.ENCODINGS]
+    for dataset, ce in (("A", 0.2), ("B", 0.9)):
+        folder = tmp_path / f"{dataset}_s0"
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"dataset": dataset, "val_cross_entropy": ce,
+                                                         "test_accuracy": 0.75}))
+    text = probe.table(records, "fm/lstm1", {"v2s": probe.screen_scores(str(tmp_path))})
+    row = next(line for line in text.splitlines() if line.startswith("| v2s |"))
+    assert row.split(" | ")[1:4] == ["0.550", "0.550", "1 (higher on 1)"] and row.endswith("75.00 |")

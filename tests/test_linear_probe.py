@@ -52,3 +52,20 @@ def test_lp_runs_a_set_with_more_classes_than_source_labels(tmp_path):
     assert "failed" not in by_set["Many"] and by_set["Many"]["classes"] == 37
     assert by_set["Many"]["test_accuracy"] > 3 / 37 and by_set["Toy"]["test_accuracy"] > 2 / 3
     assert by_set["Many"]["C"] in C_GRID and "| Many | 37 |" in open(tmp_path / "t.md").read()
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_a_fitted_head_gives_the_classifiers_probabilities(classes):
+    """The head's kernel and bias reproduce the fitted pipeline (its standardisation folded in); a class the fit
+    split never saw is never predicted."""
+    from engine.logistic import classifier, fit_linear_head, probabilities
+
+    f, y = blobs(12, classes, 6, 2.0, seed=1)
+    f = f * np.arange(1, 7) + 10.0  # features of other scales and offsets than the standardised ones
+    kernel, bias, C = fit_linear_head(f, y, classes + 1, seed=0)
+    logits = f @ kernel + bias
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    expected = probabilities(classifier(C, 0).fit(f, y), f, classes + 1)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert kernel.shape == (6, classes + 1) and probs[:, classes].max() < 1e-9
