@@ -11,7 +11,8 @@ Out: one figure with (a) the target series and the reprogrammed 16,000-sample wa
      attention weights over its 125 frames, (c) the mel spectrogram of the reprogrammed input, (d)/(e) Grad-CAM
      from the chosen conv layers over that spectrogram (each (125, 80), like the spectrogram), and (f) the CAM
      folded back onto the series' own time steps: the time profile of the CAM, averaged over the m copies (under
-     a tone encoding, which spreads the series over the whole second, the profile over the second itself).
+     a tone encoding, which spreads the series over the whole second, the profile over the second itself), with
+     the series' saliency: |d log p(predicted class) / d series| of the whole model, on the series' own time axis.
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
@@ -125,8 +126,26 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
                       score_fn=lambda p: head.program_scores(p, program)[:, predicted])
     result.update(series=series, wave=wave, spans=spans, predicted=predicted,
                   true=int(data.y_test[index]), dataset=data.name, index=index, program=program, programs=programs,
-                  folded={n: fold_back(result[n], spans, len(series)) for n in layers})
+                  folded={n: fold_back(result[n], spans, len(series)) for n in layers},
+                  saliency=series_saliency(model, series, predicted))
     return result
+
+
+def series_saliency(model, series, cls):
+    """|d log p(cls) / d series|, (length,), averaged over a window of a thirtieth of the series and scaled to a
+    maximum of 1: where on the series' own time axis a change would move the whole model's (every program's) belief
+    in class ``cls`` most. The encodings are differentiable, so the gradient reaches the series through the
+    waveform the frozen model hears; the window smooths the sample-to-sample noise of a raw gradient."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(np.asarray(series, np.float32)[None, :])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        score = tf.math.log(model(x, training=False)[0, cls] + 1e-12)
+    grad = np.abs(np.asarray(tape.gradient(score, x))[0])
+    window = max(1, len(grad) // 30)
+    grad = np.convolve(grad, np.ones(window) / window, mode="same")
+    return grad / (grad.max() + 1e-12)
 
 
 def explain_clip(path, weights, layers=CAM_LAYERS):
@@ -196,9 +215,12 @@ def plot(result, layers, path):
         ax2 = ax.twinx()
         for n, profile in result["folded"].items():
             ax2.plot(steps, profile, lw=1.2, label=f"CAM {n}")
-        ax2.set_ylabel("CAM (mean over copies)")
+        if result.get("saliency") is not None:
+            ax2.plot(steps, result["saliency"], lw=1.2, color="tab:red", alpha=0.8,
+                     label="saliency |d log p(predicted) / d series|")
+        ax2.set_ylabel("CAM (mean over copies), saliency")
         ax2.legend(loc="upper right", fontsize=8)
-        ax.set(xlabel="series time step", ylabel="value", title="(f) CAM folded back onto the target series")
+        ax.set(xlabel="series time step", ylabel="value", title="(f) CAM folded back onto the target series, and the series' saliency")
     fig.tight_layout()
     from utils import save_figure
 

@@ -39,6 +39,7 @@ def test_cam_figure_and_map_shapes(runs, tmp_path):
     assert result["conv2d_1"].shape == result["mel"].shape == (125, 80)
     assert result["conv2d_2"].shape == (125, 80)
     assert result["folded"]["conv2d_1"].shape == (40,)  # the series' own length
+    assert result["saliency"].shape == (40,) and result["saliency"].max() == pytest.approx(1.0)
     assert result["attention"].shape == (125,)
 
 
@@ -127,6 +128,12 @@ def test_tsne_figure(runs, tmp_path):
     out = str(tmp_path / "tsne.png")
     tsne_v2s.main(["--v2s-run", str(base / "runs" / "v2s"), "--tf-run", str(base / "runs" / "tf"), "--out", out])
     assert os.path.getsize(out) > 10_000
+    # the three panels: the frozen source on the encoded series, TF_a's fine-tuned one, and V2S's reprogrammed
+    # input (the program changes what the source computes), one row per training series
+    sets, y, name = tsne_v2s.feature_sets(str(base / "runs" / "v2s"), str(base / "runs" / "tf"))
+    before, after = sets["before reprogramming (frozen source, no delta)"], sets["after V2S reprogramming"]
+    assert name == "Toy" and len(sets) == 3 and all(len(f) == len(y) == 18 for f in sets.values())
+    assert before.shape == after.shape and not np.allclose(before, after)
 
 
 def test_swd_is_zero_for_identical_sets_and_grows_with_a_shift():

@@ -165,3 +165,14 @@ def test_a_tone_runs_folder_names_only_what_differs_from_its_encodings_defaults(
     assert name(encoding="fm") == "Toy_reprogram_V2Sa_s0_encoding-fm"
     assert name(encoding="fm", carrier=700.0, head="layers") == "Toy_reprogram_V2Sa_s0_encoding-fm_carrier-700_head-layers"
     assert name(encoding="pad") == "Toy_reprogram_V2Sa_s0"
+
+
+@pytest.mark.parametrize("space", ["wave", "series"])
+def test_training_graph_scales_the_series_as_the_model_does(source, series, space):
+    """--znorm --gain on raw-valued series (scale 5, offset 2): the training graph feeds the source the scaled
+    series, as the model does (a graph without the scaling trains on other inputs than it is scored on)."""
+    x, _ = series
+    model = build_v2s(LENGTH, CLASSES, source=source, segments=4, readout="attention", znorm=True, gain=True,
+                      program_space=space)
+    model.get_layer("series_scaling").scale.assign(3.0)  # the trained gain, away from its start
+    np.testing.assert_allclose(forward(training_graph(model), x), forward(model, x), atol=1e-5)

@@ -316,3 +316,17 @@ def test_training_graph_of_a_convolutional_source_matches_the_plain_model(series
     keras.utils.set_random_seed(0)
     model = build_v2s(LENGTH, CLASSES, source=build_source_model("V2Sr"), segments=4, mapping=mappings(1)[0])
     np.testing.assert_allclose(forward(training_graph(model), x), forward(model, x), atol=1e-5)
+
+
+def test_dropout_on_delta_reaches_the_training_graph(source, series):
+    """--dr: in training the graph drops a share of delta (their gradient is exactly 0, one mask per program for
+    the whole batch); in inference nothing is dropped and the graph gives the model's outputs."""
+    x, y = series
+    model = build_v2s(LENGTH, CLASSES, source=source, segments=4, mapping=mappings(1)[0], dropout=0.5)
+    fast = training_graph(model)
+    np.testing.assert_allclose(forward(fast, x), forward(model, x), atol=1e-5)
+    delta = model.get_layer("reprogram").delta
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, fast(x, training=True)))
+    grad = np.asarray(tape.gradient(loss, delta.value))
+    assert 0.4 < np.mean(grad == 0) < 0.6

@@ -27,7 +27,11 @@ def test_table_lines_up_with_the_paper_and_excludes_artefacts_from_the_clean_mea
     assert "- mean all rows: **80.00** over 3 sets" in text
     assert "- mean without (*): **95.00** over 2 sets; on the 2 the paper reports: ours 95.00 vs paper V2Sa 98.34" \
         in text  # paper: (100 + 96.67) / 2
-    assert os.path.getsize(tmp_path / "t.csv") > 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert [r["dataset"] for r in rows] == ["Coffee", "FordA", "GunPoint"]
+    assert [float(r["ours_test"]) for r in rows] == [100.0, 50.0, 90.0] and rows[1]["artefact"] == "True"
 
 
 def test_empty_and_missing_folders_are_one_line_errors(tmp_path, capsys):

@@ -98,7 +98,8 @@ def test_resume_without_a_checkpoint_starts_fresh_and_other_settings_are_refused
     os.remove(tmp_path / "r" / "summary.json")
     line = cli_error(capsys, v2s_main.main, argv + ["--resume", "--lr", "0.5"])
     assert "the checkpoint in" in line and "was made with lr=0.01, this run has lr=0.5" in line
-    v2s_main.main(argv + ["--resume", "--eps", "2"])  # more epochs may continue a run
+    longer = v2s_main.main(argv + ["--resume", "--eps", "2"])  # more epochs may continue a run
+    assert longer["epochs_run"] == 2 and len(open(tmp_path / "r" / "history.csv").read().splitlines()) == 3
 
 
 def test_resume_accepts_the_same_source_weights_at_another_path(tmp_path, tiny_ucr, capsys):
@@ -121,14 +122,16 @@ def test_resume_accepts_the_same_source_weights_at_another_path(tmp_path, tiny_u
 
 
 def test_dataset_index_and_any_case_name_the_same_run_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "RUNS_DIR", str(tmp_path))
-    for name in ("2", "ecg200", "ECG200"):
-        from ts_dataloader import resolve_name
+    from conftest import shared_path
+    from ts_dataloader import resolve_name
 
-        cfg = runs.RunConfig(dataset=resolve_name(name))
-        assert runs.folder_for(cfg, "ECG200") == str(tmp_path / "ECG200_reprogram_V2Sa_s0")
+    monkeypatch.setattr(runs, "RUNS_DIR", str(tmp_path))
+    ucr = shared_path("ucr")
+    for name in ("2", "ecg200", "ECG200"):  # the reference code's index, any case: the loaded set's own spelling
+        cfg = runs.RunConfig(dataset=resolve_name(name), data_dir=ucr)
+        assert runs.folder_for(cfg, runs.load_data(cfg).name) == str(tmp_path / "ECG200_reprogram_V2Sa_s0")
     data = runs.load_data(runs.RunConfig(dataset="gunpoint"))
-    assert data.name == "GunPoint"  # the folder is named after the loaded dataset's own spelling
+    assert data.name == "GunPoint"
 
 
 def test_inverse_time_decay_is_recorded_per_epoch(tmp_path, tiny_ucr):
@@ -345,3 +348,53 @@ def test_the_output_layer_left_unset_is_the_head_where_it_applies(settings, head
     once = runs.RunConfig(source_weights="random", **settings).validated()
     assert (once.head, once.map_type) == (head, map_type)
     assert once.validated() == once  # a validated config validates again unchanged (a run re-reads its own)
+
+
+def test_the_best_epoch_is_chosen_on_the_cross_entropy_not_the_penalised_loss(tmp_path, tiny_ucr):
+    """With an L2 penalty on delta, validation loss and cross-entropy pick different epochs here (4 and 5, a
+    precondition checked below); the run keeps the cross-entropy's, as the README and --help say."""
+    import csv
+
+    summary = train(config(tiny_ucr, tmp_path / "l2", epochs=8, l2=0.5, ensemble=1, patience=0, head="mapping"))
+    history = list(csv.DictReader(open(tmp_path / "l2" / "history.csv")))
+    ce, loss = ([float(r[k]) for r in history] for k in ("val_ce", "val_loss"))
+    assert np.argmin(loss) != np.argmin(ce)
+    assert summary["best_epoch"] == np.argmin(ce) and summary["val_cross_entropy"] == pytest.approx(min(ce))
+
+
+def test_the_seed_sets_the_split_the_start_and_the_batches_and_val_split_the_split_size(tiny_ucr):
+    from engine.training import epoch_order
+    from utils import set_seed
+
+    data = runs.load_data(config(tiny_ucr, "unused"))
+
+    def start(seed):
+        cfg = config(tiny_ucr, "unused", seed=seed, ensemble=1).validated()
+        x_fit, y_fit, x_val, _, _ = runs.split_data(data, cfg)
+        set_seed(seed)
+        model = runs.build_model(cfg, data, x_fit, y_fit)[0]
+        return x_val, np.asarray(model.get_layer("reprogram").delta)
+
+    (val0, delta0), (val1, delta1), (again, delta_again) = start(0), start(1), start(0)
+    assert not np.array_equal(val0, val1) and not np.array_equal(delta0, delta1)
+    np.testing.assert_array_equal(val0, again)
+    np.testing.assert_array_equal(delta0, delta_again)
+    assert list(epoch_order(15, 0, 3)) != list(epoch_order(15, 1, 3))
+    assert list(epoch_order(15, 0, 3)) == list(epoch_order(15, 0, 3)) != list(epoch_order(15, 0, 4))
+    half = runs.split_data(data, config(tiny_ucr, "unused", val_split=0.5).validated())
+    assert len(half[2]) == 9 and np.bincount(half[3]).tolist() == [3, 3, 3]  # half of each class's 6 series
+
+
+def test_tensorboard_scalars_are_written_per_epoch(tmp_path, tiny_ucr):
+    import glob
+
+    import tensorflow as tf
+
+    train(config(tiny_ucr, tmp_path / "tb", epochs=2, ensemble=1, tensorboard=True))
+    events = glob.glob(str(tmp_path / "tb" / "tb" / "events.out.tfevents.*"))
+    values = {}
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        for value in event.summary.value:
+            values.setdefault(value.tag, []).append(event.step)
+    history = open(tmp_path / "tb" / "history.csv").read().splitlines()
+    assert values["val_ce"] == [0, 1] and len(history) == 3 and {"loss", "accuracy", "val_accuracy"} <= set(values)

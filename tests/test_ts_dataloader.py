@@ -279,3 +279,12 @@ def test_every_shared_archive_set_loads():
         assert np.isfinite(d.x_train).all() and np.isfinite(d.x_test).all(), name
         assert d.num_classes >= 2 and d.y_train.max() < d.num_classes, name
         assert not [n for n in d.notes if "padded with zeros" in n], (name, d.notes)
+
+
+def test_a_missing_first_value_takes_its_neighbours_value_not_zero(tmp_path):
+    # DodgerLoop sets start some series with NaN; 0 (the padding value) would be a fabricated measurement.
+    write_tsv(tmp_path, "Gap", "TRAIN", [[1, float("nan"), 5, 6, 7], [2, 1, 2, 3, float("nan")]])
+    write_tsv(tmp_path, "Gap", "TEST", [[1, 1, 2, 3, 4]])
+    d = load_ucr("Gap", data_dir=str(tmp_path))
+    assert d.x_train[0].tolist() == [5.0, 5.0, 6.0, 7.0]
+    assert d.x_train[1].tolist() == [1.0, 2.0, 3.0, 0.0] and d.lengths_train.tolist() == [4, 3]

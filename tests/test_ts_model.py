@@ -119,6 +119,16 @@ def test_mask_keeps_delta_off_the_series():
     assert (out[:10] == 0).all() and (out[8000:8010] == 0).all() and (out[10:20] != 0).any()
 
 
+def test_the_models_mask_keeps_delta_outside_the_copies_only(source):
+    """--per 1 as build_v2s wires it: the program is 0 on the three copies of the series and free elsewhere."""
+    model = build_v2s(30, 4, source=source, segments=3, mapping=random_mapping(4, 9, seed=3), mask=True)
+    delta = np.asarray(model.get_layer("reprogram").perturbation())
+    on_copies = np.zeros(16000, bool)
+    for start, stop in model.get_layer("encoding").spans():
+        on_copies[start:stop] = True
+    assert on_copies.sum() == 90 and (delta[on_copies] == 0).all() and (delta[~on_copies] != 0).mean() > 0.99
+
+
 def test_saved_v2s_reloads_and_predicts_the_same(tmp_path, source):
     model = build_v2s(30, 4, source=source, segments=3, mapping=random_mapping(4, 9, seed=3), mask=True)
     x = np.random.default_rng(1).standard_normal((3, 30)).astype("float32")
