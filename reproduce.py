@@ -55,9 +55,6 @@ METHOD_OF_RUN = {settings: method for method, settings in METHOD_SETTINGS.items(
 DEFAULT_EPOCHS = runs.RunConfig().epochs
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
-# The paper's input, zero padding, named in the paper grid's configurations only while today's default differs
-# (so the records of the paper grid made before the encodings existed keep their keys).
-PAPER_INPUT = {} if runs.DEFAULT_ENCODING == "pad" else {"encoding": "pad"}
 # The run settings LP takes from --settings: how the series is encoded, and which head's features it reads.
 LP_SETTINGS = ("encoding", "carrier", "deviation", "depth", "clip", "head", "seg", "max_seg", "val_split")
 # A sweep writes under runs/ unless --store names another place: the committed stores and tables under results/
@@ -155,10 +152,9 @@ def plan(datasets, methods, seeds, protocol, epochs, source_weights=None, settin
     for dataset in datasets:
         for method in methods:
             if protocol == "paper" and method in ARCHITECTURES:
-                # The paper read the classes through its random label mapping and zero-padded the series, whatever
-                # today's defaults
-                configs = [{"dr": d, "seg": m, "head": "mapping", **PAPER_INPUT} for d in PAPER_DROPOUTS
-                           for m in PAPER_SEGMENTS]
+                # The paper read the classes through its random label mapping (whatever today's default), which
+                # brings its companions: zero-padded series, the learning rate chosen for it (runs.HEAD_DEFAULTS)
+                configs = [{"dr": d, "seg": m, "head": "mapping"} for d in PAPER_DROPOUTS for m in PAPER_SEGMENTS]
             else:
                 configs = [{}]
             for config in configs:

@@ -26,7 +26,7 @@ import dataclasses
 import shlex
 import sys
 
-from engine.runs import (ARCHITECTURES, DEFAULT_ENCODING, HEAD_FITS, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES,
+from engine.runs import (ARCHITECTURES, HEAD_DEFAULTS, HEAD_FITS, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES,
                          SELECT_MODES, TONE_DEFAULTS, RunConfig)
 from speech.spec import ENCODINGS
 from ts_dataloader import GAP_POLICIES
@@ -78,8 +78,9 @@ def build_parser():
                        help="How a series becomes one second of 16 kHz audio. pad: m zero-padded copies (the "
                             "paper's); fm: the series as the pitch of a tone over the whole second (z-normalised, "
                             "clipped at +-clip, carrier +- deviation Hz); am: as the loudness of a carrier Hz tone "
-                            f"(depth dB from the lowest to the highest value). Default {DEFAULT_ENCODING} in the "
-                            "reprogramming modes, pad for transfer (results/notes/encoding_selection.md).")
+                            "(depth dB from the lowest to the highest value). Default: the head's, "
+                            f"{HEAD_DEFAULTS['layers']['encoding']} with the layers head, pad with the attention head, "
+                            "the label mapping and TF_a (results/notes/encoding_selection.md).")
     model.add_argument("--carrier", type=float, default=d.carrier,
                        help=f"fm / am: the tone's centre frequency in Hz (default {TONE_DEFAULTS['carrier']:g}).")
     model.add_argument("--deviation", type=float, default=d.deviation,
@@ -112,21 +113,23 @@ def build_parser():
                             "layer with bias on the 36 source logits, started at the random mapping, trained with "
                             "delta).")
     model.add_argument("--head", choices=HEADS, default=d.head,
-                       help="attention: a linear head on the frozen model's 128-value attention vector, trained "
-                            "with delta (no mapping, so any number of classes, e.g. Adiac's 37); layers: a linear "
-                            "head on standardised pooled features of several frozen layers (the first BiLSTM's "
-                            "mean, standard deviation and maximum over time, the attention vector, the logits); "
-                            "the default for "
-                            "the reprogramming modes on V2Sa and V2Su (lower validation loss than the label mapping "
-                            "on 29 of 33 UCR sets: results/notes/output_side_selection.md). mapping: the paper's "
-                            "many-to-one label mapping (--map-type); the default for V2Sr, V2St and the baselines, "
-                            "and whenever --map-type or --mapping is given.")
+                       help="How the classes are read from the frozen model. layers: a linear head on "
+                            "standardised pooled features of several frozen layers (the first BiLSTM's mean, standard "
+                            "deviation and maximum over time, the attention vector, the 36 logits), any number of "
+                            "classes; the default for the reprogramming modes on V2Sa and V2Su (with fm, lower "
+                            "validation loss than the attention head on zero-padded series on 22 of 33 UCR sets: "
+                            "results/notes/encoding_selection.md). attention: a linear head on the 128-value "
+                            "attention vector alone (the default before, with zero-padded series and lr 0.01). "
+                            "mapping: the paper's many-to-one label mapping (--map-type); the default for V2Sr, V2St "
+                            "and the baselines, and whenever --map-type or --mapping is given. Each head brings the "
+                            "encoding, head fit and learning rate it was chosen with, where those are not given.")
     model.add_argument("--head-fit", choices=HEAD_FITS, default=d.head_fit,
                        help="How a head starts and trains: train, from random weights, with delta; lp, fitted by a "
                             "logistic regression on the frozen features of the fit split (its C chosen by "
                             "cross-validation there) before training, then fixed, so only delta trains (as under "
                             "the paper's fixed label mapping); lp+train, fitted so, then trained with delta. "
-                            f"Default {d.head_fit}.")
+                            f"Default: {HEAD_DEFAULTS['layers']['head_fit']} with the layers head, train with the "
+                            "attention head.")
     model.add_argument("--ensemble", type=int, default=d.ensemble,
                        help="Train K independent programs (own delta, own random mapping) as one model and average "
                             "their class probabilities; the best epoch is the ensemble's. Costs about 2.6 times one "
@@ -168,7 +171,10 @@ def build_parser():
                             "validation loss, results/notes/round3_selection.md).")
     train.add_argument("--batch-size", type=int, default=d.batch_size, help="Mini-batch size (the paper's 32).")
     train.add_argument("--lr", type=float, default=d.lr,
-                       help="Adam learning rate (results/notes/lr_selection.md says how it was chosen).")
+                       help=f"Adam learning rate. Default {HEAD_DEFAULTS['layers']['lr']:g} with the layers head (it "
+                            "starts at LP's fit: results/notes/encoding_selection.md), "
+                            f"{HEAD_DEFAULTS['mapping']['lr']:g} with the attention head, the label mapping and the "
+                            "baselines (results/notes/lr_selection.md).")
     train.add_argument("--lr-decay", type=float, default=d.lr_decay,
                        help="Keras-2 style per-step inverse-time decay: lr_t = lr / (1 + decay * t).")
     train.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=d.cosine,

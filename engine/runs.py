@@ -41,19 +41,23 @@ RUNS_DIR = os.path.join(REPO, "runs")
 DEFAULT_WEIGHTS = {arch: os.path.join(REPO, "weight", f"{arch.lower()}.weights.h5") for arch in ARCHITECTURES}
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
 MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full")
-# What turns the frozen source's outputs into classes: a label mapping (of --map-type), or a linear head on the
-# attention-pooled vector (ts_model.LinearReadout). Left unset, the head wherever it applies (a reprogramming mode, a
-# source with an attention vector, no label mapping asked for: results/notes/output_side_selection.md), the paper's
-# random label mapping elsewhere.
+# What turns the frozen source's outputs into classes: a label mapping (of --map-type), or a linear head on frozen
+# features (ts_model.LinearReadout): the attention-pooled vector, or pooled features of several layers. Left unset,
+# the layers head wherever a head applies (a reprogramming mode, an attention-RNN source, no label mapping asked for:
+# results/notes/encoding_selection.md), the paper's random label mapping elsewhere (TF_a and the FCN have output
+# layers of their own and take the mapping's companions below).
 HEADS = ("mapping", "attention", "layers")
+# Each output layer's companions, the settings it was chosen with, used wherever they are left unset: the layers
+# head reads fm-encoded series, starts as LP's classifier and trains with the program at a tenth of the learning
+# rate (results/notes/encoding_selection.md); the attention head and the label mapping keep the zero-padded series
+# and the learning rate they were chosen with (results/notes/output_side_selection.md, lr_selection.md).
+HEAD_DEFAULTS = {"layers": {"encoding": "fm", "head_fit": "lp+train", "lr": 0.001},
+                 "attention": {"encoding": "pad", "head_fit": "train", "lr": 0.01},
+                 "mapping": {"encoding": "pad", "head_fit": "train", "lr": 0.01}}
 # How a head (attention, layers) starts and trains: "train", from random weights, trained with delta; "lp", fitted by
 # the linear probe's classifier on the frozen features of the fit split before training, then fixed (only delta
 # trains, as under the paper's fixed label mapping); "lp+train", fitted so, then trained with delta.
 HEAD_FITS = ("train", "lp", "lp+train")
-# How a series becomes one second of audio (ts_encoding.py). Left unset, DEFAULT_ENCODING in the reprogramming
-# modes (results/notes/encoding_selection.md), the paper's zero padding for TF_a (its baseline) and the FCN (which
-# reads the series itself).
-DEFAULT_ENCODING = "pad"
 # Each tone parameter's default, for the encodings that read it (speech.spec.TONE_PARAMETERS).
 TONE_DEFAULTS = {"carrier": CARRIER_HZ, "deviation": FM_DEVIATION_HZ, "depth": AM_DEPTH_DB, "clip": CLIP_SIGMA}
 # Where the program is added: the encoded waveform (the paper's) or the series before its encoding.
@@ -91,7 +95,7 @@ class RunConfig:
     # None: the shipped weights of ``arch``; "random": an untrained source (control); a list of several: the
     # programs of the ensemble spread over them (ensemble / len consecutive programs per source)
     source_weights: str = None
-    encoding: str = None  # None: DEFAULT_ENCODING in the reprogramming modes, "pad" elsewhere (output_resolved)
+    encoding: str = None  # None: the head's (HEAD_DEFAULTS)
     carrier: float = None  # the tone's parameters (fm / am); None: TONE_DEFAULTS for the encodings that read them
     deviation: float = None
     depth: float = None
@@ -102,7 +106,7 @@ class RunConfig:
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
     map_type: str = None  # None: "random" where a label mapping reads the classes; learned / full start from it
     head: str = None  # None: as output_resolved() chooses; attention: a linear head on the attention vector
-    head_fit: str = "train"  # how a head starts and trains (HEAD_FITS)
+    head_fit: str = None  # how a head starts and trains (HEAD_FITS); None: the head's (HEAD_DEFAULTS)
     ensemble: int = 3  # K independent programs trained as one model, predictions averaged (program_selection.md)
     znorm: bool = False  # z-normalise every series before padding
     standardise: bool = False  # one mean and standard deviation for the whole dataset, from the fit split
@@ -115,7 +119,7 @@ class RunConfig:
     # training
     epochs: int = 100
     batch_size: int = 32
-    lr: float = 0.01
+    lr: float = None  # None: the head's (HEAD_DEFAULTS)
     lr_decay: float = 0.0
     cosine: bool = False  # results/notes/cosine_selection.md
     refit: bool = False
@@ -150,7 +154,8 @@ class RunConfig:
             (c.encoding in (None, "pad") or c.mode != "fcn",
              f"--encoding {c.encoding}: --mode fcn reads the series itself, it encodes nothing as audio"),
             (c.program in PROGRAM_SPACES, f"--program must be one of {', '.join(PROGRAM_SPACES)}, got {c.program!r}"),
-            (c.head_fit in HEAD_FITS, f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
+            (c.head_fit is None or c.head_fit in HEAD_FITS,
+             f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
         ):
             if not ok:
                 raise UsageError(message)
@@ -260,12 +265,13 @@ class RunConfig:
         c = dataclasses.replace(self)
         if c.head is None:
             mapping_asked = c.map_type is not None or c.mapping != 0
-            c.head = "attention" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
-                                     and not mapping_asked) else "mapping"
+            c.head = "layers" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
+                                  and not mapping_asked) else "mapping"
         if c.map_type is None:
             c.map_type = "random"
-        if c.encoding is None:
-            c.encoding = DEFAULT_ENCODING if c.mode in REPROGRAM_MODES else "pad"
+        for name, value in HEAD_DEFAULTS[c.head if c.mode in REPROGRAM_MODES else "mapping"].items():
+            if getattr(c, name) is None:
+                setattr(c, name, value)
         for name, default in TONE_DEFAULTS.items():
             if name in TONE_PARAMETERS.get(c.encoding, ()) and getattr(c, name) is None:
                 setattr(c, name, default)
@@ -313,12 +319,15 @@ def changed_settings(config):
     """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
     seed, epochs or patience, which a run folder's name or its continuation cover)."""
     defaults = RunConfig(mode=config.mode, arch=config.arch).output_resolved()
-    # A tone's parameters count as changed only against the defaults of the run's own encoding.
+    # A head's companions count as changed only against that head's defaults, a tone's parameters only against the
+    # defaults of the run's own encoding.
     resolved = config.output_resolved()
+    companions = RunConfig(mode=config.mode, arch=config.arch, head=resolved.head).output_resolved()
     tone = RunConfig(mode=config.mode, arch=config.arch, encoding=resolved.encoding).output_resolved()
     changes = {}
     for key, value in resolved.experiment().items():
-        default = getattr(tone if key in TONE_DEFAULTS else defaults, key)
+        default = getattr(tone if key in TONE_DEFAULTS else companions if key in HEAD_DEFAULTS["layers"] else
+                          defaults, key)
         if key in ("dataset", "mode", "arch", "seed", "epochs", "patience") or value == default:
             continue
         if key == "source_weights":
