@@ -278,6 +278,12 @@ def record_from_run(folder, settings=None):
         raise ValueError(f"{path}: source weights {config['source_weights']} are not the shipped ones")
     settings = dict(settings or {}) if method in ARCHITECTURES else {}
     defaults.update(settings)
+    # A run of another output layer is compared with that layer's companions (encoding, head fit, learning rate,
+    # the tone's parameters): the paper grid's label mapping brings zero padding and lr 0.01 with it.
+    head = config.get("head", defaults["head"])
+    companions = dataclasses.asdict(runs.RunConfig(mode=config["mode"], arch=config["arch"],
+                                                   **{**settings, "head": head}).validated())
+    defaults.update({k: companions[k] for k in (*runs.HEAD_DEFAULTS["layers"], *runs.TONE_DEFAULTS)})
     differ = sorted(k for k in defaults if k not in RUN_ONLY_SETTINGS and config.get(k) != defaults[k])
     paper = {"dr": config["dr"], "seg": config["seg"], "head": config.get("head")}
     if differ and (settings or set(differ) - set(paper) or paper["head"] != "mapping"

@@ -66,17 +66,19 @@ def collect_store(path, method="V2Sa"):
     from engine.run_folder import SETTINGS_BEFORE_THEY_EXISTED
     from engine.runs import RunConfig
 
-    defaults = dataclasses.asdict(RunConfig().output_resolved())
     # The shipped source as run folders record it (relative to the repository).
-    defaults["source_weights"] = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
+    shipped = os.path.relpath(RunConfig(dataset="any").validated().source_weights, REPO)
     runs = []
     for r in store_records(path, method):
-        # A record made before the head existed read the classes through the label mapping.
+        # The record's output layer and encoding with their companions; a record made before either existed read
+        # the classes through the label mapping from zero-padded series.
+        config = RunConfig(head=r.get("head", SETTINGS_BEFORE_THEY_EXISTED["head"]),
+                           encoding=r.get("encoding", SETTINGS_BEFORE_THEY_EXISTED["encoding"])).output_resolved()
         runs.append({"dataset": r["dataset"], "val_cross_entropy": r["val_loss"],
                      "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
                      "wall_seconds": r["wall_seconds"],
-                     "config": dict(defaults, dataset=r["dataset"], seed=r["seed"], epochs=r["epochs"],
-                                    head=r.get("head", SETTINGS_BEFORE_THEY_EXISTED["head"]))})
+                     "config": dict(dataclasses.asdict(config), source_weights=shipped, dataset=r["dataset"],
+                                    seed=r["seed"], epochs=r["epochs"])})
     return runs
 
 

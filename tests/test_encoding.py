@@ -162,9 +162,13 @@ def test_run_settings_refuse_a_tone_parameter_the_encoding_does_not_read():
 
 def test_a_tone_runs_folder_names_only_what_differs_from_its_encodings_defaults():
     name = lambda **kw: folder_for(RunConfig(**kw).validated(), "Toy").rsplit("/", 1)[1]  # noqa: E731
-    assert name(encoding="fm") == "Toy_reprogram_V2Sa_s0_encoding-fm"
-    assert name(encoding="fm", carrier=700.0, head="layers") == "Toy_reprogram_V2Sa_s0_encoding-fm_carrier-700_head-layers"
-    assert name(encoding="pad") == "Toy_reprogram_V2Sa_s0"
+    assert name(encoding="fm") == name() == "Toy_reprogram_V2Sa_s0"  # today's default
+    assert name(carrier=700.0) == "Toy_reprogram_V2Sa_s0_carrier-700"
+    assert name(encoding="am") == "Toy_reprogram_V2Sa_s0_encoding-am"  # am's own depth and carrier: not named
+    assert name(encoding="pad") == "Toy_reprogram_V2Sa_s0_encoding-pad"
+    # another head brings its own encoding, fit and learning rate: only the head is named
+    assert name(head="attention") == "Toy_reprogram_V2Sa_s0_head-attention"
+    assert name(head="attention", lr=0.001) == "Toy_reprogram_V2Sa_s0_head-attention_lr-0.001"
 
 
 @pytest.mark.parametrize("space", ["wave", "series"])

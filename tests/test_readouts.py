@@ -104,10 +104,10 @@ def test_the_default_head_runs_a_set_with_more_classes_than_source_labels(tmp_pa
         runs.train(runs.load_data(cfg), runs.RunConfig(**{**vars(cfg), "head": "mapping"}))
     run = runs.train(runs.load_data(cfg), cfg)
     assert run.summary["classes"] == 37 and run.summary["mapping"] is None and run.summary["epochs_run"] == 2
-    assert "a linear head on the attention vector" in capsys.readouterr().out
+    assert "a linear head on pooled features of several frozen layers" in capsys.readouterr().out
     model = run.model
-    head = model.get_layer("attention_head")
-    assert head.program_matrix().shape == (128, 37)
+    head = model.get_layer("layers_head")
+    assert head.program_matrix().shape == (384 + 128 + 36, 37)
     again = runs.load_run(run.folder).model  # model.keras, read back in this process
     x = runs.load_data(cfg).x_test
     np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-6)

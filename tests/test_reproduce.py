@@ -195,8 +195,7 @@ def _fake_run(folder, **changes):
 
     from engine.runs import RunConfig
 
-    config = dataclasses.asdict(RunConfig(dataset="Toy").validated())
-    config.update(changes)
+    config = dataclasses.asdict(RunConfig(dataset="Toy", **changes).validated())  # as a run records its settings
     os.makedirs(folder)
     with open(os.path.join(folder, "summary.json"), "w") as fh:
         json.dump({"dataset": "Toy", "classes": 3, "config": config, "test_accuracy": 0.5, "val_accuracy": 0.6,
@@ -207,21 +206,23 @@ def _fake_run(folder, **changes):
 def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_path):
     default = reproduce.record_from_run(_fake_run(tmp_path / "a"))
     assert default["key"] == reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100)[0]["key"]
-    assert default["head"] == "attention"  # the record says how the run read its classes
+    assert (default["head"], default["encoding"]) == ("layers", "fm")  # how the run read its classes and series
     # The paper's grid reads the classes through its label mapping, whatever today's default.
     paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3, head="mapping"))
     assert paper["key"] in {t["key"] for t in reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100)}
     with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.0\)"):
         reproduce.record_from_run(_fake_run(tmp_path / "c", l2=0.01))
-    with pytest.raises(ValueError, match=r"head='mapping' \(default 'attention'\)"):  # the earlier default
+    with pytest.raises(ValueError, match=r"head='mapping' \(default 'layers'\)"):  # an earlier default
         reproduce.record_from_run(_fake_run(tmp_path / "d", head="mapping"))
+    with pytest.raises(ValueError, match=r"head='attention' \(default 'layers'\)"):  # the one before today's
+        reproduce.record_from_run(_fake_run(tmp_path / "d2", head="attention"))
     with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # the paper's dropout under today's head
         reproduce.record_from_run(_fake_run(tmp_path / "e", dr=0.1, seg=3))
     # Runs of the earlier default import into the grid that names it with --settings, keyed as that grid keys them.
     mapping = reproduce.record_from_run(_fake_run(tmp_path / "f", head="mapping"), {"head": "mapping"})
     grid = reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100, settings={"head": "mapping"})
     assert mapping["key"] == grid[0]["key"] and mapping["settings"] == {"head": "mapping"}
-    with pytest.raises(ValueError, match=r"head='attention' \(default 'mapping'\)"):
+    with pytest.raises(ValueError, match=r"head='layers' \(default 'mapping'\)"):
         reproduce.record_from_run(_fake_run(tmp_path / "g"), {"head": "mapping"})
     with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # settings rule out the paper's grid
         reproduce.record_from_run(_fake_run(tmp_path / "h", dr=0.1, seg=3, head="mapping"), {"head": "mapping"})
@@ -231,27 +232,29 @@ def test_a_store_of_the_earlier_output_default_takes_no_runs_of_todays(tmp_path)
     earlier = [{"key": "k", "dataset": "Toy", "method": "V2Sa", "config": {}, "seed": 0, "test_accuracy": 0.5}]
     tasks = reproduce.plan(["Toy"], ["V2Sa", "FCN"], [0], "default", 100)
     with pytest.raises(reproduce.UsageError, match="its V2Sa runs under default settings have head=mapping, today's "
-                                                   "default is head=attention; start a new store"):
+                                                   "default is head=layers; start a new store"):
         reproduce.check_store_output(earlier, tasks, "old.jsonl")
-    reproduce.check_store_output([dict(earlier[0], head="attention")], tasks, "new.jsonl")
+    reproduce.check_store_output([dict(earlier[0], head="layers", encoding="fm")], tasks, "new.jsonl")
     # The paper's grid and --settings runs carry their own output layer in their keys: no clash.
     reproduce.check_store_output(earlier, reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100), "old.jsonl")
     with pytest.raises(ValueError, match="no summary.json"):
         reproduce.record_from_run(str(tmp_path))
 
 
-def test_a_store_of_the_earlier_encoding_takes_no_default_runs_of_another(monkeypatch):
-    """Default V2S and LP runs name no encoding in their keys: once the default encoding changes, a store of
-    zero-padded runs (records from before the encodings carry none) takes no new default runs of either."""
+def test_a_store_of_the_earlier_encoding_takes_no_default_runs_of_another():
+    """Default V2S and LP runs name neither head nor encoding in their keys: after the default changed to the layers
+    head on fm, a store of the attention head's zero-padded runs (LP records from before carry neither) takes no
+    new default runs of either."""
     earlier = [{"key": "k", "dataset": "Toy", "method": m, "config": {}, "seed": 0, "test_accuracy": 0.5,
-                **({"head": "attention"} if m == "V2Sa" else {})} for m in ("V2Sa", "LP")]
+                **({"head": "layers", "encoding": "pad"} if m == "V2Sa" else {"head": "layers"})}
+               for m in ("V2Sa", "LP")]
     tasks = reproduce.plan(["Toy"], ["V2Sa", "LP"], [0], "default", 100)
-    reproduce.check_store_output(earlier, tasks, "old.jsonl")  # today's default is what they used
-    monkeypatch.setattr(reproduce.runs, "DEFAULT_ENCODING", "fm")
     for method in ("V2Sa", "LP"):
         with pytest.raises(reproduce.UsageError, match=f"its {method} runs under default settings have encoding=pad, "
                                                        "today's default is encoding=fm"):
             reproduce.check_store_output(earlier, reproduce.plan(["Toy"], [method], [0], "default", 100), "old.jsonl")
+    today = [dict(r, encoding="fm") for r in earlier]
+    reproduce.check_store_output(today, tasks, "new.jsonl")
     # LP takes the settings that concern it from --settings, and its key then names them
     lp = reproduce.plan(["Toy"], ["LP"], [0], "default", 100, settings={"encoding": "am", "lr": 0.1})[0]
     assert lp["settings"] == {"encoding": "am"} and lp["key"] != tasks[1]["key"]

@@ -195,7 +195,7 @@ def test_compare_pairs_a_screen_with_a_stores_default_v2sa_runs(tmp_path, capsys
     defaults = dict(dataclasses.asdict(RunConfig().output_resolved()), source_weights="weight/v2sa.weights.h5")
     store = tmp_path / "archive.jsonl"
     records = [{"dataset": f"D{i}", "method": "V2Sa", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.5,
-                "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0, "head": "attention"}
+                "test_accuracy": 0.7, "val_accuracy": 0.7, "wall_seconds": 30.0, "head": "layers", "encoding": "fm"}
                for i in range(4)]
     records += [{"dataset": "D0", "method": "LP", "config": {}, "seed": 0, "epochs": 100, "val_loss": 0.1,
                  "test_accuracy": 0.9, "val_accuracy": 0.9, "wall_seconds": 3.0},  # another method: left out

@@ -97,7 +97,7 @@ def test_resume_without_a_checkpoint_starts_fresh_and_other_settings_are_refused
     assert "--resume: no checkpoint in" in capsys.readouterr().out
     os.remove(tmp_path / "r" / "summary.json")
     line = cli_error(capsys, v2s_main.main, argv + ["--resume", "--lr", "0.5"])
-    assert "the checkpoint in" in line and "was made with lr=0.01, this run has lr=0.5" in line
+    assert "the checkpoint in" in line and "was made with lr=0.001, this run has lr=0.5" in line
     longer = v2s_main.main(argv + ["--resume", "--eps", "2"])  # more epochs may continue a run
     assert longer["epochs_run"] == 2 and len(open(tmp_path / "r" / "history.csv").read().splitlines()) == 3
 
@@ -261,7 +261,7 @@ def test_a_finished_run_is_reported_not_replaced_and_other_settings_are_refused(
     assert again["test_accuracy"] == first["test_accuracy"]
     assert os.path.getmtime(tmp_path / "r" / "summary.json") == stamp
     line = cli_error(capsys, v2s_main.main, argv + ["--lr", "0.5"])  # was: the first run replaced without a word
-    assert "holds a finished run with other settings (lr=0.01 there, 0.5 here)" in line and "--force" in line
+    assert "holds a finished run with other settings (lr=0.001 there, 0.5 here)" in line and "--force" in line
     v2s_main.main(argv + ["--lr", "0.5", "--force"])
     assert runs.load_run(str(tmp_path / "r")).config["lr"] == 0.5
 
@@ -332,21 +332,27 @@ def test_default_folders_name_the_settings_that_differ(monkeypatch, tmp_path):
     assert runs.folder_for(paper, "GunPoint").endswith("_s0_head-mapping")
 
 
-@pytest.mark.parametrize("settings, head, map_type", [
-    ({}, "attention", "random"),  # V2Sa reprogramming: the attention head
-    ({"arch": "V2Su"}, "attention", "random"),
-    ({"mode": "reprogram+finetune"}, "attention", "random"),
-    ({"map_type": "random"}, "mapping", "random"),  # any label mapping asked for: the mapping reads the classes
-    ({"map_type": "full"}, "mapping", "full"),
-    ({"mapping": 2}, "mapping", "random"),
-    ({"arch": "V2Sr"}, "mapping", "random"),  # no attention vector
-    ({"arch": "V2St"}, "mapping", "random"),
-    ({"mode": "transfer"}, "mapping", "random"),  # the baselines have their own output layers
-    ({"head": "mapping"}, "mapping", "random"),
+LAYERS, EARLIER = ("layers", "fm", "lp+train", 0.001), ("pad", "train", 0.01)
+
+
+@pytest.mark.parametrize("settings, head, map_type, companions", [
+    ({}, "layers", "random", LAYERS[1:]),  # V2Sa reprogramming: the layers head on fm, started by LP
+    ({"arch": "V2Su"}, "layers", "random", LAYERS[1:]),
+    ({"mode": "reprogram+finetune"}, "layers", "random", LAYERS[1:]),
+    ({"head": "attention"}, "attention", "random", EARLIER),  # the attention head brings its own companions
+    ({"head": "attention", "lr": 0.003}, "attention", "random", ("pad", "train", 0.003)),  # given: kept
+    ({"map_type": "random"}, "mapping", "random", EARLIER),  # any label mapping asked for: the mapping
+    ({"map_type": "full"}, "mapping", "full", EARLIER),
+    ({"mapping": 2}, "mapping", "random", EARLIER),
+    ({"arch": "V2Sr"}, "mapping", "random", EARLIER),  # no attention-RNN layers
+    ({"arch": "V2St"}, "mapping", "random", EARLIER),
+    ({"mode": "transfer"}, "mapping", "random", EARLIER),  # the baselines have their own output layers
+    ({"head": "mapping"}, "mapping", "random", EARLIER),
 ])
-def test_the_output_layer_left_unset_is_the_head_where_it_applies(settings, head, map_type):
+def test_the_output_layer_left_unset_is_the_head_where_it_applies(settings, head, map_type, companions):
     once = runs.RunConfig(source_weights="random", **settings).validated()
     assert (once.head, once.map_type) == (head, map_type)
+    assert (once.encoding, once.head_fit, once.lr) == companions
     assert once.validated() == once  # a validated config validates again unchanged (a run re-reads its own)
 
 

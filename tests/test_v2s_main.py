@@ -32,7 +32,7 @@ def test_cli_run_writes_every_output(tmp_path, tiny_ucr, capsys):
     predicted = keras.saving.load_model(os.path.join(out, "model.keras")).predict(data.x_test, verbose=0)
     assert saved["test_accuracy"] == pytest.approx(np.mean(np.argmax(predicted, axis=1) == data.y_test))
     # the default output: the attention head on the frozen model's attention vector, no label mapping
-    assert saved["mapping"] is None and saved["config"]["head"] == "attention"
+    assert saved["mapping"] is None and saved["config"]["head"] == "layers" and saved["config"]["encoding"] == "fm"
     assert summary["epochs_run"] == 2
     text = capsys.readouterr().out
     assert "--- Test accuracy:" in text and "=== Best Val. Acc:" in text
