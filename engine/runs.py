@@ -1006,6 +1006,8 @@ def _train_and_score(data, config, folder, stage, command):
         "wall_seconds": round(seconds, 2),
         "train_samples_per_second": round(seen / train_seconds, 1) if seen > 0 else None,
         "command": command or "python v2s_main.py " + " ".join(sys.argv[1:]),
+        # Settings recorded in "config" (at their defaults) that this mode does not use (UNUSED_BY_MODE).
+        "settings_not_used": list(UNUSED_BY_MODE.get(config.mode, ())),
     }
     atomic_write(os.path.join(folder, "best.weights.h5"), model.save_weights)
     atomic_write(os.path.join(folder, "model.keras"), model.save)

@@ -6,7 +6,7 @@ GPU, grappler's long ``Error in PredictCost()`` warning, XLA's ``Compiled cluste
 before initialisation), and kapre's ``input_shape`` UserWarning. None of them is about the user's run.
 
 * Importing the module sets ``TF_CPP_MIN_LOG_LEVEL`` to 2 and ``TF_ENABLE_ONEDNN_OPTS`` to 1 (values the user set
-  win) and ignores kapre's warning. TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs;
+  win), ignores kapre's warning and raises the Python ``tensorflow`` logger to errors (retracing notices). TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs;
   on an AMD EPYC without AVX-512 they made a V2S training step 1.37x faster with V2Sa and 1.61x with V2Su, with the
   same results to float rounding (bench/README.md).
 * ``quiet_stderr()`` (called by each command line when run as a program) routes file descriptor 2 through a filter
@@ -16,6 +16,7 @@ before initialisation), and kapre's ``input_shape`` UserWarning. None of them is
 """
 
 import atexit
+import logging
 import os
 import re
 import select
@@ -25,6 +26,10 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 warnings.filterwarnings("ignore", message="Do not pass an `input_shape`", category=UserWarning)
+if not os.environ.get("V2S_TF_LOGS"):
+    # TensorFlow's Python-side warnings (tf.function retracing, deprecations), many lines each in a sweep's output,
+    # are about TensorFlow's internals, not the run; V2S_TF_LOGS=1 shows them.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 # TensorFlow's C++ log lines of severity I, W or E (never F): absl's ("W0000 00:00:1796246848.906400  8893
 # file.cc:699] ..."), TensorFlow's own ("2026-12-02 21:27:23.434216: E path/file.cc:51] ...") and absl's notice.

@@ -74,6 +74,7 @@ def test_baseline_modes_run(tmp_path, tiny_ucr, mode):
     else:
         summary = cli(tiny_ucr, str(tmp_path / mode.replace("+", "_")), "--eps", "1", "--mode", mode)
     assert summary["config"]["mode"] == mode
+    assert ("ensemble" in summary["settings_not_used"]) == (mode in ("transfer", "fcn"))  # recorded, not used
     # TF_a sees the series once, zero-padded; the FCN sees it as it is (the summary once said m=10 for both).
     assert summary["segments"] == {"transfer": 1, "fcn": None, "reprogram+finetune": 10}[mode]
 
