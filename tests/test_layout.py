@@ -87,7 +87,7 @@ def test_the_readme_is_a_front_page_whose_links_and_figures_exist():
     targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in t]
     missing = [t for t in targets if not os.path.exists(os.path.join(REPO, t))]
     assert missing == [], f"README links to files that do not exist: {missing}"
-    for figure in ("img/cam_coffee.png", "img/tsne_coffee.png", "img/swd_coffee.png"):
+    for figure in ("img/cam_gunpoint.png", "img/tsne_coffee.png", "img/swd_coffee.png"):
         assert f"({figure})" in text, f"README does not show {figure}"
     # The README's commands write into runs/ (or a folder the user names), never over tracked files.
     assert not re.search(r"--out\s+(img|results)/", text)
