@@ -56,7 +56,7 @@ DEFAULT_EPOCHS = runs.RunConfig().epochs
 PAPER_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4)
 PAPER_SEGMENTS = tuple(range(1, 11))
 # The run settings LP takes from --settings: how the series is encoded, and which head's features it reads.
-LP_SETTINGS = ("encoding", "carrier", "deviation", "depth", "clip", "head", "seg", "max_seg", "val_split")
+LP_SETTINGS = ("encoding", "carrier", "deviation", "depth", "clip", "layout", "head", "seg", "max_seg", "val_split")
 # A sweep writes under runs/ unless --store names another place: the committed stores and tables under results/
 # change only by a command that names them (results/README.md lists those commands).
 DEFAULT_STORE = os.path.join(REPO, "runs", "reproduce", "runs.jsonl")
@@ -367,8 +367,12 @@ def _run_minirocket(task, data_dir):
 
     data = load_ucr(task["dataset"], data_dir=data_dir)
     clf = MiniRocketClassifier(random_state=task["seed"])
-    clf.fit(data.x_train[:, None, :].astype(np.float64), data.y_train)
-    accuracy = float(np.mean(clf.predict(data.x_test[:, None, :].astype(np.float64)) == data.y_test))
+    # aeon's layout, (n, channels, length): a univariate set gets its one channel axis
+    def channels(x):
+        return (x[:, None, :] if x.ndim == 2 else x).astype(np.float64)
+
+    clf.fit(channels(data.x_train), data.y_train)
+    accuracy = float(np.mean(clf.predict(channels(data.x_test)) == data.y_test))
     return {"test_accuracy": accuracy, "val_accuracy": None, "val_loss": None, "classes": data.num_classes}
 
 
@@ -382,7 +386,8 @@ def _run_linear_probe(task, data_dir):
                             source_weights=task.get("source_weights"), **(task.get("settings") or {})).validated()
     data = load_ucr(task["dataset"], data_dir=data_dir)
     result = linear_probe(data, runs.load_source(config), seed=task["seed"], val_split=config.val_split,
-                          encoder=runs.encoder_for(config, data.length), layers=layers_of_head(config.head))
+                          encoder=runs.encoder_for(config, data.length, channels=data.channels),
+                          layers=layers_of_head(config.head))
     return {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy,
             "val_loss": result.val_cross_entropy, "classes": data.num_classes, "C": result.C,
             "encoding": config.encoding, "head": config.head}

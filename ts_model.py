@@ -601,7 +601,7 @@ def source_pass(model, program=None, probabilities=False):
     programs = range(reprogram.programs) if program is None else [program]
     heads = {k: source_features(program_source(model, k)) for k in programs}
 
-    @tf.function(input_signature=[tf.TensorSpec((None, model.input.shape[1]), tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(model.input.shape[1:]), tf.float32)])
     def run(series):
         waves = waves_of(series)
         b = tf.shape(series)[0]
@@ -623,10 +623,11 @@ def reprogrammed_features(model, x, batch_size=64, program=0):
     return source_pass(model, program)(x, batch_size)
 
 
-def build_fcn(length, num_classes):
-    """FCN baseline (Wang et al. 2017): three Conv1D-BN-ReLU blocks, global average pooling, softmax."""
-    inputs = keras.Input((length,), name="series")
-    x = L.Reshape((length, 1))(inputs)
+def build_fcn(length, num_classes, channels=1):
+    """FCN baseline (Wang et al. 2017): three Conv1D-BN-ReLU blocks, global average pooling, softmax. Input (batch,
+    L), or (batch, D, L) for ``channels`` D > 1 (the channels are the first convolution's input channels)."""
+    inputs = keras.Input(series_shape(length, channels), name="series")
+    x = L.Reshape((length, 1))(inputs) if channels == 1 else L.Permute((2, 1), name="channels_last")(inputs)
     for i, (filters, size) in enumerate(((128, 8), (256, 5), (128, 3)), 1):
         x = L.Conv1D(filters, size, padding="same", name=f"fcn_conv{i}")(x)
         x = L.BatchNormalization(name=f"fcn_bn{i}")(x)
@@ -636,10 +637,15 @@ def build_fcn(length, num_classes):
     return keras.Model(inputs, outputs, name="FCN")
 
 
+def series_shape(length, channels=1):
+    """A model's input shape for one series: (L,), or (D, L) for a multivariate one of D channels."""
+    return (length,) if channels == 1 else (channels, length)
+
+
 def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", segments=1, mapping=None,
               dropout=0.0, l2=0.0, mask=False, programs=1, readout="mean", znorm=False, gain=False,
               standardise=None, encoding="pad", carrier=None, deviation=None, depth=None, clip=None,
-              program_space="wave"):
+              program_space="wave", channels=1, layout="mix"):
     """Build a V2S model (or a baseline) for series of ``length`` and ``num_classes`` classes.
 
     ``source``: a source model (e.g. with loaded weights); built from ``arch`` with random weights when None. A list
@@ -660,7 +666,8 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     on standardised pooled features of several layers (``LinearReadout``; no mapping, any number of classes).
     ``standardise`` (center, scale): subtract and divide by these numbers first (a dataset's standardisation).
     ``znorm`` / ``gain``: z-normalise each series / scale it by a trainable gain before the encoding
-    (``SeriesScaling``).
+    (``SeriesScaling``). ``channels`` D > 1: multivariate series (batch, D, length), played as D tones in
+    ``layout`` (``ts_encoding.ChannelTones``; a tone encoding, the program on the waveform).
     Returns a Keras model taking (batch, length) series and giving (batch, num_classes) probabilities.
     """
     if mode not in MODES:
@@ -672,8 +679,11 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     if mask and (encoding != "pad" or program_space != "wave"):
         raise ValueError("The mask M keeps delta outside the zero-padded copies: it needs the pad encoding and the "
                          "program on the waveform.")
+    if channels > 1 and program_space != "wave":
+        raise ValueError("A multivariate series takes its program on the waveform (the program on the series is "
+                         "univariate for now).")
     if mode == "fcn":
-        return build_fcn(length, num_classes)
+        return build_fcn(length, num_classes, channels)
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     sources = [s if s is not None else build_source_model(arch) for s in sources]
     if len(sources) > 1:
@@ -688,12 +698,12 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     source = sources[0]
     in_series = program_space == "series" and mode != "transfer"
     znorm = znorm or (in_series and encoding in TONE_ENCODINGS)
-    inputs = keras.Input((length,), name="series")
+    inputs = keras.Input(series_shape(length, channels), name="series")
     center, scale = standardise if standardise is not None else (0.0, 1.0)
     series = (SeriesScaling(znorm, gain, center, scale, name="series_scaling")(inputs)
               if (znorm or gain or standardise is not None) else inputs)
     encoder = build_encoding(encoding, length, segments if mode != "transfer" else 1, carrier, deviation, depth,
-                             clip)
+                             clip, channels, layout)
     if mode == "transfer":
         logits = logits_model(source)
         # training=False keeps the source's batch-norm statistics fixed while its weights fine-tune.

@@ -26,7 +26,7 @@ import dataclasses
 import shlex
 import sys
 
-from engine.runs import (ARCHITECTURES, HEAD_DEFAULTS, HEAD_FITS, HEADS, MAP_TYPES, MODES, PROGRAM_SPACES,
+from engine.runs import (ARCHITECTURES, HEAD_DEFAULTS, HEAD_FITS, HEADS, LAYOUTS, MAP_TYPES, MODES, PROGRAM_SPACES,
                          SELECT_MODES, TONE_DEFAULTS, RunConfig)
 from speech.spec import ENCODINGS
 from ts_dataloader import GAP_POLICIES
@@ -90,6 +90,10 @@ def build_parser():
     model.add_argument("--clip", type=float, default=d.clip,
                        help="fm / am: clip the z-normalised series at +- this many standard deviations (default "
                             f"{TONE_DEFAULTS['clip']:g}).")
+    model.add_argument("--layout", choices=LAYOUTS, default=d.layout,
+                       help="A multivariate series (a UEA .ts file, D channels): mix plays its D channels at once as "
+                            "D tones, each in a band of its own from carrier - deviation upwards; split plays them one "
+                            f"after another, each a D-th of the second (default {d.layout}; results/uea.md).")
     model.add_argument("--program", choices=PROGRAM_SPACES, default=d.program,
                        help="Where the trained program delta is added: wave, to the encoded 16,000-sample waveform "
                             "(the paper's, default); series, to the series before its encoding (L values, starting "

@@ -51,7 +51,7 @@ def reprogram_rate(source, batch, steps, repeats):
     model = build_v2s(REPROGRAM_LENGTH, 2, source=source, segments=REPROGRAM_SEGMENTS,
                       mapping=random_mapping(2, max_labels_per_class(2)))
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    step = StepFunctions(model, REPROGRAM_LENGTH).train_step
+    step = StepFunctions(model).train_step
     rng = np.random.default_rng(0)
     n = batch * steps
     xs = rng.standard_normal((n, REPROGRAM_LENGTH)).astype(np.float32)

@@ -66,7 +66,7 @@ def time_training_loop(model, x, y, batch, repeats):
     from engine.training import StepFunctions, fit
     from utils import ResumableCheckpoint
 
-    steps = StepFunctions(model, x.shape[1])
+    steps = StepFunctions(model)
 
     class NoWrites(ResumableCheckpoint):
         def on_epoch_end(self, epoch, logs=None):

@@ -153,8 +153,8 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
     n = batch * 4 * steps
     xs, ys = rng.standard_normal((n, length)).astype(np.float32), rng.integers(0, num_classes, n).astype(np.int32)
     whole = {}
-    for name, step in (("spectral step", StepFunctions(model, length).train_step),
-                       ("plain step", StepFunctions(model, length, train_outputs=model).train_step)):
+    for name, step in (("spectral step", StepFunctions(model).train_step),
+                       ("plain step", StepFunctions(model, train_outputs=model).train_step)):
         whole[name] = median_ms(lambda: [step(xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch)],
                                 1, repeats) / (4 * steps)
     model.fit(xs[:batch], ys[:batch], batch_size=batch, epochs=1, verbose=0)
@@ -170,7 +170,7 @@ def profile(length=500, segments=10, num_classes=2, batch=32, steps=5, repeats=5
 
     # Per-epoch extras of v2s_main.py: a validation pass and the checkpoint writes (last.keras + best weights).
     xv = rng.standard_normal((val_size, length)).astype(np.float32)
-    predictor = StepFunctions(model, length)
+    predictor = StepFunctions(model)
     whole["validation pass"] = median_ms(lambda: predictor.predict(xv), 1, max(1, repeats // 2))
     with tempfile.TemporaryDirectory() as tmp:
         whole["checkpoint writes"] = median_ms(lambda: (model.save(os.path.join(tmp, "last.keras")),

@@ -30,7 +30,8 @@ class Augmentation:
             return x
         out = x
         if self.scaling > 0:
-            out = out * rng.normal(1.0, self.scaling, size=(len(x), 1)).astype(np.float32)
+            factor = rng.normal(1.0, self.scaling, size=(len(x),) + (1,) * (x.ndim - 1))  # one per series
+            out = out * factor.astype(np.float32)
         if self.jitter > 0:
             out = out + rng.normal(0.0, self.jitter * scale, size=x.shape).astype(np.float32)
         return out

@@ -5,9 +5,10 @@
     clf.score(X_test, y_test)                                    # accuracy
     cross_val_score(V2SClassifier(epochs=2), X, y, cv=2)         # clone, get_params, set_params work
 
-In:  ``X`` of shape (n, length), or a list of 1-D series of unequal lengths (zero-padded at the end to the longest,
-     as the UCR loader pads a variable-length set), finite numbers within float32's range; ``y`` of n labels of any
-     type (``classes_`` keeps them, sorted). Multivariate series (n, channels, length) are refused for now.
+In:  ``X`` of shape (n, length), or (n, channels, length) for multivariate series (aeon's layout), or a list of
+     series of unequal lengths, each (length_i,) or (channels, length_i) (zero-padded at the end to the longest, as
+     the loaders pad a variable-length set), finite numbers within float32's range; ``y`` of n labels of any type
+     (``classes_`` keeps them, sorted).
 Out: a fitted estimator holding the trained Keras model (``model_``), the run's summary (``summary_``: the epoch
      chosen on the validation split, its scores) and ``classes_``.
 
@@ -28,21 +29,26 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 # The RunConfig settings an estimator exposes (its parameters), each with RunConfig's default.
 PARAMETERS = ("epochs", "ensemble", "head", "head_fit", "encoding", "carrier", "deviation", "depth", "clip", "program",
-              "lr", "batch_size", "patience", "val_split", "arch", "source_weights", "mode", "map_type", "seg", "dr",
+              "layout", "lr", "batch_size", "patience", "val_split", "arch", "source_weights", "mode", "map_type", "seg", "dr",
               "l2", "znorm")
 
 
 def _as_series(X, name="X"):
-    """X as a float32 (n, length) array and each series' length: a 2-D array, or a list of 1-D series."""
+    """X as a float32 (n, length) or (n, channels, length) array and each series' length: an array, or a list of
+    series of unequal lengths."""
     from ts_dataloader import FLOAT32_MAX
 
-    if isinstance(X, (list, tuple)) and len(X) and np.ndim(X[0]) == 1 and len({len(x) for x in X}) > 1:
-        lengths = np.array([len(x) for x in X])
+    if isinstance(X, (list, tuple)) and len(X) and len({np.shape(x)[-1] for x in X}) > 1:
+        shapes = {np.shape(x)[:-1] for x in X}
+        if len(shapes) > 1 or np.ndim(X[0]) not in (1, 2):
+            raise ValueError(f"{name}: the series of a list must all be 1-D, or all (channels, length) with the same "
+                             f"channels; got shapes {sorted(shapes)[:3]}")
+        lengths = np.array([np.shape(x)[-1] for x in X])
         if lengths.min() == 0:
             raise ValueError(f"{name} holds an empty series (index {int(np.argmin(lengths))})")
-        padded = np.zeros((len(X), lengths.max()))
+        padded = np.zeros((len(X), *shapes.pop(), lengths.max()))
         for i, x in enumerate(X):
-            padded[i, :len(x)] = np.asarray(x, dtype=float)
+            padded[i, ..., :lengths[i]] = np.asarray(x, dtype=float)
         X = padded
     else:
         try:
@@ -51,15 +57,16 @@ def _as_series(X, name="X"):
             raise ValueError(f"{name} must hold numbers: an array of shape (n, length) or a list of 1-D series")\
                 from None
         lengths = np.full(len(X), X.shape[-1]) if X.ndim >= 2 else None
-    if X.ndim == 3:
-        raise ValueError(f"{name} has shape {X.shape}: multivariate series (n, channels, length) are not supported "
-                         "yet; pass one channel, X[:, c, :]")
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (n, length) with n, length > 0, got shape {np.shape(X)}")
+    if X.ndim == 3 and X.shape[1] == 1:
+        X = X[:, 0]  # one channel: a univariate series
+    if X.ndim not in (2, 3) or 0 in X.shape:
+        raise ValueError(f"{name} must have shape (n, length) or (n, channels, length), none of them 0, got shape "
+                         f"{np.shape(X)}")
     bad = ~np.isfinite(X) | (np.abs(np.nan_to_num(X)) > FLOAT32_MAX)
     if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise ValueError(f"{name}[{i}, {j}] is {float(X[i, j]):g}: V2S takes finite numbers within float32's range")
+        where = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name}[{', '.join(map(str, where))}] is {float(X[where]):g}: V2S takes finite numbers "
+                         "within float32's range")
     return X.astype(np.float32), lengths
 
 
@@ -71,13 +78,14 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, epochs=100, ensemble=3, head=None, head_fit=None, encoding=None, carrier=None, deviation=None,
-                 depth=None, clip=None, program="wave", lr=None, batch_size=32, patience=20, val_split=0.2,
+                 depth=None, clip=None, program="wave", layout="mix", lr=None, batch_size=32, patience=20,
+                 val_split=0.2,
                  arch="V2Sa", source_weights=None, mode="reprogram", map_type=None, seg=0, dr=0.0, l2=0.0,
                  znorm=False, random_state=None, out=None, verbose=0):
         self.epochs, self.ensemble, self.head, self.head_fit = epochs, ensemble, head, head_fit
         self.encoding, self.carrier, self.deviation, self.depth, self.clip = encoding, carrier, deviation, depth, clip
-        self.program, self.lr, self.batch_size, self.patience, self.val_split = program, lr, batch_size, patience, \
-            val_split
+        self.program, self.layout, self.lr, self.batch_size = program, layout, lr, batch_size
+        self.patience, self.val_split = patience, val_split
         self.arch, self.source_weights, self.mode, self.map_type = arch, source_weights, mode, map_type
         self.seg, self.dr, self.l2, self.znorm = seg, dr, l2, znorm
         self.random_state, self.out, self.verbose = random_state, out, verbose
@@ -105,7 +113,7 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y holds a single class ({self.classes_[0]!r}); classification needs at least two")
         data = UCRData("arrays", X, codes, X[:0], codes[:0], np.array([str(c) for c in self.classes_]),
                        "numpy arrays", lengths, np.zeros(0, int))
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_, self.n_channels_ = X.shape[-1], data.channels
         quiet = contextlib.redirect_stdout(io.StringIO()) if not self.verbose else contextlib.nullcontext()
         with tempfile.TemporaryDirectory(prefix="v2s_fit_") as tmp, quiet:
             folder = self.out or os.path.join(tmp, "run")
@@ -118,9 +126,10 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self, "model_")
         X, _ = _as_series(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has series of length {X.shape[1]}, the estimator was fitted on length "
-                             f"{self.n_features_in_}")
+        channels = 1 if X.ndim == 2 else X.shape[1]
+        if (X.shape[-1], channels) != (self.n_features_in_, self.n_channels_):
+            raise ValueError(f"X has series of length {X.shape[-1]} and {channels} channel(s), the estimator was "
+                             f"fitted on length {self.n_features_in_} and {self.n_channels_} channel(s)")
         return X
 
     def predict_proba(self, X):

@@ -25,7 +25,7 @@ SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, 
                                "max_seg": 10, "ema": 0.0, "head": "mapping",
                                "standardise": False, "encoding": "pad", "carrier": None, "deviation": None,
                                "depth": None, "clip": None, "program": "wave",
-                               "head_fit": "train"}
+                               "head_fit": "train", "layout": "mix"}
 # What a run, and the figures drawn from it, write into a run folder (fnmatch patterns): nothing else may be there
 # for a run to write into the folder, or for --force to empty it (``foreign_entries``).
 RUN_ENTRIES = ("summary.json", "history.csv", "curves.png", "model.keras", "best.weights.h5", "ckpt", "ckpt_refit",

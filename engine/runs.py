@@ -62,6 +62,8 @@ HEAD_FITS = ("train", "lp", "lp+train")
 TONE_DEFAULTS = {"carrier": CARRIER_HZ, "deviation": FM_DEVIATION_HZ, "depth": AM_DEPTH_DB, "clip": CLIP_SIGMA}
 # Where the program is added: the encoded waveform (the paper's) or the series before its encoding.
 PROGRAM_SPACES = ("wave", "series")
+# How a multivariate series' channels share the second (ts_encoding.LAYOUTS).
+LAYOUTS = ("mix", "split")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
@@ -101,6 +103,7 @@ class RunConfig:
     depth: float = None
     clip: float = None
     program: str = "wave"  # where delta is added: the encoded waveform, or the series before its encoding
+    layout: str = "mix"  # a multivariate series' channels: tones at once in bands of their own, or one after another
     seg: int = 0  # copies m of the series; 0: as many as fit, at most max_seg
     max_seg: int = MAX_SEGMENTS  # the cap on m when seg is 0 (the paper's grid was m in 1..10)
     mapping: int = 0  # source labels per class k; 0: floor(36 / classes)
@@ -154,6 +157,7 @@ class RunConfig:
             (c.encoding in (None, "pad") or c.mode != "fcn",
              f"--encoding {c.encoding}: --mode fcn reads the series itself, it encodes nothing as audio"),
             (c.program in PROGRAM_SPACES, f"--program must be one of {', '.join(PROGRAM_SPACES)}, got {c.program!r}"),
+            (c.layout in LAYOUTS, f"--layout must be one of {', '.join(LAYOUTS)}, got {c.layout!r}"),
             (c.head_fit is None or c.head_fit in HEAD_FITS,
              f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
         ):
@@ -535,21 +539,21 @@ def choose_mapping(config, source, x, y, num_classes, segments):
             per_source = [sequential_mapping(num_classes, k)] * len(sources)
         else:
             scaled = np.asarray(SeriesScaling(config.znorm, False, *standardisation(config, x))(x))
-            waves = np.asarray(encoder_for(config, x.shape[1], segments)(scaled))
+            waves = np.asarray(encoder_for(config, x.shape[-1], segments, 1 if x.ndim == 2 else x.shape[1])(scaled))
             per_source = [frequency_mapping(s.predict(waves, verbose=0, batch_size=64), y, num_classes, k)
                           for s in sources]
         maps = [per_source[j * len(sources) // config.ensemble] for j in range(config.ensemble)]
     return maps[0] if config.ensemble == 1 else np.stack(maps)
 
 
-def encoder_for(config, length, segments=None):
-    """The encoding layer of ``config`` (``ts_encoding.build_encoding``) for series of ``length`` samples; m =
-    ``segments`` copies under ``pad`` (default: the run's)."""
+def encoder_for(config, length, segments=None, channels=1):
+    """The encoding layer of ``config`` (``ts_encoding.build_encoding``) for series of ``length`` samples (of
+    ``channels`` channels); m = ``segments`` copies under ``pad`` (default: the run's)."""
     from ts_encoding import build_encoding
 
     segments = segments or segments_for(config, length) or 1
     return build_encoding(config.encoding, length, segments, config.carrier, config.deviation, config.depth,
-                          config.clip)
+                          config.clip, channels, config.layout)
 
 
 def standardisation(config, x_fit):
@@ -579,18 +583,25 @@ def check_task(config, data):
     if config.mode in REPROGRAM_MODES and config.head == "mapping":
         if data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"{data.name} has {data.num_classes} classes, more than the {NUM_SOURCE_CLASSES} source "
-                             f"labels a many-to-one label mapping can share out; the attention head runs it (a "
-                             f"linear head on the frozen model's attention vector: the default on "
-                             f"{' and '.join(ATTENTION_ARCHITECTURES)} when no --map-type or --mapping is given), "
-                             "and so do --mode transfer, --mode fcn and the frozen-feature baseline (reproduce.py "
-                             "--methods LP)")
+                             f"labels a many-to-one label mapping can share out; a head runs it (--head layers, the "
+                             f"default on {' and '.join(ATTENTION_ARCHITECTURES)} when no --map-type or --mapping is "
+                             "given, or --head attention), and so do --mode transfer, --mode fcn and the "
+                             "frozen-feature baseline (reproduce.py --methods LP)")
         k = config.mapping or NUM_SOURCE_CLASSES // data.num_classes
         if k * data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"--mapping {k} source labels x {data.num_classes} classes = {k * data.num_classes} > "
                              f"{NUM_SOURCE_CLASSES} source labels; use --mapping "
                              f"{NUM_SOURCE_CLASSES // data.num_classes} or fewer")
+    if data.channels > 1:
+        if config.mode != "fcn" and config.encoding == "pad":
+            raise UsageError(f"{data.name} is multivariate ({data.channels} channels): --encoding pad plays one "
+                             "series; its channels are played as tones, --encoding fm or am (with --layout)")
+        if config.program == "series":
+            raise UsageError(f"{data.name} is multivariate: --program series takes univariate series; drop it")
+    elif config.layout != "mix":
+        raise UsageError(f"--layout {config.layout} places the channels of a multivariate series; {data.name} has one")
     segments = segments_for(config, data.length)
-    if segments:
+    if segments and data.channels == 1:
         try:
             segment_positions(data.length, segments)
         except ValueError as err:
@@ -615,7 +626,8 @@ def build_model(config, data, x_fit, y_fit):
                       znorm=config.znorm, gain=config.gain,
                       standardise=standardisation(config, x_fit) if config.standardise else None,
                       encoding=config.encoding, carrier=config.carrier, deviation=config.deviation,
-                      depth=config.depth, clip=config.clip, program_space=config.program)
+                      depth=config.depth, clip=config.clip, program_space=config.program, channels=data.channels,
+                      layout=config.layout)
     if reprogram and config.head != "mapping":
         fit_head(model, config, x_fit, y_fit, data.num_classes)
     # The optimizer lives in the compiled model so that model.keras checkpoints carry its state; "ce" is the
@@ -757,7 +769,7 @@ def _train_in(folder, config, data, x_fit, y_fit, validation, epochs, monitor, p
     done = checkpoint.state["epoch"]
     stopped = patience is not None and patience > 0 and checkpoint.state["wait"] >= patience
     seen = 0
-    steps = StepFunctions(model, data.length)
+    steps = StepFunctions(model)
     if done < epochs and not stopped:
         progress = _Progress(epochs, done, config.verbose, desc)
         try:
@@ -892,6 +904,8 @@ def _describe(config, model, data, label):
     return (f"mode {config.mode}, " + (f"source {config.arch} ({', '.join(source_paths(config.source_weights))}), "
                                       if config.mode != "fcn" else "") +
             (f"{describe_encoding(config)}, " if config.mode != "fcn" else "") +
+            (f"{data.channels} channels as {'simultaneous tones' if config.layout == 'mix' else 'consecutive tones'}, "
+             if data.channels > 1 and config.mode != "fcn" else "") +
             (f"m={segments}, " if segments and config.encoding == "pad" else "") +
             (f"k={np.asarray(mapping).shape[-1]} {config.map_type} mapping, " if delta and mapping is not None
              else "") +
@@ -960,6 +974,7 @@ def _train_and_score(data, config, folder, stage, command):
         print(f"note: {note}")  # about the data: shown even in a quiet run
     print(f"{data.name}: {len(data.x_train)} train ({len(x_fit)} fit / {len(x_val)} "
           f"{'test-as-val' if config.val_on_test else 'val'}), {len(data.x_test)} test, length {data.length}, "
+          f"{f'{data.channels} channels, ' if data.channels > 1 else ''}"
           f"{data.num_classes} classes {data.labels.tolist()}; source: {data.source}")
     start = time.time()
     model, checkpoint, seen, steps = _train_in(

@@ -40,7 +40,7 @@ class StepFunctions:
     (an ensemble trains every program on its own predictions, shape (batch, K, C), while ``model`` averages them).
     """
 
-    def __init__(self, model, length, train_outputs=None):
+    def __init__(self, model, train_outputs=None):
         import keras
         import tensorflow as tf
 
@@ -55,7 +55,8 @@ class StepFunctions:
         train_model = train_outputs or model
         weights = model.trainable_weights
         optimizer = model.optimizer
-        spec = [tf.TensorSpec((None, length), tf.float32), tf.TensorSpec((None,), tf.int32)]
+        # One series: (length,), or (channels, length) for a multivariate model: the model's own input shape.
+        spec = [tf.TensorSpec((None,) + tuple(model.input.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
 
         def ce_of(y, probs):
             # A (batch, K, C) ensemble output: every program is scored on the labels; the mean keeps the scale.
@@ -140,7 +141,7 @@ def fit(model, x, y, checkpoint, *, epochs, batch_size, seed, validation=None, i
     """
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.int32)
-    steps = steps or StepFunctions(model, x.shape[1])
+    steps = steps or StepFunctions(model)
     checkpoint.set_model(model)
     for cb in epoch_callbacks:
         cb.set_model(model)

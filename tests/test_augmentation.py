@@ -84,3 +84,10 @@ def test_fit_augments_training_batches_only():
     order = np.random.default_rng([0, 0]).permutation(64)
     assert not np.allclose(trained, x[order])  # the training batch was changed
     np.testing.assert_array_equal(scored, xv)  # the validation series were not
+
+
+def test_scaling_draws_one_factor_per_multivariate_series():
+    x = np.ones((4, 3, 20), np.float32)
+    out = Augmentation(scaling=0.5)(x, np.random.default_rng(0))
+    assert out.shape == x.shape and all(np.unique(series).size == 1 for series in out)  # one factor per series
+    assert np.unique(out[:, 0, 0]).size == 4

@@ -50,6 +50,10 @@ def ucr(tmp_path_factory):
     (folder / "cut.weights.h5").write_bytes(payload[:100_000])
     (folder / "plain.h5").write_bytes(payload)
     os.makedirs(folder / "weights_dir", exist_ok=True)
+    os.makedirs(folder / "Chans", exist_ok=True)
+    rows = "".join(f"{c},{c + 1},{c + 2}:{c},{c},{c}:{c % 2}\n" for c in range(6))
+    for split in ("TRAIN", "TEST"):
+        (folder / "Chans" / f"Chans_{split}.ts").write_text("@problemName Chans\n@data\n" + rows)
     return str(folder)
 
 
@@ -108,6 +112,9 @@ CASES = [
     (["--source-weights", "{ucr}/plain.h5"], "Keras reads weights only from files named <name>.weights.h5"),
     (["--source-weights", "{ucr}/weights_dir"], "weights_dir is a folder; expected a weights file"),
     (["--head-fit", "lp", "--map-type", "random"], "--head-fit lp fits a head (--head attention or layers)"),
+    (["--layout", "split"], "--layout split places the channels of a multivariate series; Toy has one"),
+    (["--dataset", "Chans", "--encoding", "pad"], "Chans is multivariate (2 channels): --encoding pad plays one"),
+    (["--dataset", "Chans", "--program", "series"], "Chans is multivariate: --program series takes univariate"),
 ]
 
 

@@ -180,3 +180,40 @@ def test_training_graph_scales_the_series_as_the_model_does(source, series, spac
                       program_space=space)
     model.get_layer("series_scaling").scale.assign(3.0)  # the trained gain, away from its start
     np.testing.assert_allclose(forward(training_graph(model), x), forward(model, x), atol=1e-5)
+
+
+def test_channels_as_simultaneous_or_consecutive_tones():
+    from ts_encoding import ChannelTones
+
+    one = np.random.default_rng(0).standard_normal((2, 1, 50)).astype(np.float32)
+    for kind in ("fm", "am"):  # one channel, either layout: the univariate tone exactly
+        for layout in ("mix", "split"):
+            np.testing.assert_allclose(np.asarray(ChannelTones(50, 1, kind, layout)(one)),
+                                       np.asarray(ToneEncoding(50, kind)(one[:, 0])), atol=1e-5)
+    flat = np.zeros((1, 3, 50), np.float32)  # three constant channels: three carriers, one band each
+    mix = ChannelTones(50, 3, "fm", "mix")
+    assert mix.carriers == [200.0 + 400.0, 200.0 + 1200.0, 200.0 + 2000.0] and mix.swing == 400.0
+    spectrum = np.abs(np.fft.rfft(np.asarray(mix(flat))[0]))
+    assert sorted(np.argsort(spectrum)[-3:]) == [600, 1400, 2200]
+    many = ChannelTones(50, 24, "fm", "mix")  # 24 channels: narrower bands, the top one below 7.8 kHz
+    assert many.carriers[-1] + many.swing <= 7800.0 + 1e-6
+    ramp = np.stack([np.full(50, -1.0), np.linspace(-1, 1, 50)])[None].astype(np.float32)  # channel 0 flat
+    split = np.asarray(ChannelTones(50, 2, "fm", "split")(ramp))[0]
+    assert abs(instantaneous_hz(split, 1000, 7000) - 600.0) < 10  # the flat channel's slot: the carrier
+    assert instantaneous_hz(split, 14000, 16000) > 700.0  # the ramp's end: high (z up to 1.7: 830 Hz)
+    again = ChannelTones.from_config(ChannelTones(50, 2, "am", "split", depth=20.0).get_config())
+    assert (again.channels, again.layout, again.depth, again.spans()) == (2, "split", 20.0, [(0, 8000), (8000, 16000)])
+
+
+def test_a_multivariate_model_trains_through_its_graph_and_survives_a_round_trip(source, tmp_path):
+    x = np.random.default_rng(2).standard_normal((4, 3, LENGTH)).astype(np.float32)
+    y = np.array([0, 1, 2, 0], np.int32)
+    model = build_v2s(LENGTH, CLASSES, source=source, encoding="fm", readout="layers", programs=2, channels=3,
+                      layout="split")
+    assert model.input.shape[1:] == (3, LENGTH)
+    np.testing.assert_allclose(forward(training_graph(model), x).mean(axis=1), forward(model, x), atol=1e-5)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    np.testing.assert_allclose(forward(keras.saving.load_model(path), x), forward(model, x), atol=1e-6)
+    with pytest.raises(ValueError, match="--encoding pad plays one series"):
+        build_v2s(LENGTH, CLASSES, source=source, encoding="pad", channels=3)

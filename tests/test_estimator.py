@@ -62,6 +62,17 @@ def test_series_of_unequal_length_are_padded_as_the_loader_pads_them():
     assert clf.n_features_in_ == 39 and clf.predict([x[:39] for x in X]).shape == (18,)
 
 
+def test_multivariate_series_are_played_as_tones_of_their_channels(fitted):
+    X, y = shapes(6, seed=6)
+    X3 = np.stack([X, X[:, ::-1], -X], axis=1)  # (18, 3, 40): three channels
+    clf = V2SClassifier(epochs=1, ensemble=1).fit(X3, y)
+    assert (clf.n_channels_, clf.n_features_in_) == (3, 40) and clf.predict(X3).shape == (18,)
+    with pytest.raises(ValueError, match="fitted on length 40 and 3 channel"):
+        clf.predict(X)
+    split = V2SClassifier(epochs=1, ensemble=1, layout="split").fit(X3, y)
+    assert split.summary_["config"]["layout"] == "split"
+
+
 def test_bad_input_names_the_argument():
     X, y = shapes(3, seed=5)
     clf = V2SClassifier(epochs=1, ensemble=1)
@@ -70,8 +81,9 @@ def test_bad_input_names_the_argument():
     bad = X.copy()
     bad[2, 7] = np.nan
     cases = ((bad, y, r"X\[2, 7\] is nan"), (X, y[:-1], "y must hold one label per series of X \\(9\\)"),
-             (X[:, None, :], y, "multivariate series"), (X, np.zeros(9), "y holds a single class"),
-             (X * 1e39, y, "within float32's range"))
+             (X[:, None, None, :], y, "must have shape \\(n, length\\) or \\(n, channels, length\\)"),
+             (X, np.zeros(9), "y holds a single class"), (X * 1e39, y, "within float32's range"),
+             ([X[0], X[1][:20], np.stack([X[2]] * 2)], y[:3], "must all be 1-D, or all \\(channels, length\\)"))
     for features, labels, message in cases:
         with pytest.raises(ValueError, match=message):
             clf.fit(features, labels)

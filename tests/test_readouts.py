@@ -100,7 +100,7 @@ def test_the_default_head_runs_a_set_with_more_classes_than_source_labels(tmp_pa
     data_dir = write_many_classes(tmp_path / "data")  # as Adiac (37 classes)
     cfg = runs.RunConfig(dataset="Many", data_dir=data_dir, out=str(tmp_path / "run"), source_weights="random",
                          verbose=0, epochs=2, ensemble=1, seg=4)
-    with pytest.raises(runs.UsageError, match="the attention head runs it"):
+    with pytest.raises(runs.UsageError, match="a head runs it"):
         runs.train(runs.load_data(cfg), runs.RunConfig(**{**vars(cfg), "head": "mapping"}))
     run = runs.train(runs.load_data(cfg), cfg)
     assert run.summary["classes"] == 37 and run.summary["mapping"] is None and run.summary["epochs_run"] == 2

@@ -288,3 +288,30 @@ def test_a_missing_first_value_takes_its_neighbours_value_not_zero(tmp_path):
     d = load_ucr("Gap", data_dir=str(tmp_path))
     assert d.x_train[0].tolist() == [5.0, 5.0, 6.0, 7.0]
     assert d.x_train[1].tolist() == [1.0, 2.0, 3.0, 0.0] and d.lengths_train.tolist() == [4, 3]
+
+
+def test_a_multivariate_ts_file_loads_as_series_of_channels(tmp_path):
+    header = "@problemName Two\n@univariate false\n@dimensions 2\n@classLabel true a b\n@data\n"
+    rows = ["1,2,3,4:5,6,7,8:a", "1,NaN,3:7,8,9:b", "0,0,0,1:1,1,1,0:b"]  # a shorter series, a gap in channel 1
+    (tmp_path / "Two").mkdir()
+    for split in ("TRAIN", "TEST"):
+        with gzip.open(tmp_path / "Two" / f"Two_{split}.ts.gz", "wt") as fh:
+            fh.write(header + "\n".join(rows) + "\n")
+    d = load_ucr("Two", data_dir=str(tmp_path))
+    assert d.x_train.shape == (3, 2, 4) and d.channels == 2 and d.length == 4
+    assert d.x_train[1].tolist() == [[1.0, 2.0, 3.0, 0.0], [7.0, 8.0, 9.0, 0.0]]  # filled, then zero-padded
+    assert d.lengths_train.tolist() == [4, 3, 4] and d.y_train.tolist() == [0, 1, 1]
+    for bad, message in ((["1,2:3,4:a", "1,2:b"], "line 7: 1 channels, but line 6 has 2"),
+                         (["1,2,3:4,5:a"], "its channels hold 3, 2 values")):
+        (tmp_path / "Bad").mkdir(exist_ok=True)
+        for split in ("TRAIN", "TEST"):
+            (tmp_path / "Bad" / f"Bad_{split}.ts").write_text(header + "\n".join(bad) + "\n")
+        with pytest.raises(DatasetError, match=message):
+            load_ucr("Bad", data_dir=str(tmp_path))
+
+
+def test_the_shared_uea_sets_load_with_their_channels():
+    from conftest import shared_path
+
+    d = load_ucr("BasicMotions", data_dir=shared_path("uea"))
+    assert d.x_train.shape == (40, 6, 100) and d.x_test.shape == (40, 6, 100) and d.num_classes == 4
