@@ -108,6 +108,9 @@ def explain_run(run, index, layers=CAM_LAYERS, data_dir=None, program=0):
     if finished.config["mode"] not in ("reprogram", "reprogram+finetune"):
         raise UsageError(f"--run {run} is a {finished.config['mode']} run; CAM needs a reprogramming run")
     model = finished.model
+    if len(model.input.shape) == 3:
+        raise UsageError(f"--run {run} is multivariate ({model.input.shape[1]} channels): CAM folds its maps back onto "
+                         "one series, so it explains univariate runs")
     data = load_ucr(finished.summary["dataset"], data_dir=data_dir or finished.config.get("data_dir"))
     if not 0 <= index < len(data.x_test):
         raise UsageError(f"--index {index} is out of range; {data.name} has {len(data.x_test)} test series "

@@ -89,3 +89,13 @@ def test_bad_input_names_the_argument():
             clf.fit(features, labels)
     with pytest.raises(ValueError, match="--lr must be a positive number"):
         V2SClassifier(lr=-1.0).fit(X, y)
+
+
+def test_cam_refuses_a_multivariate_run_in_one_line(tmp_path, capsys):
+    import cam_v2s
+    from conftest import cli_error
+
+    X, y = shapes(6, seed=7)
+    V2SClassifier(epochs=1, ensemble=1, out=str(tmp_path / "run")).fit(np.stack([X, -X], axis=1), y)
+    line = cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")])
+    assert "is multivariate (2 channels): CAM folds its maps back onto one series" in line
