@@ -55,6 +55,7 @@ def test_clone_and_cross_validation():
     assert scores.shape == (2,) and (scores > 0.5).all()
 
 
+@pytest.mark.heavy
 def test_series_of_unequal_length_are_padded_as_the_loader_pads_them():
     X, y = shapes(6, seed=4)
     ragged = [x[:30 + i % 10] for i, x in enumerate(X)]
@@ -62,15 +63,19 @@ def test_series_of_unequal_length_are_padded_as_the_loader_pads_them():
     assert clf.n_features_in_ == 39 and clf.predict([x[:39] for x in X]).shape == (18,)
 
 
-def test_multivariate_series_are_played_as_tones_of_their_channels(fitted):
+def test_multivariate_series_are_played_as_tones_of_their_channels(tmp_path, capsys):
+    import cam_v2s
+    from conftest import cli_error
+
     X, y = shapes(6, seed=6)
     X3 = np.stack([X, X[:, ::-1], -X], axis=1)  # (18, 3, 40): three channels
-    clf = V2SClassifier(epochs=1, ensemble=1).fit(X3, y)
+    clf = V2SClassifier(epochs=1, ensemble=1, layout="split", out=str(tmp_path / "run")).fit(X3, y)
     assert (clf.n_channels_, clf.n_features_in_) == (3, 40) and clf.predict(X3).shape == (18,)
+    assert clf.summary_["config"]["layout"] == "split"
     with pytest.raises(ValueError, match="fitted on length 40 and 3 channel"):
         clf.predict(X)
-    split = V2SClassifier(epochs=1, ensemble=1, layout="split").fit(X3, y)
-    assert split.summary_["config"]["layout"] == "split"
+    line = cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")])
+    assert "is multivariate (3 channels): CAM folds its maps back onto one series" in line
 
 
 def test_bad_input_names_the_argument():
@@ -90,12 +95,3 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="--lr must be a positive number"):
         V2SClassifier(lr=-1.0).fit(X, y)
 
-
-def test_cam_refuses_a_multivariate_run_in_one_line(tmp_path, capsys):
-    import cam_v2s
-    from conftest import cli_error
-
-    X, y = shapes(6, seed=7)
-    V2SClassifier(epochs=1, ensemble=1, out=str(tmp_path / "run")).fit(np.stack([X, -X], axis=1), y)
-    line = cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")])
-    assert "is multivariate (2 channels): CAM folds its maps back onto one series" in line
