@@ -26,15 +26,13 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
-from speech.spec import (AM_DEPTH_DB, CARRIER_HZ, CLIP_SIGMA, ENCODINGS, FM_DEVIATION_HZ, TONE_AMPLITUDE,
+from speech.spec import (AM_DEPTH_DB, CARRIER_HZ, CLIP_SIGMA, ENCODINGS, FM_DEVIATION_HZ, LAYOUTS, TONE_AMPLITUDE,
                          TONE_ENCODINGS)
 from speech.commands import SAMPLE_RATE
 
 __all__ = ["ENCODINGS", "segment_positions", "SegmentZeroPadding", "ToneEncoding", "ChannelTones", "LAYOUTS",
            "build_encoding", "encoder_of", "ENCODER_NAMES", "z_normalised"]
 
-# How the channels of a multivariate series share the second: at once, in bands of their own, or one after another.
-LAYOUTS = ("mix", "split")
 # The highest frequency a band of ``mix`` may reach: below the source's 8 kHz mel ceiling.
 TOP_HZ = 7800.0
 # The name of the encoding layer in a V2S model; models saved before the encodings existed named their padding

@@ -33,7 +33,7 @@ from engine.run_folder import (REPO, RUN_ENTRIES, Run, foreign_entries, load_run
                                portable, read_summary, upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
 from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, CARRIER_HZ, CLIP_SIGMA, ENCODINGS,
-                         FM_DEVIATION_HZ, TONE_PARAMETERS)
+                         FM_DEVIATION_HZ, LAYOUTS, TONE_PARAMETERS)
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
@@ -62,8 +62,6 @@ HEAD_FITS = ("train", "lp", "lp+train")
 TONE_DEFAULTS = {"carrier": CARRIER_HZ, "deviation": FM_DEVIATION_HZ, "depth": AM_DEPTH_DB, "clip": CLIP_SIGMA}
 # Where the program is added: the encoded waveform (the paper's) or the series before its encoding.
 PROGRAM_SPACES = ("wave", "series")
-# How a multivariate series' channels share the second (ts_encoding.LAYOUTS).
-LAYOUTS = ("mix", "split")
 REPROGRAM_MODES = ("reprogram", "reprogram+finetune")
 MAX_SEGMENTS = 10
 SELECT_MODES = ("none", "auto")
@@ -72,7 +70,7 @@ SELECT_MODES = ("none", "auto")
 UNUSED_BY_MODE = {
     "transfer": ("mapping", "map_type", "ensemble", "dr", "per", "l2", "seg", "max_seg", "head_fit"),
     "fcn": ("arch", "source_weights", "mapping", "map_type", "ensemble", "dr", "per", "l2", "seg", "max_seg", "znorm",
-            "standardise", "gain", "head_fit"),
+            "standardise", "gain", "head_fit", "layout"),
 }
 # The candidates of --select auto, as changes to the run's own settings: the default ensemble of three programs and
 # one program alone (results/notes/program_selection.md, round2_selection.md: the other levers screened, m in
@@ -172,9 +170,10 @@ class RunConfig:
             if value != default:
                 shown = "" if isinstance(value, bool) else " " + " ".join(map(str, source_paths(value)
                                                                            if name == "source_weights" else [value]))
-                raise UsageError(f"--{name.replace('_', '-')}{shown} is not used by --mode {c.mode} (which "
-                                 f"{'fine-tunes the source through a dense head, no program' if c.mode == 'transfer' else 'reads the raw series alone'}"
-                                 f"); drop it")
+                what = {"transfer": "fine-tunes the source through a dense head, no program",
+                        "fcn": "reads the raw series alone"}[c.mode]
+                raise UsageError(f"--{name.replace('_', '-')}{shown} is not used by --mode {c.mode} (which {what}); "
+                                 "drop it")
         encoding = resolved.encoding
         for name in TONE_DEFAULTS:
             if getattr(c, name) is not None and name not in TONE_PARAMETERS.get(encoding, ()):

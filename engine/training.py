@@ -56,7 +56,7 @@ class StepFunctions:
         weights = model.trainable_weights
         optimizer = model.optimizer
         # One series: (length,), or (channels, length) for a multivariate model: the model's own input shape.
-        spec = [tf.TensorSpec((None,) + tuple(model.input.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
+        spec = [tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
 
         def ce_of(y, probs):
             # A (batch, K, C) ensemble output: every program is scored on the labels; the mean keeps the scale.

@@ -29,5 +29,7 @@ FM_DEVIATION_HZ = 400.0  # the pitch swing at +-clip: 200 to 1,000 Hz around a 6
 AM_DEPTH_DB = 40.0  # the loudness swing from -clip to +clip
 CLIP_SIGMA = 3.0  # z-normalised values are clipped at +-this many standard deviations
 TONE_AMPLITUDE = 0.5  # peak amplitude of an encoded tone (a loud but unclipped one-second clip)
+# How a multivariate series' channels share the second: at once, in bands of their own, or one after another.
+LAYOUTS = ("mix", "split")
 # Which tone parameter each encoding reads (the others are refused).
 TONE_PARAMETERS = {"fm": ("carrier", "deviation", "clip"), "am": ("carrier", "depth", "clip")}

@@ -93,7 +93,7 @@ CASES = [
     (["--dataset", "Cut"], "Cut_TRAIN.tsv.gz is truncated or not a gzip file"),
     (["--dataset", "Single"], "Single has 2 training series, at most one per class: no validation split"),
     (["--dataset", "Many", "--map-type", "random"], "Many has 52 classes, more than the 36 source labels a "
-                                                    "many-to-one label mapping can share out; the attention head"),
+                                                    "many-to-one label mapping can share out; a head runs it"),
     (["--arch", "V2Sr", "--head", "attention"], "--head attention reads the attention RNN's layers, which V2Sr "
                                                 "does not have; it needs --arch V2Sa or V2Su"),
     (["--encoding", "am", "--deviation", "100"], "--deviation is a parameter of --encoding fm; this run's encoding is "
