@@ -13,14 +13,15 @@ the lowest validation loss (a stratified split of the training data), then avera
 its V2S runs read the classes through the paper's label mapping, whatever today's default.
 MiniRocket (aeon, optional extra) runs on the same splits. Datasets missing from --data-dir are listed and skipped.
 
-Every finished run is appended as one JSON line to the store (``results/reproduce/head/runs.jsonl``) under an exclusive
-file lock, so a rerun skips finished runs and a killed sweep loses nothing: the runs in flight resume from their
-last finished epoch. One sweep writes a store at a time (a second is refused at once; with --jobs or a Ray cluster
-one sweep runs many tasks side by side). Every flag is checked before any task starts. A run's key names only the
-settings that differ from v2s_main.py's defaults: after changing a default, start a new store (or drop the records
-it affects); a store whose V2S records read the classes another way than today's default takes no new default
-runs. Out: ``results/table2.md`` / ``.csv`` and ``results/table2_scatter.png``; for another ``--store`` the table goes
-beside it (``results/reproduce/seeds.md``) unless ``--out`` names a prefix.
+Every finished run is appended as one JSON line to the store (``runs/reproduce/runs.jsonl`` unless --store names
+one) under an exclusive file lock, so a rerun skips finished runs and a killed sweep loses nothing: the runs in
+flight resume from their last finished epoch. One sweep writes a store at a time (a second is refused at once; with
+--jobs or a Ray cluster one sweep runs many tasks side by side). Every flag is checked before any task starts. A
+run's key names only the settings that differ from v2s_main.py's defaults: after changing a default, start a new
+store (or drop the records it affects); a store whose V2S records read the classes another way than today's default
+takes no new default runs. Out: the table beside the store (``runs/reproduce/runs.md`` / ``.csv`` and
+``runs_scatter.png`` for the default store) unless ``--out`` names a prefix; the committed ``results/table2`` is
+written only when named.
 """
 
 from engine import tf_setup  # first: TensorFlow reads its log level when it loads
