@@ -36,8 +36,13 @@ PARAMETERS = ("epochs", "ensemble", "head", "head_fit", "encoding", "carrier", "
 def _as_series(X, name="X"):
     """X as a float32 (n, length) or (n, channels, length) array and each series' length: an array, or a list of
     series of unequal lengths."""
+    from scipy import sparse
+
     from ts_dataloader import FLOAT32_MAX
 
+    if sparse.issparse(X):
+        raise TypeError(f"{name} is a sparse matrix; sparse input is not supported: pass a dense array "
+                        f"({name}.toarray())")
     if isinstance(X, (list, tuple)) and len(X) and len({np.shape(x)[-1] for x in X}) > 1:
         shapes = {np.shape(x)[:-1] for x in X}
         if len(shapes) > 1 or np.ndim(X[0]) not in (1, 2):
@@ -51,22 +56,29 @@ def _as_series(X, name="X"):
             padded[i, ..., :lengths[i]] = np.asarray(x, dtype=float)
         X = padded
     else:
+        if np.iscomplexobj(X):
+            raise ValueError(f"{name}: Complex data not supported; V2S takes real-valued series")
         try:
             X = np.asarray(X, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must hold numbers: an array of shape (n, length) or a list of 1-D series")\
-                from None
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{name} must hold numbers, an array of shape (n, length) or a list of 1-D series "
+                            f"({err})") from None
         lengths = np.full(len(X), X.shape[-1]) if X.ndim >= 2 else None
     if X.ndim == 3 and X.shape[1] == 1:
         X = X[:, 0]  # one channel: a univariate series
-    if X.ndim not in (2, 3) or 0 in X.shape:
-        raise ValueError(f"{name} must have shape (n, length) or (n, channels, length), none of them 0, got shape "
-                         f"{np.shape(X)}")
+    if X.ndim not in (2, 3):
+        raise ValueError(f"{name} must have shape (n, length) or (n, channels, length), got shape {np.shape(X)}"
+                         + (f"; Reshape your data with {name}.reshape(1, -1) if it is one series" if X.ndim == 1
+                            else ""))
+    for axis, what in ((0, "sample(s)"), (X.ndim - 1, "feature(s)"), (1, "channel(s)")):
+        if X.shape[axis] == 0:  # scikit-learn's wording, which its checks look for
+            raise ValueError(f"{name} has 0 {what} (shape={X.shape}) while a minimum of 1 is required")
     bad = ~np.isfinite(X) | (np.abs(np.nan_to_num(X)) > FLOAT32_MAX)
     if bad.any():
         where = tuple(int(v) for v in np.argwhere(bad)[0])
-        raise ValueError(f"{name}[{', '.join(map(str, where))}] is {float(X[where]):g}: V2S takes finite numbers "
-                         "within float32's range")
+        value = "NaN" if np.isnan(X[where]) else f"{float(X[where]):g}"
+        raise ValueError(f"{name}[{', '.join(map(str, where))}] is {value}: V2S takes finite numbers within "
+                         "float32's range")
     return X.astype(np.float32), lengths
 
 
@@ -104,13 +116,21 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
         from engine.runs import train
         from ts_dataloader import UCRData
 
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import column_or_1d
+
+        if y is None:
+            raise ValueError("V2SClassifier requires y to be passed, but the target y is None")
         X, lengths = _as_series(X)
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # a column of labels: warned and read as one label per series
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must hold one label per series of X ({len(X)}), got shape {y.shape}")
+        check_classification_targets(y)  # continuous targets: 'Unknown label type', in scikit-learn's words
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y holds a single class ({self.classes_[0]!r}); classification needs at least two")
+            raise ValueError(f"y holds one class ({self.classes_[0]!r}); classification needs at least two")
         data = UCRData("arrays", X, codes, X[:0], codes[:0], np.array([str(c) for c in self.classes_]),
                        "numpy arrays", lengths, np.zeros(0, int))
         self.n_features_in_, self.n_channels_ = X.shape[-1], data.channels
@@ -127,9 +147,11 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X, _ = _as_series(X)
         channels = 1 if X.ndim == 2 else X.shape[1]
-        if (X.shape[-1], channels) != (self.n_features_in_, self.n_channels_):
-            raise ValueError(f"X has series of length {X.shape[-1]} and {channels} channel(s), the estimator was "
-                             f"fitted on length {self.n_features_in_} and {self.n_channels_} channel(s)")
+        if X.shape[-1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[-1]} features, but V2SClassifier is expecting {self.n_features_in_} "
+                             "features as input (the series' length in fit)")
+        if channels != self.n_channels_:
+            raise ValueError(f"X has {channels} channel(s), but V2SClassifier was fitted on {self.n_channels_}")
         return X
 
     def predict_proba(self, X):

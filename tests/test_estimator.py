@@ -5,8 +5,9 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.model_selection import cross_val_score
 
 from engine.estimator import V2SClassifier
@@ -72,8 +73,10 @@ def test_multivariate_series_are_played_as_tones_of_their_channels(tmp_path, cap
     clf = V2SClassifier(epochs=1, ensemble=1, layout="split", out=str(tmp_path / "run")).fit(X3, y)
     assert (clf.n_channels_, clf.n_features_in_) == (3, 40) and clf.predict(X3).shape == (18,)
     assert clf.summary_["config"]["layout"] == "split"
-    with pytest.raises(ValueError, match="fitted on length 40 and 3 channel"):
+    with pytest.raises(ValueError, match="X has 1 channel\\(s\\), but V2SClassifier was fitted on 3"):
         clf.predict(X)
+    with pytest.raises(ValueError, match="X has 30 features, but V2SClassifier is expecting 40 features as input"):
+        clf.predict(X3[..., :30])
     line = cli_error(capsys, cam_v2s.main, ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "c.png")])
     assert "is multivariate (3 channels): CAM folds its maps back onto one series" in line
 
@@ -85,13 +88,22 @@ def test_bad_input_names_the_argument():
         clf.predict(X)
     bad = X.copy()
     bad[2, 7] = np.nan
-    cases = ((bad, y, r"X\[2, 7\] is nan"), (X, y[:-1], "y must hold one label per series of X \\(9\\)"),
+    cases = ((bad, y, r"X\[2, 7\] is NaN"), (X, y[:-1], "y must hold one label per series of X \\(9\\)"),
              (X[:, None, None, :], y, "must have shape \\(n, length\\) or \\(n, channels, length\\)"),
-             (X, np.zeros(9), "y holds a single class"), (X * 1e39, y, "within float32's range"),
-             ([X[0], X[1][:20], np.stack([X[2]] * 2)], y[:3], "must all be 1-D, or all \\(channels, length\\)"))
+             (X, np.zeros(9), "y holds one class"), (X * 1e39, y, "within float32's range"),
+             ([X[0], X[1][:20], np.stack([X[2]] * 2)], y[:3], "must all be 1-D, or all \\(channels, length\\)"),
+             (X[0], y, "Reshape your data with X.reshape\\(1, -1\\)"), (X[:, :0], y, "X has 0 feature\\(s\\)"),
+             (X + 1j, y, "Complex data not supported"), (X, None, "requires y to be passed"),
+             (X, np.linspace(0, 1, 9), "Unknown label type"))
     for features, labels, message in cases:
         with pytest.raises(ValueError, match=message):
             clf.fit(features, labels)
+    with pytest.raises(TypeError, match="X must hold numbers.*argument must be"):
+        clf.fit(np.array([[1.0, {"a": 1}]] * 9, dtype=object), y)
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        clf.fit(scipy.sparse.csr_matrix(X), y)
+    with pytest.warns(DataConversionWarning), pytest.raises(ValueError, match="y holds one class"):
+        clf.fit(X, np.zeros((9, 1)))  # a column of labels is read as one label per series
     with pytest.raises(ValueError, match="--lr must be a positive number"):
         V2SClassifier(lr=-1.0).fit(X, y)
 
