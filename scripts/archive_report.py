@@ -130,8 +130,8 @@ def cost_lines(records, props):
                      "StarLightCurves, with thousands of training series each), and a run's cost grows with its "
                      "training series, so read it as a lower bound.")
     if imported:
-        lines.append(f"- {len(imported)} records were imported from earlier sweeps on another machine (their "
-                     "wall time is in the store, not counted above).")
+        lines.append(f"- {len(imported)} records were imported from run folders made outside the sweep (screens, "
+                     "earlier sweeps; their wall time is in the store, not counted above).")
     if resumed:
         lines.append(f"- {len(resumed)} runs resumed after a killed sweep are not counted above (their CPU time "
                      "covers only the resumed part): " + ", ".join(
