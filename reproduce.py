@@ -564,6 +564,11 @@ def build_table(records, references=REFERENCE_COLUMNS):
         lines.append("")
         lines.append("Failed tasks (a rerun on this store tries them again):")
         lines += [f"- {m} on {d}, seed {seed}: {error}" for d, m, seed, error in failed]
+    absent = [d for d in paper_rows(PAPER_TABLE) if d not in datasets]
+    if absent and len(absent) < len(datasets):  # not for stores of other sets (UEA), which would list all 30
+        lines.append("")
+        lines.append(f"The paper's sets with no run in this store ({len(absent)}): {', '.join(absent)}; every mean "
+                     "above is over the rows shown, the paper's columns included.")
     lines.append("")
     lines.append("(*) FordA, FordB, Lightning2, Wafer: label-folding artefacts in the paper (reported there as 100%). "
                  "MPCE = mean over datasets of error% / classes, recomputed from the rows. "
