@@ -448,3 +448,19 @@ def test_the_papers_v2su_column_stands_beside_a_v2su_column_only():
     header = text.splitlines()[0]
     assert "paper V2Su" in header and "V2Su (ensemble=1)" in header
     assert rows[0]["paper V2Su"] == "100.00" and rows[0]["V2Su (ensemble=1)"] == "50.00"  # the paper's Coffee row
+
+
+def test_a_table_of_sets_the_paper_never_ran_has_only_our_columns(tmp_path):
+    # Before the fix, a UEA store's table had four empty published columns, "vs paper SOTA: 0 wins, 0 ties,
+    # 0 losses", artefact rows and footnote, and plotting it raised KeyError 'paper V2Sa'.
+    runs = [{"dataset": d, "method": m, "seed": 0, "val_loss": 0.1, "test_accuracy": acc, "classes": 4,
+             "key": d + m, "config": {}}
+            for d in ("BasicMotions", "NATOPS") for m, acc in (("V2Sa", 0.9), ("MiniRocket", 1.0))]
+    text, rows, columns = reproduce.build_table(runs)
+    assert text.splitlines()[0] == "| dataset | C | V2Sa | MiniRocket |"
+    assert "paper SOTA" not in text and "without (*)" not in text and "label-folding" not in text
+    assert "- V2Sa vs MiniRocket: 0 wins, 0 ties, 2 losses" in text
+    assert not reproduce.plot_scatter(columns, str(tmp_path / "scatter.png"))
+    runs.append(dict(runs[0], dataset="Coffee", key="c"))  # one of the paper's sets: its columns come back
+    text, _, _ = reproduce.build_table(runs)
+    assert "paper V2Sa" in text.splitlines()[0] and "wins" in text
