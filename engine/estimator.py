@@ -56,13 +56,15 @@ def _as_series(X, name="X"):
             padded[i, ..., :lengths[i]] = np.asarray(x, dtype=float)
         X = padded
     else:
-        if np.iscomplexobj(X):
-            raise ValueError(f"{name}: Complex data not supported; V2S takes real-valued series")
         try:
-            X = np.asarray(X, dtype=float)
+            X = np.asarray(X)  # first without a dtype: a complex array would lose its imaginary part to float
+            real = X.dtype.kind != "c"
+            X = X.astype(float) if real else X
         except (TypeError, ValueError) as err:
             raise type(err)(f"{name} must hold numbers, an array of shape (n, length) or a list of 1-D series "
                             f"({err})") from None
+        if not real:
+            raise ValueError(f"{name}: Complex data not supported; V2S takes real-valued series")
         lengths = np.full(len(X), X.shape[-1]) if X.ndim >= 2 else None
     if X.ndim == 3 and X.shape[1] == 1:
         X = X[:, 0]  # one channel: a univariate series
@@ -72,7 +74,7 @@ def _as_series(X, name="X"):
                             else ""))
     for axis, what in ((0, "sample(s)"), (X.ndim - 1, "feature(s)"), (1, "channel(s)")):
         if X.shape[axis] == 0:  # scikit-learn's wording, which its checks look for
-            raise ValueError(f"{name} has 0 {what} (shape={X.shape}) while a minimum of 1 is required")
+            raise ValueError(f"{name} has 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
     bad = ~np.isfinite(X) | (np.abs(np.nan_to_num(X)) > FLOAT32_MAX)
     if bad.any():
         where = tuple(int(v) for v in np.argwhere(bad)[0])
