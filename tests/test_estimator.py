@@ -9,6 +9,8 @@ import scipy.sparse
 from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from engine.estimator import V2SClassifier
 
@@ -52,7 +54,8 @@ def test_clone_and_cross_validation():
     X, y = shapes(6, seed=2)
     clf = V2SClassifier(epochs=2, ensemble=1, random_state=3)
     assert clone(clf).get_params() == clf.get_params() and not hasattr(clone(clf), "model_")
-    scores = cross_val_score(clf, X, y, cv=2)
+    centre = FunctionTransformer(lambda series: series - series.mean(axis=1, keepdims=True))
+    scores = cross_val_score(make_pipeline(centre, clf), X, y, cv=2)  # in a Pipeline, cloned per fold
     assert scores.shape == (2,) and (scores > 0.5).all()
 
 
