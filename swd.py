@@ -2,13 +2,14 @@
 
 In:  the frozen source model's outputs on held-out source speech (the synthetic corpus' validation voices, or a
      GSC-layout folder), shape (n, F), and its outputs on reprogrammed target series, shape (N, F): the 36 logits
-     (the paper's space), or, for a run with the attention head, the 128-value attention vector the head reads
-     (such a run's model holds the source only up to that layer).
+     (the paper's space), or, for a run with a head, what the head reads (the 128-value attention vector; the
+     548 pooled features of the layers head); ``table --space logits`` compares the logits whatever the head reads
+     (an attention-head run's model holds the source only up to the attention vector: refused).
 Out: the SWD between the two clouds (POT's ``ot.sliced_wasserstein_distance``, 1,000 seeded projections).
 
     python v2s_main.py --swd --out runs/coffee_swd                # records the SWD after every epoch
     python swd.py plot runs/coffee_swd                            # -> runs/coffee_swd/swd_curve.png (Figure 3)
-    python swd.py table runs [--gsc-dir ../shared/gsc]            # Table 3: mean / median over reprogramming runs
+    python swd.py table runs [--gsc-dir ../shared/gsc] [--space logits]   # Table 3: mean / median over runs
 
 ``SWDCallback`` records the SWD after every epoch when ``v2s_main.py --swd`` is given.
 """
@@ -33,7 +34,7 @@ def sliced_wasserstein(a, b, projections=PROJECTIONS, seed=0):
     return float(ot.sliced_wasserstein_distance(a, b, n_projections=projections, seed=seed))
 
 
-def source_reference_features(source, gsc_dir=None, max_clips=1000, seed=0):
+def source_reference_features(source, gsc_dir=None, max_clips=1000, seed=0, space="read"):
     """``ts_model.source_features`` of ``source`` on held-out source speech: a GSC folder's validation speakers, or
     synthetic val voices."""
     from ts_model import source_features
@@ -50,7 +51,7 @@ def source_reference_features(source, gsc_dir=None, max_clips=1000, seed=0):
         x = load_or_generate(CorpusConfig(), splits=("val",), progress=False)[0].x
     if len(x) > max_clips:
         x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_clips, replace=False))]
-    return source_features(source).predict(x, batch_size=64, verbose=0)
+    return source_features(source, space).predict(x, batch_size=64, verbose=0)
 
 
 class SWDCallback:
@@ -103,8 +104,9 @@ def plot_curve(run, path):
     save_figure(fig, path)
 
 
-def table(folder, gsc_dir=None):
-    """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3)."""
+def table(folder, gsc_dir=None, space="read"):
+    """SWD of every reprogramming run under ``folder``: per run, then mean and median (Table 3); ``space``: what
+    each run's model reads of its source, or the source's logits whatever it reads (the paper's space)."""
     from engine.run_folder import load_run
     from ts_dataloader import load_ucr
     from ts_model import reprogrammed_features, source_features, source_of
@@ -119,12 +121,12 @@ def table(folder, gsc_dir=None):
         if run.config["mode"] != "reprogram":
             continue
         source = source_of(run.model)
-        space = source_features(source).layers[-1].name
-        if space not in references:
-            references[space] = source_reference_features(source, gsc_dir)
+        kind = source_features(source, space).layers[-1].name
+        if kind not in references:
+            references[kind] = source_reference_features(source, gsc_dir, space=space)
         data = load_ucr(run.summary["dataset"], data_dir=run.config.get("data_dir"))
-        rows.append((run.summary["dataset"], sliced_wasserstein(references[space],
-                                                                reprogrammed_features(run.model, data.x_train))))
+        features = reprogrammed_features(run.model, data.x_train, space=space)
+        rows.append((run.summary["dataset"], sliced_wasserstein(references[kind], features)))
     if not rows:
         raise UsageError(f"no reprogram runs (*/summary.json) under {folder}")
     return (rows,) + mean_and_median([v for _, v in rows])
@@ -144,6 +146,11 @@ def main(argv=None):
     pt = sub.add_parser("table", help="Table 3: mean / median SWD over the reprogramming runs in a folder.")
     pt.add_argument("folder")
     pt.add_argument("--gsc-dir", default=None, help="Source speech reference (default: synthetic val voices).")
+    from ts_model import FEATURE_SPACES
+
+    pt.add_argument("--space", choices=FEATURE_SPACES, default="read",
+                    help="Compare what each run's model reads of its source (default), or the source's 36 logits "
+                         "whatever the head reads: the paper's space, comparable with its Table 3.")
     args = p.parse_args(argv)
     with cli_errors("swd.py"):
         if args.command == "plot":
@@ -151,7 +158,7 @@ def main(argv=None):
             plot_curve(args.run, args.out)
             print(f"Wrote {args.out}")
             return None
-        rows, mean, median = table(args.folder, args.gsc_dir)
+        rows, mean, median = table(args.folder, args.gsc_dir, args.space)
     print("| dataset | SWD |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value:.3f} |")

@@ -27,6 +27,7 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
+from engine.errors import UsageError
 from speech.source_model import ARCHITECTURES, NUM_SOURCE_CLASSES, build_source_model, load_source_weights
 from speech.spec import TONE_ENCODINGS
 from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions, z_normalised  # noqa: F401
@@ -540,12 +541,20 @@ def logits_model(source):
     return keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
 
 
-def source_features(source):
+# What an analysis compares of a source: what the V2S model reads of it, or its 36 logits (the paper's space).
+FEATURE_SPACES = ("read", "logits")
+
+
+def source_features(source, space="read"):
     """(batch, 16000) waveform -> what the analyses (SWD, t-SNE) compare of a V2S model's frozen source: its
     (batch, 36) logits, or, when the V2S model reads features of the source instead of its probabilities (a head:
-    ``source_reader``), those features, (batch, 128) for the attention vector."""
-    if source.layers[-1].name != "output":
+    ``source_reader``) and ``space`` is "read", those features, (batch, 128) for the attention vector.
+    ``space="logits"`` asks for the logits whatever the model reads; a source cut before them is refused."""
+    if space == "read" and source.layers[-1].name != "output":
         return source
+    if "logits" not in {layer.name for layer in source.layers}:
+        raise UsageError(f"the source of this run ends at {source.layers[-1].name!r}, before the logits: its head "
+                         "reads no logits; compare what it reads instead")
     return logits_model(source)
 
 
@@ -586,7 +595,7 @@ def reprogrammed_waveform(model, x, program=0):
     return waves if model.get_layer("reprogram").programs == 1 else waves[program * len(x):(program + 1) * len(x)]
 
 
-def source_pass(model, program=None, probabilities=False):
+def source_pass(model, program=None, probabilities=False, space="read"):
     """A function (series (N, L), batch_size) -> the source features (``source_features``: the 36 logits, or the
     features a head reads; ``probabilities``: the logits' softmax) the reprogrammed inputs of V2S ``model``
     give: (N, F) for program ``program``, or (K, N, F) for every program when ``program`` is None, each read by its
@@ -599,7 +608,7 @@ def source_pass(model, program=None, probabilities=False):
 
     reprogram, waves_of = model.get_layer("reprogram"), program_waves(model)
     programs = range(reprogram.programs) if program is None else [program]
-    heads = {k: source_features(program_source(model, k)) for k in programs}
+    heads = {k: source_features(program_source(model, k), space) for k in programs}
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(model.input.shape[1:]), tf.float32)])
     def run(series):
@@ -617,10 +626,10 @@ def source_pass(model, program=None, probabilities=False):
     return outputs
 
 
-def reprogrammed_features(model, x, batch_size=64, program=0):
+def reprogrammed_features(model, x, batch_size=64, program=0, space="read"):
     """Source features (``source_features``: logits (N, 36), or attention vectors (N, 128) for a head run) of a V2S
     model's reprogrammed inputs for series ``x`` (N, L) (ensemble: program ``program``, read by its own source)."""
-    return source_pass(model, program)(x, batch_size)
+    return source_pass(model, program, space=space)(x, batch_size)
 
 
 def build_fcn(length, num_classes, channels=1):

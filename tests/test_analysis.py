@@ -171,6 +171,22 @@ def test_swd_table_of_a_folder_mixing_head_and_mapping_runs(runs, tmp_path):
     head_alone, _, _ = swd.main(["table", str(base / "runs"), "--gsc-dir", gsc])
     assert len(mixed) == 2
     assert mixed[0][1] == pytest.approx(head_alone[0][1]) and mixed[1][1] == pytest.approx(alone[0][1])
+    # --space logits: every run in the paper's space; a mapping run reads the logits anyway, the head run does not.
+    logits, _, _ = swd.main(["table", str(tmp_path / "mixed"), "--gsc-dir", gsc, "--space", "logits"])
+    assert logits[1][1] == pytest.approx(mixed[1][1]) and logits[0][1] != pytest.approx(mixed[0][1])
+
+
+def test_the_logits_of_a_source_cut_before_them_are_refused():
+    import keras
+
+    from engine.errors import UsageError
+    from ts_model import source_features
+
+    wave = keras.Input((16000,))
+    cut = keras.Model(wave, keras.layers.Dense(4, name="att_vector")(wave))
+    assert source_features(cut) is cut
+    with pytest.raises(UsageError, match="ends at 'att_vector', before the logits"):
+        source_features(cut, "logits")
 
 
 def test_figures_go_into_the_run_folder_by_default(runs, tmp_path, monkeypatch):
