@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from engine.errors import UsageError, cli_errors
+from speech.spec import FEATURE_SPACES
 
 PROJECTIONS = 1000
 
@@ -146,8 +147,6 @@ def main(argv=None):
     pt = sub.add_parser("table", help="Table 3: mean / median SWD over the reprogramming runs in a folder.")
     pt.add_argument("folder")
     pt.add_argument("--gsc-dir", default=None, help="Source speech reference (default: synthetic val voices).")
-    from ts_model import FEATURE_SPACES
-
     pt.add_argument("--space", choices=FEATURE_SPACES, default="read",
                     help="Compare what each run's model reads of its source (default), or the source's 36 logits "
                          "whatever the head reads: the paper's space, comparable with its Table 3.")

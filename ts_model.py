@@ -29,7 +29,7 @@ from keras import ops
 
 from engine.errors import UsageError
 from speech.source_model import ARCHITECTURES, NUM_SOURCE_CLASSES, build_source_model, load_source_weights
-from speech.spec import TONE_ENCODINGS
+from speech.spec import FEATURE_SPACES, TONE_ENCODINGS
 from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions, z_normalised  # noqa: F401
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
@@ -541,15 +541,13 @@ def logits_model(source):
     return keras.Model(source.input, source.get_layer("logits").output, name=f"{source.name}_logits")
 
 
-# What an analysis compares of a source: what the V2S model reads of it, or its 36 logits (the paper's space).
-FEATURE_SPACES = ("read", "logits")
-
-
 def source_features(source, space="read"):
     """(batch, 16000) waveform -> what the analyses (SWD, t-SNE) compare of a V2S model's frozen source: its
     (batch, 36) logits, or, when the V2S model reads features of the source instead of its probabilities (a head:
     ``source_reader``) and ``space`` is "read", those features, (batch, 128) for the attention vector.
     ``space="logits"`` asks for the logits whatever the model reads; a source cut before them is refused."""
+    if space not in FEATURE_SPACES:
+        raise ValueError(f"space must be one of {', '.join(FEATURE_SPACES)}, got {space!r}")
     if space == "read" and source.layers[-1].name != "output":
         return source
     if "logits" not in {layer.name for layer in source.layers}:

@@ -33,3 +33,6 @@ TONE_AMPLITUDE = 0.5  # peak amplitude of an encoded tone (a loud but unclipped 
 LAYOUTS = ("mix", "split")
 # Which tone parameter each encoding reads (the others are refused).
 TONE_PARAMETERS = {"fm": ("carrier", "deviation", "clip"), "am": ("carrier", "depth", "clip")}
+# What an analysis (SWD, t-SNE) compares of a frozen source: what the V2S model reads of it, or its 36 logits (the
+# paper's space).
+FEATURE_SPACES = ("read", "logits")
