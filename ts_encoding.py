@@ -119,6 +119,23 @@ def _interpolation(length, total):
     return lower, upper, (where - lower).astype(np.float32)
 
 
+def _resampled(u, lower, upper, weight):
+    """``u`` (..., L) resampled along its last axis by ``_interpolation``'s indices and weights: (..., total)."""
+    weight = ops.cast(weight, u.dtype)
+    return ops.take(u, lower, axis=-1) * (1.0 - weight) + ops.take(u, upper, axis=-1) * weight
+
+
+def _tone(u, carrier_cycles, kind, swing, depth):
+    """The unit-amplitude tone a normalised series ``u`` (..., total) in [-1, 1] plays along its last axis: ``fm``,
+    the carrier's phase (``carrier_cycles``, in cycles) plus the running sum of ``swing * u`` Hz; ``am``, the carrier
+    ``depth / 2 * (u - 1)`` dB below full level."""
+    carrier = ops.cast(carrier_cycles, u.dtype)
+    if kind == "fm":
+        return ops.sin(2.0 * np.pi * (carrier + ops.cumsum(swing * u, axis=-1) / SAMPLE_RATE))
+    level_db = depth / 2.0 * (u - 1.0)
+    return ops.power(10.0, level_db / 20.0) * ops.sin(2.0 * np.pi * carrier)
+
+
 @keras.saving.register_keras_serializable(package="V2S")
 class ToneEncoding(L.Layer):
     """A series as the pitch (``kind="fm"``) or the loudness (``"am"``) of a tone lasting the whole second.
@@ -152,17 +169,10 @@ class ToneEncoding(L.Layer):
     def normalised(self, x):
         """The series as the encoding reads it: z-normalised, clipped, divided by ``clip``; (batch, total)."""
         u = ops.clip(z_normalised(x), -self.clip, self.clip) / self.clip
-        weight = ops.cast(self._weight, u.dtype)
-        return ops.take(u, self._lower, axis=1) * (1.0 - weight) + ops.take(u, self._upper, axis=1) * weight
+        return _resampled(u, self._lower, self._upper, self._weight)
 
     def call(self, x):
-        u = self.normalised(x)
-        carrier = ops.cast(self._carrier_cycles, u.dtype)
-        if self.kind == "fm":
-            cycles = carrier + ops.cumsum(self.deviation * u, axis=1) / SAMPLE_RATE
-            return self.amplitude * ops.sin(2.0 * np.pi * cycles)
-        level_db = self.depth / 2.0 * (u - 1.0)
-        return self.amplitude * ops.power(10.0, level_db / 20.0) * ops.sin(2.0 * np.pi * carrier)
+        return self.amplitude * _tone(self.normalised(x), self._carrier_cycles, self.kind, self.deviation, self.depth)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.total)
@@ -226,21 +236,12 @@ class ChannelTones(L.Layer):
 
     def call(self, x):
         u = ops.clip(z_normalised(x), -self.clip, self.clip) / self.clip  # (batch, D, L), per channel
-        weight = ops.cast(self._weight, u.dtype)
-        carrier = ops.cast(self._carrier_cycles, u.dtype)
         if self.layout == "mix":
-            u = ops.take(u, self._lower, axis=2) * (1.0 - weight) + ops.take(u, self._upper, axis=2) * weight
-            if self.kind == "fm":
-                tones = ops.sin(2.0 * np.pi * (carrier + ops.cumsum(self.swing * u, axis=2) / SAMPLE_RATE))
-            else:
-                tones = ops.power(10.0, self.depth / 2.0 * (u - 1.0) / 20.0) * ops.sin(2.0 * np.pi * carrier)
+            u = _resampled(u, self._lower, self._upper, self._weight)  # (batch, D, total)
+            tones = _tone(u, self._carrier_cycles, self.kind, self.swing, self.depth)
             return self.amplitude / self.channels * ops.sum(tones, axis=1)
-        flat = ops.reshape(u, (-1, self.channels * self.length))
-        u = ops.take(flat, self._lower, axis=1) * (1.0 - weight) + ops.take(flat, self._upper, axis=1) * weight
-        if self.kind == "fm":
-            return self.amplitude * ops.sin(2.0 * np.pi * (carrier + ops.cumsum(self.deviation * u, axis=1)
-                                                           / SAMPLE_RATE))
-        return self.amplitude * ops.power(10.0, self.depth / 2.0 * (u - 1.0) / 20.0) * ops.sin(2.0 * np.pi * carrier)
+        u = _resampled(ops.reshape(u, (-1, self.channels * self.length)), self._lower, self._upper, self._weight)
+        return self.amplitude * _tone(u, self._carrier_cycles, self.kind, self.deviation, self.depth)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.total)

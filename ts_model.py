@@ -608,7 +608,7 @@ def source_pass(model, program=None, probabilities=False, space="read"):
     programs = range(reprogram.programs) if program is None else [program]
     heads = {k: source_features(program_source(model, k), space) for k in programs}
 
-    @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(model.input.shape[1:]), tf.float32)])
+    @tf.function(input_signature=[series_signature(model)])
     def run(series):
         waves = waves_of(series)
         b = tf.shape(series)[0]
@@ -622,6 +622,13 @@ def source_pass(model, program=None, probabilities=False, space="read"):
         return np.concatenate(parts, axis=0 if program is not None else 1)
 
     return outputs
+
+
+def series_signature(model):
+    """The ``tf.TensorSpec`` of a batch of the series ``model`` takes: (None, L), or (None, D, L) multivariate."""
+    import tensorflow as tf
+
+    return tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), tf.float32)
 
 
 def reprogrammed_features(model, x, batch_size=64, program=0, space="read"):

@@ -46,7 +46,7 @@ class StepFunctions:
 
         from engine.training_graph import training_graph
 
-        from ts_model import OUTPUT_LAYERS
+        from ts_model import OUTPUT_LAYERS, series_signature
 
         self.model = model
         names = {layer.name for layer in model.layers}
@@ -55,8 +55,7 @@ class StepFunctions:
         train_model = train_outputs or model
         weights = model.trainable_weights
         optimizer = model.optimizer
-        # One series: (length,), or (channels, length) for a multivariate model: the model's own input shape.
-        spec = [tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
+        spec = [series_signature(model), tf.TensorSpec((None,), tf.int32)]
 
         def ce_of(y, probs):
             # A (batch, K, C) ensemble output: every program is scored on the labels; the mean keeps the scale.
