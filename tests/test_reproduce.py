@@ -60,6 +60,33 @@ def test_paper_protocol_grid_size():
     tasks = reproduce.plan(["A"], ["V2Sa", "TF_a"], [0, 1], "paper", 100)
     assert len(tasks) == 5 * 10 * 2 + 2
     assert len({t["key"] for t in tasks}) == len(tasks)
+    narrow = reproduce.plan(["A"], ["V2Sa"], [0], "paper", 100, grid=([0.0, 0.4], [0, 1]))
+    assert [(t["config"]["dr"], t["config"]["seg"]) for t in narrow] == [(0.0, 0), (0.0, 1), (0.4, 0), (0.4, 1)]
+    # the narrowed grid's runs are the full grid's: a wider sweep on the same store skips them
+    assert {t["key"] for t in narrow if t["config"]["seg"] == 1} < {t["key"] for t in tasks}
+    config = reproduce.task_config(narrow[0], "data", "runs").output_resolved()
+    assert (config.val_on_test, config.head, config.encoding, config.seg) == (True, "mapping", "pad", 0)
+
+
+def test_the_paper_protocol_is_a_column_of_its_own_scored_as_the_reference_code_scored():
+    honest = {"dataset": "X", "method": "V2Sa", "seed": 0, "config": {}, "val_loss": 0.1, "test_accuracy": 0.7}
+    paper = [dict(honest, config=reproduce.paper_config(d, 0), val_loss=loss, test_accuracy=0.5,
+                  best_test_accuracy=best) for d, loss, best in ((0.0, 0.01, 0.8), (0.4, 0.5, 0.9))]
+    # per seed the configuration of the best test accuracy of any epoch, never mixed with the honest runs
+    assert reproduce.select([honest, *paper]) == {("X", "V2Sa"): [70.0],
+                                                  ("X", "V2Sa" + reproduce.PAPER_PROTOCOL_LABEL): [90.0]}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dropouts", "0"], "they need --protocol paper"),
+    (["--protocol", "paper", "--dropouts", "1.5"], "--dropouts must lie in [0, 1), got 1.5"),
+    (["--protocol", "paper", "--segments", "11"], "--segments must lie in 0..10"),
+])
+def test_a_bad_paper_grid_is_one_line(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["--data-dir", ".", *flags])
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def record(key, **extra):
@@ -207,9 +234,16 @@ def test_imported_run_is_keyed_like_the_grid_and_other_settings_are_refused(tmp_
     default = reproduce.record_from_run(_fake_run(tmp_path / "a"))
     assert default["key"] == reproduce.plan(["Toy"], ["V2Sa"], [0], "default", 100)[0]["key"]
     assert (default["head"], default["encoding"]) == ("layers", "fm")  # how the run read its classes and series
-    # The paper's grid reads the classes through its label mapping, whatever today's default.
-    paper = reproduce.record_from_run(_fake_run(tmp_path / "b", dr=0.1, seg=3, head="mapping"))
+    # The paper's grid reads the classes through its label mapping, whatever today's default, and watches the test
+    # set; its score is the best test accuracy of any epoch (history.csv's val_accuracy), not the summary's.
+    folder = _fake_run(tmp_path / "b", dr=0.1, seg=3, head="mapping", val_on_test=True)
+    with open(os.path.join(folder, "history.csv"), "w") as fh:
+        fh.write("epoch,val_accuracy\n0,0.25\n1,0.75\n2,0.5\n")
+    paper = reproduce.record_from_run(folder)
     assert paper["key"] in {t["key"] for t in reproduce.plan(["Toy"], ["V2Sa"], [0], "paper", 100)}
+    assert (paper["best_test_accuracy"], paper["test_accuracy"]) == (0.75, 0.5)
+    with pytest.raises(ValueError, match=r"dr=0.1 \(default 0.0\)"):  # the grid's settings, honest: not the paper's
+        reproduce.record_from_run(_fake_run(tmp_path / "b2", dr=0.1, seg=3, head="mapping"))
     with pytest.raises(ValueError, match=r"l2=0.01 \(default 0.0\)"):
         reproduce.record_from_run(_fake_run(tmp_path / "c", l2=0.01))
     with pytest.raises(ValueError, match=r"head='mapping' \(default 'layers'\)"):  # an earlier default
