@@ -1,0 +1,214 @@
+"""Mutation score of the core modules: how many small planted bugs does ``make test`` catch?
+
+    python scripts/mutation_score.py                          # HEAD, 25 mutants per module, report to stdout
+    python scripts/mutation_score.py --rev 6938d9e^ --per-module 25 --report results/mutation/before.md
+    python scripts/mutation_score.py --show NAME              # the diff of one mutant
+
+mutmut (pinned in requirements/dev.txt) rewrites each function of ``CORE_MODULES`` into variants with one small
+change each (a flipped comparison, a changed constant, a dropped argument, ...): a *mutant*. A mutant is *killed*
+when a test that runs its function fails, *survives* when they all pass, and has *no tests* when no test of
+``make test`` (``-m "not heavy"``) runs its function at all. The core holds about 5,600 mutants and a test run
+of a training function takes minutes on two cores, so the score is estimated on a seeded random sample per module
+(``--per-module``), with a 95% Wilson interval; the same sample seed is used for every revision.
+
+In: a git revision of this repository (``--rev``). Work: ``runs/mutation/<rev>/`` (a copy of the revision,
+mutmut's ``mutants/`` folder with its cached results inside): a killed script resumes where it stopped, finished
+mutants are never run twice. Out: a markdown report (per module: sampled, killed, survived, no tests, timeouts,
+the killed share of the decided mutants) with the surviving mutants' names, printed or written to ``--report``.
+
+Keras inspects a layer's ``__init__`` arguments when the layer is created, which mutmut's wrapper hides: the
+constructors of Keras layers and callbacks are left unmutated (marked in the copy, never in the repository).
+Not in CI: one revision's sample of 175 mutants takes hours on two cores.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORE_MODULES = ("engine/runs.py", "engine/training.py", "engine/training_graph.py", "engine/frozen_lstm.py",
+                "ts_model.py", "ts_dataloader.py", "utils.py")
+# What the tests need beside the mutated modules (mutmut runs them from its copy, mutants/).
+ALSO_COPY = ("speech/", "weight/", "ts_encoding.py", "v2s_main.py", "reproduce.py", "results_table.py", "swd.py",
+             "cam_v2s.py", "tsne_v2s.py", "pretrain.py", "source_evaluation.py", "scripts/", "reference/", "bench/",
+             "docs/", "README.md", "Makefile", "requirements/", "results/", "img/")
+SETUP_CFG = """[mutmut]
+source_paths=
+    engine/
+    ts_model.py
+    ts_dataloader.py
+    utils.py
+only_mutate=
+{only}
+also_copy=
+{also}
+pytest_add_cli_args_test_selection=
+    tests/
+pytest_add_cli_args=
+    -m
+    not heavy
+    -p
+    no:randomly
+"""
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
+          -24: "timeout", 152: "timeout", 255: "timeout", None: "not run"}
+
+
+def mutmut():
+    return os.path.join(os.path.dirname(sys.executable), "mutmut")
+
+
+def rev_name(rev):
+    """The revision's full commit hash (so '6938d9e^' and its hash share one work folder)."""
+    out = subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", rev + "^{commit}"], capture_output=True,
+                         text=True)
+    if out.returncode:
+        raise SystemExit(f"mutation_score.py: --rev {rev!r} is not a commit of this repository")
+    return out.stdout.strip()
+
+
+def mark_keras_constructors(path):
+    """Append mutmut's skip pragma to the one-line ``def __init__`` of Keras layer and callback classes."""
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    keras_class = False
+    for i, line in enumerate(lines):
+        header = re.match(r"class \w+(\((.*)\))?:", line)
+        if header:
+            bases = header.group(2) or ""
+            keras_class = "L.Layer" in bases or "keras." in bases
+        if keras_class and re.match(r"\s+def __init__\(.*\):\s*$", line):
+            lines[i] = line + "  # pragma: no mutate block"
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines))
+
+
+def prepare(commit, work):
+    """A copy of ``commit`` in ``work`` with mutmut's settings (once; later calls reuse it)."""
+    if os.path.isfile(os.path.join(work, "setup.cfg")):
+        return
+    os.makedirs(work, exist_ok=True)
+    archive = subprocess.run(["git", "-C", REPO, "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", work], input=archive, check=True)
+    for module in CORE_MODULES:
+        if os.path.isfile(os.path.join(work, module)):
+            mark_keras_constructors(os.path.join(work, module))
+    present = [p for p in ALSO_COPY if os.path.exists(os.path.join(work, p))]
+    with open(os.path.join(work, "setup.cfg"), "w") as fh:
+        fh.write(SETUP_CFG.format(only="\n".join("    " + m for m in CORE_MODULES),
+                                  also="\n".join("    " + p for p in present)))
+
+
+def mutmut_env():
+    # one TensorFlow thread per test process, as make test runs them
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+                PYTHONPATH="")
+
+
+def results(work):
+    """{module: {mutant name: exit code or None}} from mutmut's cached results in ``work/mutants``."""
+    out = {}
+    for module in CORE_MODULES:
+        meta = os.path.join(work, "mutants", module + ".meta")
+        if os.path.isfile(meta):
+            with open(meta) as fh:
+                out[module] = json.load(fh)["exit_code_by_key"]
+    return out
+
+
+def sample(names, k, seed):
+    """``k`` names drawn without replacement, the same draw for the same names and seed."""
+    names = sorted(names)
+    return sorted(random.Random(seed).sample(names, min(k, len(names))))
+
+
+def wilson(killed, n):
+    """95% Wilson interval of a share, in percent."""
+    if n == 0:
+        return None, None
+    z, p = 1.96, killed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def report(commit, codes, chosen, per_module, seed):
+    lines = [f"## Mutation score at {commit[:10]} ({per_module} sampled mutants per module, seed {seed})", "",
+             "| module | mutants | sampled | killed | survived | no tests | timeout | not run | killed share of the "
+             "decided (95% interval) |", "|---|---|---|---|---|---|---|---|---|"]
+    total = {"killed": 0, "decided": 0}
+    survivors = []
+    for module in CORE_MODULES:
+        if module not in codes:
+            continue
+        statuses = [STATUS.get(codes[module][name], "suspicious") for name in chosen[module]]
+        count = {s: statuses.count(s) for s in ("killed", "survived", "no tests", "timeout", "not run")}
+        # a timeout counts as caught (the suite did not pass); "no tests" as missed
+        caught = count["killed"] + count["timeout"]
+        decided = len(statuses) - count["not run"] - statuses.count("suspicious")
+        low, high = wilson(caught, decided)
+        share = "" if not decided else f"{100 * caught / decided:.0f}% ({low:.0f}-{high:.0f})"
+        lines.append(f"| {module} | {len(codes[module])} | {len(statuses)} | {count['killed']} | "
+                     f"{count['survived']} | {count['no tests']} | {count['timeout']} | {count['not run']} | "
+                     f"{share} |")
+        total["killed"] += caught
+        total["decided"] += decided
+        survivors += [(module, n, s) for n, s in zip(chosen[module], statuses) if s in ("survived", "no tests")]
+    if total["decided"]:
+        low, high = wilson(total["killed"], total["decided"])
+        lines.append(f"| **all** | | | | | | | | {100 * total['killed'] / total['decided']:.0f}% "
+                     f"({low:.0f}-{high:.0f}) |")
+    lines += ["", "A timeout counts as caught; a mutant with no tests as missed (no test of `make test` runs its "
+              "function).", "", "Survivors and mutants no test reaches:", ""]
+    lines += [f"- `{name}` ({status})" for _, name, status in survivors] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rev", default="HEAD", help="The git revision to score (default HEAD).")
+    p.add_argument("--per-module", type=int, default=25, help="Mutants sampled per module (default 25).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sample (default 0).")
+    p.add_argument("--work", default=os.path.join(REPO, "runs", "mutation"),
+                   help="Folder of the work copies (default runs/mutation).")
+    p.add_argument("--report", default=None, help="Write the markdown report here (default: print it).")
+    p.add_argument("--report-only", action="store_true", help="Report what is cached, run nothing.")
+    p.add_argument("--show", metavar="NAME", help="Print the diff of one mutant of --rev and stop.")
+    args = p.parse_args(argv)
+    if args.per_module < 1:
+        raise SystemExit(f"mutation_score.py: --per-module must be at least 1, got {args.per_module}")
+    commit = rev_name(args.rev)
+    work = os.path.join(args.work, commit[:12])
+    prepare(commit, work)
+    if args.show:
+        raise SystemExit(subprocess.run([mutmut(), "show", args.show], cwd=work, env=mutmut_env()).returncode)
+    codes = results(work)
+    if not codes and not args.report_only:
+        # The first run writes the mutants and maps each function to the tests that run it (the whole suite once).
+        subprocess.run([mutmut(), "run", "--max-children", "1", "no-such-mutant"], cwd=work, env=mutmut_env())
+        codes = results(work)
+    if not codes:
+        raise SystemExit(f"mutation_score.py: mutmut wrote no mutants in {work}/mutants (see its output above)")
+    chosen = {m: sample(codes[m], args.per_module, args.seed) for m in codes}
+    todo = [n for m in codes for n in chosen[m] if codes[m][n] is None]
+    if todo and not args.report_only:
+        print(f"{len(todo)} sampled mutants to run in {work}", flush=True)
+        # One call: mutmut first runs the tests of every named mutant clean (a whole suite's time), then saves each
+        # mutant's result as it comes, so a killed script loses only the mutant in flight.
+        subprocess.run([mutmut(), "run", "--max-children", "1", *todo], cwd=work, env=mutmut_env())
+        codes = results(work)
+    text = report(commit, codes, chosen, args.per_module, args.seed)
+    if args.report:
+        os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
+        with open(args.report, "w") as fh:
+            fh.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""scripts/mutation_score.py: the pieces that decide what is run and how it is counted (mutmut itself is not run)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import mutation_score  # noqa: E402
+
+
+def test_only_keras_constructors_are_kept_from_mutation(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("class A(L.Layer):\n    def __init__(self, x, **kwargs):\n        pass\n\n"
+                    "    def call(self, x):\n        return x\n\n"
+                    "class B:\n    def __init__(self, x):\n        pass\n\n"
+                    "class C(keras.callbacks.Callback):\n    def __init__(self):\n        pass\n")
+    mutation_score.mark_keras_constructors(str(path))
+    marked = [i for i, line in enumerate(path.read_text().split("\n")) if "no mutate" in line]
+    assert marked == [1, 12]  # A's and C's constructors; not A.call, not the plain class B
+
+
+def test_the_sample_is_the_same_draw_whatever_the_order_of_the_names():
+    names = [f"m.x_f__mutmut_{i}" for i in range(50)]
+    first = mutation_score.sample(names, 5, seed=0)
+    assert first == mutation_score.sample(list(reversed(names)), 5, seed=0)
+    assert first != mutation_score.sample(names, 5, seed=1) and len(set(first)) == 5
+    assert mutation_score.sample(names[:3], 5, seed=0) == sorted(names[:3])
+
+
+def test_the_report_counts_timeouts_as_caught_and_unreached_mutants_as_missed():
+    codes = {"utils.py": {"a": 1, "b": 0, "c": 33, "d": 36, "e": None}}
+    text = mutation_score.report("0123456789abc", codes, {"utils.py": ["a", "b", "c", "d", "e"]}, 5, 0)
+    row = next(line for line in text.splitlines() if line.startswith("| utils.py"))
+    # 2 caught (killed, timeout) of 4 decided; the mutant not run yet is left out of the share
+    assert row.rstrip(" |").split(" | ")[2:9] == ["5", "1", "1", "1", "1", "1", "50% (15-85)"]
+    assert "- `b` (survived)" in text and "- `c` (no tests)" in text and "`a`" not in text
