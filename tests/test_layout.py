@@ -13,7 +13,8 @@ def project_modules():
     modules = {}
     for path in glob.glob(os.path.join(REPO, "**", "*.py"), recursive=True):
         rel = os.path.relpath(path, REPO)
-        if rel.startswith((".venv", "tests" + os.sep)) or "/." in rel:
+        # runs/ and data/ hold users' outputs and downloads (a mutation run's copies of the code among them)
+        if rel.startswith((".venv", "tests" + os.sep, "runs" + os.sep, "data" + os.sep)) or "/." in rel:
             continue
         name = rel[:-3].replace(os.sep, ".")
         modules[name[:-len(".__init__")] if name.endswith(".__init__") else name] = path
