@@ -260,6 +260,10 @@ def run_task(task, data_dir, runs_dir):
                 record["encoding"] = summary["config"]["encoding"]
             if earlier:
                 record["resumed_after_epoch"] = earlier
+    except runs.RunInterrupted:
+        # Ctrl-C or a kill during a task stops the sweep (its checkpoint is kept; a rerun resumes it), rather than
+        # passing for the task's failure and starting the next one.
+        raise KeyboardInterrupt from None
     except Exception as err:  # noqa: BLE001  (any failure of one task is recorded, the sweep goes on)
         message = str(err).splitlines()[0] if str(err) else ""
         record = {"failed": f"{type(err).__name__}: {message}"[:300]}
