@@ -189,8 +189,11 @@ def main(argv=None):
         raise SystemExit(subprocess.run([mutmut(), "show", args.show], cwd=work, env=mutmut_env()).returncode)
     codes = results(work)
     if not codes and not args.report_only:
-        # The first run writes the mutants and maps each function to the tests that run it (the whole suite once).
-        subprocess.run([mutmut(), "run", "--max-children", "1", "no-such-mutant"], cwd=work, env=mutmut_env())
+        # Write the mutants only, so the sample can be drawn from their names (mutmut's run would also run the whole
+        # suite clean before it found no mutant of that name). The first run of the sample then maps each function to
+        # the tests that run it (the whole suite once).
+        subprocess.run([sys.executable, "-c", "import mutmut.__main__ as m; m.create_mutants(1)"], cwd=work,
+                       env=mutmut_env(), check=True)
         codes = results(work)
     if not codes:
         raise SystemExit(f"mutation_score.py: mutmut wrote no mutants in {work}/mutants (see its output above)")
