@@ -478,6 +478,16 @@ def execute(tasks, store, data_dir, runs_dir, backend="local", jobs=1, address=N
 PAPER_PROTOCOL_LABEL = " (paper protocol, OPTIMISTIC)"
 
 
+def column_label(record):
+    """The table column a record belongs to: its method, with what sets it apart from today's defaults."""
+    # Runs of another length are another experiment: labelled apart, never averaged with the 100-epoch runs.
+    return (record["method"] + (f" ({record['source_weights']} source)" if record.get("source_weights") else "")
+            + "".join(f" ({k}={v})" for k, v in sorted((record.get("settings") or {}).items()))
+            + (f" ({record['epochs']} epochs)" if record.get("epochs", DEFAULT_EPOCHS) != DEFAULT_EPOCHS
+               and record["method"] in METHOD_SETTINGS else "")
+            + (PAPER_PROTOCOL_LABEL if is_paper_protocol(record) else ""))
+
+
 def select(records):
     """{(dataset, method): [test accuracy per seed]}, keeping per seed the configuration of lowest validation loss.
 
@@ -489,14 +499,9 @@ def select(records):
     for r in records:
         if "failed" in r:
             continue
-        # Runs of another length are another experiment: labelled apart, never averaged with the 100-epoch runs.
-        method = r["method"] + (f" ({r['source_weights']} source)" if r.get("source_weights") else "") + \
-            "".join(f" ({k}={v})" for k, v in sorted((r.get("settings") or {}).items())) + \
-            (f" ({r['epochs']} epochs)" if r.get("epochs", DEFAULT_EPOCHS) != DEFAULT_EPOCHS
-             and r["method"] in METHOD_SETTINGS else "")
+        method = column_label(r)
         accuracy, score = r["test_accuracy"], r["val_loss"] if r["val_loss"] is not None else 0.0
         if is_paper_protocol(r):
-            method += PAPER_PROTOCOL_LABEL
             accuracy = r["best_test_accuracy"]
             score = -accuracy
         group = (r["dataset"], method, r["seed"])
@@ -512,7 +517,7 @@ def failures(records):
     """The failed tasks that no later record of the same key replaced: [(dataset, method, seed, error)]."""
     done = {r["key"] for r in records if "failed" not in r}
     latest = {r["key"]: r for r in records if "failed" in r and r["key"] not in done}
-    return sorted((r["dataset"], r["method"], r["seed"], r["failed"]) for r in latest.values())
+    return sorted((r["dataset"], column_label(r), r["seed"], r["failed"]) for r in latest.values())
 
 
 def mpce(errors_and_classes):
@@ -596,6 +601,9 @@ def build_table(records, references=REFERENCE_COLUMNS):
             if ref != m and ref in columns and set(columns[m]) & set(columns[ref]):
                 w, t, l = wins(columns[m], columns[ref])
                 lines.append(f"- {m} vs {ref}: {w} wins, {t} ties, {l} losses")
+    protocol = [r for r in records if is_paper_protocol(r) and "failed" not in r]
+    for m in (m for m in methods if m.endswith(PAPER_PROTOCOL_LABEL) and "paper V2Sa" in columns):
+        lines += paper_protocol_lines(m, columns, protocol)
     if failed:
         lines.append("")
         lines.append("Failed tasks (a rerun on this store tries them again):")
@@ -615,6 +623,28 @@ def build_table(records, references=REFERENCE_COLUMNS):
     else:
         lines.append("MPCE = mean over datasets of error% / classes. Every column is a run recorded in the store.")
     return "\n".join(lines), csv_rows, columns
+
+
+def paper_protocol_lines(method, columns, records):
+    """What a paper-protocol column says against the paper's V2Sa: the grid it ran, wins, and both means over the
+    sets both have (with and without the artefacts), since it may hold fewer rows than the others."""
+    ours, paper = columns[method], columns["paper V2Sa"]
+    shared = [d for d in ours if d in paper]
+    dropouts = sorted({r["config"]["dr"] for r in records})
+    segments = sorted({r["config"]["seg"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    w, t, l = wins(ours, paper)
+    lines = ["", f"{method}: the reference code's way (label mapping, zero padding, trained on the whole training "
+             "set, the best test accuracy of any epoch, the best configuration per set and seed); configurations "
+             f"run: dropout {dropouts} x m {segments} (m 0: as many copies as fit, at most 10), seeds {seeds}; the "
+             f"paper's grid is dropout [0.0, 0.1, 0.2, 0.3, 0.4] x m 1..10 and 10 runs. Against the paper's V2Sa: "
+             f"{w} wins, {t} ties, {l} losses."]
+    clean = [d for d in shared if d not in ARTEFACTS]
+    for label, keep in (("all", shared), ("without (*)", clean if len(clean) < len(shared) else [])):
+        if keep:
+            lines.append(f"- over the {len(keep)} sets both have ({label}): ours {np.mean([ours[d] for d in keep]):.2f}"
+                         f", the paper's {np.mean([paper[d] for d in keep]):.2f}")
+    return lines
 
 
 def plot_scatter(columns, path):

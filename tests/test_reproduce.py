@@ -75,6 +75,15 @@ def test_the_paper_protocol_is_a_column_of_its_own_scored_as_the_reference_code_
     # per seed the configuration of the best test accuracy of any epoch, never mixed with the honest runs
     assert reproduce.select([honest, *paper]) == {("X", "V2Sa"): [70.0],
                                                   ("X", "V2Sa" + reproduce.PAPER_PROTOCOL_LABEL): [90.0]}
+    # In the table: its failures fall in its own column, and it is read against the paper's V2Sa over shared sets.
+    coffee = [dict(r, dataset="Coffee", classes=2, key=f"k{i}") for i, r in enumerate([honest, *paper])]
+    coffee.append(dict(coffee[1], dataset="GunPoint", key="f", failed="RunInterrupted: interrupted"))
+    text, rows, _ = reproduce.build_table(coffee)
+    label = "V2Sa" + reproduce.PAPER_PROTOCOL_LABEL
+    assert [(r["dataset"], r["V2Sa"], r[label]) for r in rows] == [("Coffee", "70.00", "90.00"),
+                                                                   ("GunPoint", "", "failed")]
+    assert "configurations run: dropout [0.0, 0.4] x m [0]" in text and "0 wins, 0 ties, 1 losses" in text
+    assert "over the 1 sets both have (all): ours 90.00, the paper's 100.00" in text
 
 
 @pytest.mark.parametrize("flags, message", [
