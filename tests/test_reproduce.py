@@ -151,7 +151,7 @@ def test_a_failing_task_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert "40 classes, more than the 36 source labels" in failed[0]["failed"]
     assert len(records) == 4  # the three other tasks ran after the failure
     table = open(tmp_path / "t.md").read()
-    assert "| Many | 40 | " in table and "failed |" in table and "- V2Sr on Many, seed 0: UsageError" in table
+    assert "| Many | 40 | " in table and "failed |" in table and "- V2Sr (random source) (1 epochs) on Many, seed 0: UsageError" in table
     again = reproduce.main(argv)  # a rerun tries the failed task again, and only that one
     assert "1 to run" in capsys.readouterr().out and len(again) == 5
 
