@@ -1,7 +1,7 @@
 """Mutation score of the core modules: how many small planted bugs does ``make test`` catch?
 
-    python scripts/mutation_score.py                          # HEAD, 25 mutants per module, report to stdout
-    python scripts/mutation_score.py --rev 6938d9e^ --per-module 25 --report results/mutation/before.md
+    python scripts/mutation_score.py                          # HEAD, 10 mutants per module, report to stdout
+    python scripts/mutation_score.py --rev 6938d9e^ --per-module 10 --report results/mutation/before.md
     python scripts/mutation_score.py --show NAME              # the diff of one mutant
 
 mutmut (pinned in requirements/dev.txt) rewrites each function of ``CORE_MODULES`` into variants with one small
@@ -13,12 +13,14 @@ of a training function takes minutes on two cores, so the score is estimated on 
 
 In: a git revision of this repository (``--rev``). Work: ``runs/mutation/<rev>/`` (a copy of the revision,
 mutmut's ``mutants/`` folder with its cached results inside): a killed script resumes where it stopped, finished
-mutants are never run twice. Out: a markdown report (per module: sampled, killed, survived, no tests, timeouts,
+mutants are never run twice; the sample's verdicts are also kept in ``results/mutation/<commit>.json`` (committed), so
+a fresh copy elsewhere resumes from them. Out: a markdown report (per module: sampled, killed, survived, no tests, timeouts,
 the killed share of the decided mutants) with the surviving mutants' names, printed or written to ``--report``.
 
 Keras inspects a layer's ``__init__`` arguments when the layer is created, which mutmut's wrapper hides: the
 constructors of Keras layers and callbacks are left unmutated (marked in the copy, never in the repository).
-Not in CI: one revision's sample of 175 mutants takes hours on two cores.
+Not in CI: a mutant whose function the end-to-end tests run costs their whole time (about 400 s on one core)
+when it survives, so one revision's sample of 70 takes hours; a timeout is 1.5 x twice the tests' own time.
 """
 
 import argparse
@@ -54,6 +56,7 @@ pytest_add_cli_args=
     not heavy
     -p
     no:randomly
+timeout_multiplier=1.5
 """
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
           -24: "timeout", 152: "timeout", 255: "timeout", None: "not run"}
@@ -89,15 +92,14 @@ def mark_keras_constructors(path):
 
 
 def prepare(commit, work):
-    """A copy of ``commit`` in ``work`` with mutmut's settings (once; later calls reuse it)."""
-    if os.path.isfile(os.path.join(work, "setup.cfg")):
-        return
-    os.makedirs(work, exist_ok=True)
-    archive = subprocess.run(["git", "-C", REPO, "archive", commit], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", work], input=archive, check=True)
-    for module in CORE_MODULES:
-        if os.path.isfile(os.path.join(work, module)):
-            mark_keras_constructors(os.path.join(work, module))
+    """A copy of ``commit`` in ``work`` (once; later calls reuse it) with mutmut's settings (written every time)."""
+    if not os.path.isfile(os.path.join(work, "Makefile")):
+        os.makedirs(work, exist_ok=True)
+        archive = subprocess.run(["git", "-C", REPO, "archive", commit], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", work], input=archive, check=True)
+        for module in CORE_MODULES:
+            if os.path.isfile(os.path.join(work, module)):
+                mark_keras_constructors(os.path.join(work, module))
     present = [p for p in ALSO_COPY if os.path.exists(os.path.join(work, p))]
     with open(os.path.join(work, "setup.cfg"), "w") as fh:
         fh.write(SETUP_CFG.format(only="\n".join("    " + m for m in CORE_MODULES),
@@ -122,9 +124,52 @@ def results(work):
 
 
 def sample(names, k, seed):
-    """``k`` names drawn without replacement, the same draw for the same names and seed."""
+    """``k`` names drawn without replacement, the same draw for the same names and seed; a larger ``k`` keeps the
+    smaller one's names (the first k of one seeded shuffle), so widening a sample reuses what was run."""
     names = sorted(names)
-    return sorted(random.Random(seed).sample(names, min(k, len(names))))
+    random.Random(seed).shuffle(names)
+    return sorted(names[:k])
+
+
+def verdicts_file(commit):
+    """The committed record of a revision's decided mutants: {module: {name: exit code}}."""
+    return os.path.join(REPO, "results", "mutation", commit[:12] + ".json")
+
+
+def restore(work, path):
+    """Fill the verdicts recorded in ``path`` into mutmut's cache in ``work`` (a fresh copy of the revision), so a
+    mutant decided before is not run again."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as fh:
+        recorded = json.load(fh)
+    for module, verdicts in recorded.items():
+        meta_path = os.path.join(work, "mutants", module + ".meta")
+        if not os.path.isfile(meta_path):
+            continue
+        with open(meta_path) as fh:
+            meta = json.load(fh)
+        codes = meta["exit_code_by_key"]
+        missing = {n: c for n, c in verdicts.items() if n in codes and codes[n] is None and c is not None}
+        if missing:
+            codes.update(missing)
+            with open(meta_path, "w") as fh:
+                json.dump(meta, fh, indent=4)
+
+
+def record(codes, chosen, path):
+    """Write the sample's decided verdicts to ``path`` (committed with the report)."""
+    decided = {m: {n: codes[m][n] for n in chosen[m] if codes[m][n] is not None} for m in chosen}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(decided, fh, indent=1, sort_keys=True)
+    with open(path) as fh:
+        recorded = json.load(fh)
+    for module, verdicts in recorded.items():
+        known = codes.get(module, {})
+        if any(known.get(name) is None and name in known for name in verdicts):
+            meta = os.path.join(os.path.dirname(path), "..", "..", "unused")  # placeholder, replaced below
+    return codes
 
 
 def wilson(killed, n):
@@ -172,7 +217,7 @@ def report(commit, codes, chosen, per_module, seed):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rev", default="HEAD", help="The git revision to score (default HEAD).")
-    p.add_argument("--per-module", type=int, default=25, help="Mutants sampled per module (default 25).")
+    p.add_argument("--per-module", type=int, default=10, help="Mutants sampled per module (default 10).")
     p.add_argument("--seed", type=int, default=0, help="Seed of the sample (default 0).")
     p.add_argument("--work", default=os.path.join(REPO, "runs", "mutation"),
                    help="Folder of the work copies (default runs/mutation).")
@@ -188,12 +233,16 @@ def main(argv=None):
     if args.show:
         raise SystemExit(subprocess.run([mutmut(), "show", args.show], cwd=work, env=mutmut_env()).returncode)
     codes = results(work)
+    if codes:
+        restore(work, verdicts_file(commit))
+        codes = results(work)
     if not codes and not args.report_only:
         # Write the mutants only, so the sample can be drawn from their names (mutmut's run would also run the whole
         # suite clean before it found no mutant of that name). The first run of the sample then maps each function to
         # the tests that run it (the whole suite once).
         subprocess.run([sys.executable, "-c", "import mutmut.__main__ as m; m.create_mutants(1)"], cwd=work,
                        env=mutmut_env(), check=True)
+        restore(work, verdicts_file(commit))
         codes = results(work)
     if not codes:
         raise SystemExit(f"mutation_score.py: mutmut wrote no mutants in {work}/mutants (see its output above)")
@@ -203,8 +252,11 @@ def main(argv=None):
         print(f"{len(todo)} sampled mutants to run in {work}", flush=True)
         # One call: mutmut first runs the tests of every named mutant clean (a whole suite's time), then saves each
         # mutant's result as it comes, so a killed script loses only the mutant in flight.
-        subprocess.run([mutmut(), "run", "--max-children", "1", *todo], cwd=work, env=mutmut_env())
-        codes = results(work)
+        try:
+            subprocess.run([mutmut(), "run", "--max-children", "1", *todo], cwd=work, env=mutmut_env())
+        finally:  # a killed script still records what was decided
+            codes = results(work)
+            record(codes, chosen, verdicts_file(commit))
     text = report(commit, codes, chosen, args.per_module, args.seed)
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)

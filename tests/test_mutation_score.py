@@ -23,6 +23,21 @@ def test_the_sample_is_the_same_draw_whatever_the_order_of_the_names():
     assert first == mutation_score.sample(list(reversed(names)), 5, seed=0)
     assert first != mutation_score.sample(names, 5, seed=1) and len(set(first)) == 5
     assert mutation_score.sample(names[:3], 5, seed=0) == sorted(names[:3])
+    assert set(first) < set(mutation_score.sample(names, 10, seed=0))  # widening reuses what was run
+
+
+def test_recorded_verdicts_fill_a_fresh_cache_and_are_not_run_again(tmp_path):
+    import json
+
+    (tmp_path / "mutants").mkdir()
+    meta = tmp_path / "mutants" / "utils.py.meta"
+    meta.write_text(json.dumps({"exit_code_by_key": {"a": 1, "b": None, "c": None}, "durations_by_key": {}}))
+    chosen = {"utils.py": ["a", "b"]}
+    mutation_score.record(mutation_score.results(str(tmp_path)), chosen, str(tmp_path / "v.json"))
+    assert json.loads((tmp_path / "v.json").read_text()) == {"utils.py": {"a": 1}}  # only what was decided
+    meta.write_text(json.dumps({"exit_code_by_key": {"a": None, "b": None, "c": 0}, "durations_by_key": {}}))
+    mutation_score.restore(str(tmp_path), str(tmp_path / "v.json"))
+    assert json.loads(meta.read_text())["exit_code_by_key"] == {"a": 1, "b": None, "c": 0}
 
 
 def test_the_report_counts_timeouts_as_caught_and_unreached_mutants_as_missed():
