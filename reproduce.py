@@ -595,6 +595,12 @@ def build_table(records, references=REFERENCE_COLUMNS):
             cells = [f"**{name}, {label}**", ""] + [
                 "" if stats[c][i] is None else f"{stats[c][i]:.2f}" for c in refs + methods]
             lines.append("| " + " | ".join(cells) + " |")
+    # What each column cost: every run's wall time, all configurations and seeds of a column (on whatever machine
+    # and load each ran; cpu_seconds in the store is the load-free figure).
+    hours = {m: sum(r.get("wall_seconds") or 0.0 for r in records if "failed" not in r and column_label(r) == m)
+             / 3600 for m in methods}
+    lines.append("| " + " | ".join(["**wall hours, all runs**", ""] + [""] * len(refs)
+                                   + [f"{hours[m]:.2f}" for m in methods]) + " |")
     lines.append("")
     for m in methods:
         for ref in ("paper SOTA", "MiniRocket"):

@@ -84,6 +84,11 @@ def test_the_paper_protocol_is_a_column_of_its_own_scored_as_the_reference_code_
                                                                    ("GunPoint", "", "failed")]
     assert "configurations run: dropout [0.0, 0.4] x m [0]" in text and "0 wins, 0 ties, 1 losses" in text
     assert "over the 1 sets both have (all): ours 90.00, the paper's 100.00" in text
+    # the cost row sums every run of a column, both configurations of the paper protocol
+    coffee[1]["wall_seconds"], coffee[2]["wall_seconds"], coffee[0]["wall_seconds"] = 1800, 5400, 360
+    text = reproduce.build_table(coffee)[0]
+    assert "| **wall hours, all runs** |  |" in text and text.split("wall hours, all runs** |")[1].split("\n")[0]\
+        .strip(" |").split(" | ")[-2:] == ["0.10", "2.00"]
 
 
 @pytest.mark.parametrize("flags, message", [
