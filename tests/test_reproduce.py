@@ -84,6 +84,10 @@ def test_the_paper_protocol_is_a_column_of_its_own_scored_as_the_reference_code_
                                                                    ("GunPoint", "", "failed")]
     assert "configurations run: dropout [0.0, 0.4] x m [0]" in text and "0 wins, 0 ties, 1 losses" in text
     assert "over the 1 sets both have (all): ours 90.00, the paper's 100.00" in text
+    # beside the honest run of the same readout, the share of its gap to the paper that the protocol closes
+    mapped = dict(coffee[0], key="m", settings={"head": "mapping"}, test_accuracy=0.8)
+    text = reproduce.build_table([*coffee, mapped])[0]
+    assert "the honest run of the same readout 80.00: the protocol closes 10.00 of its 20.00-point gap (50%)" in text
     # the cost row sums every run of a column, both configurations of the paper protocol
     coffee[1]["wall_seconds"], coffee[2]["wall_seconds"], coffee[0]["wall_seconds"] = 1800, 5400, 360
     text = reproduce.build_table(coffee)[0]
