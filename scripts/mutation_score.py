@@ -24,6 +24,7 @@ when it survives, so one revision's sample of 70 takes hours; a timeout is 1.5 x
 """
 
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -230,6 +231,12 @@ def main(argv=None):
     commit = rev_name(args.rev)
     work = os.path.join(args.work, commit[:12])
     prepare(commit, work)
+    # Two scripts on one copy would run the same mutants into one cache: the second is refused at once.
+    lock = open(os.path.join(work, ".mutation_score.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"mutation_score.py: {work} is in use by another mutation_score.py; wait for it") from None
     if args.show:
         raise SystemExit(subprocess.run([mutmut(), "show", args.show], cwd=work, env=mutmut_env()).returncode)
     codes = results(work)
