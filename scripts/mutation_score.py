@@ -234,7 +234,8 @@ def main(argv=None):
     # Two scripts on one copy would run the same mutants into one cache: the second is refused at once.
     lock = open(os.path.join(work, ".mutation_score.lock"), "w")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not (args.report_only or args.show):  # reading the cache while a run writes it is fine
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise SystemExit(f"mutation_score.py: {work} is in use by another mutation_score.py; wait for it") from None
     if args.show:
