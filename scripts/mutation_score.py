@@ -1,7 +1,7 @@
 """Mutation score of the core modules: how many small planted bugs does ``make test`` catch?
 
     python scripts/mutation_score.py                          # HEAD, 10 mutants per module, report to stdout
-    python scripts/mutation_score.py --rev 6938d9e^ --per-module 10 --report results/mutation/before.md
+    python scripts/mutation_score.py --rev 6938d9e^ --pair-with 41f311be7792 --report results/mutation/before.md
     python scripts/mutation_score.py --show NAME              # the diff of one mutant
 
 mutmut (pinned in requirements/dev.txt) rewrites each function of ``CORE_MODULES`` into variants with one small
@@ -215,9 +215,64 @@ def report(commit, codes, chosen, per_module, seed):
     return "\n".join(lines) + "\n"
 
 
+def function_hashes(work):
+    """{module: {function: hash of its source}} from mutmut's cache in ``work``."""
+    out = {}
+    for module in CORE_MODULES:
+        meta = os.path.join(work, "mutants", module + ".meta")
+        if os.path.isfile(meta):
+            with open(meta) as fh:
+                out[module] = json.load(fh)["hash_by_function_name"]
+    return out
+
+
+def unchanged(codes, hashes, other_hashes):
+    """{module: [mutant names]} of the functions whose source is the same in both revisions: the same mutation of
+    the same code, so its verdicts in the two differ only by the tests."""
+    out = {}
+    for module, names in codes.items():
+        ours, theirs = hashes.get(module, {}), other_hashes.get(module, {})
+        prefix = module[:-3].replace("/", ".") + "."
+        out[module] = [n for n in names
+                       if ours.get(f := n[len(prefix):].rsplit("__mutmut_", 1)[0]) == theirs.get(f, object())]
+    return out
+
+
+def paired_lines(commit, other, chosen):
+    """Verdicts of the same mutants under two revisions' tests, from their committed verdicts."""
+    with open(verdicts_file(commit)) as fh:
+        ours = json.load(fh)
+    with open(verdicts_file(other)) as fh:
+        theirs = json.load(fh)
+    pairs = [(STATUS.get(ours[m][n]), STATUS.get(theirs[m][n])) for m in chosen for n in chosen[m]
+             if n in ours.get(m, {}) and n in theirs.get(m, {})]
+    caught = ("killed", "timeout")
+    both = sum(a in caught and b in caught for a, b in pairs)
+    only_ours = sum(a in caught and b not in caught for a, b in pairs)
+    only_theirs = sum(b in caught and a not in caught for a, b in pairs)
+    return ["", f"Paired with {other[:10]} on the {len(pairs)} sampled mutants both have decided: caught by both "
+            f"{both}, only at {commit[:10]} {only_ours}, only at {other[:10]} {only_theirs}, by neither "
+            f"{len(pairs) - both - only_ours - only_theirs}."]
+
+
+def mutants_of(commit, work_root, run=True):
+    """(work folder, {module: {name: exit code}}) of a revision: its copy and mutmut's cache, the mutants written
+    first when there are none (mutmut's run of an unknown name would also run the whole suite clean)."""
+    work = os.path.join(work_root, commit[:12])
+    prepare(commit, work)
+    if not results(work) and run:
+        subprocess.run([sys.executable, "-c", "import mutmut.__main__ as m; m.create_mutants(1)"], cwd=work,
+                       env=mutmut_env(), check=True)
+    restore(work, verdicts_file(commit))
+    return work, results(work)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rev", default="HEAD", help="The git revision to score (default HEAD).")
+    p.add_argument("--pair-with", metavar="REV", default=None,
+                   help="Sample only mutants of functions whose source is the same at REV (run REV with --pair-with "
+                        "this --rev to score the same mutants under its tests).")
     p.add_argument("--per-module", type=int, default=10, help="Mutants sampled per module (default 10).")
     p.add_argument("--seed", type=int, default=0, help="Seed of the sample (default 0).")
     p.add_argument("--work", default=os.path.join(REPO, "runs", "mutation"),
@@ -240,21 +295,15 @@ def main(argv=None):
         raise SystemExit(f"mutation_score.py: {work} is in use by another mutation_score.py; wait for it") from None
     if args.show:
         raise SystemExit(subprocess.run([mutmut(), "show", args.show], cwd=work, env=mutmut_env()).returncode)
-    codes = results(work)
-    if codes:
-        restore(work, verdicts_file(commit))
-        codes = results(work)
-    if not codes and not args.report_only:
-        # Write the mutants only, so the sample can be drawn from their names (mutmut's run would also run the whole
-        # suite clean before it found no mutant of that name). The first run of the sample then maps each function to
-        # the tests that run it (the whole suite once).
-        subprocess.run([sys.executable, "-c", "import mutmut.__main__ as m; m.create_mutants(1)"], cwd=work,
-                       env=mutmut_env(), check=True)
-        restore(work, verdicts_file(commit))
-        codes = results(work)
+    work, codes = mutants_of(commit, args.work, run=not args.report_only)
     if not codes:
         raise SystemExit(f"mutation_score.py: mutmut wrote no mutants in {work}/mutants (see its output above)")
-    chosen = {m: sample(codes[m], args.per_module, args.seed) for m in codes}
+    pool = {m: list(names) for m, names in codes.items()}
+    other = rev_name(args.pair_with) if args.pair_with else None
+    if other:
+        other_work, _ = mutants_of(other, args.work, run=not args.report_only)
+        pool = unchanged(codes, function_hashes(work), function_hashes(other_work))
+    chosen = {m: sample(pool[m], args.per_module, args.seed) for m in codes}
     todo = [n for m in codes for n in chosen[m] if codes[m][n] is None]
     if todo and not args.report_only:
         print(f"{len(todo)} sampled mutants to run in {work}", flush=True)
@@ -266,6 +315,8 @@ def main(argv=None):
             codes = results(work)
             record(codes, chosen, verdicts_file(commit))
     text = report(commit, codes, chosen, args.per_module, args.seed)
+    if other and os.path.isfile(verdicts_file(commit)) and os.path.isfile(verdicts_file(other)):
+        text += "\n".join(paired_lines(commit, other, chosen)) + "\n"
     if args.report:
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
         with open(args.report, "w") as fh:

@@ -47,3 +47,12 @@ def test_the_report_counts_timeouts_as_caught_and_unreached_mutants_as_missed():
     # 2 caught (killed, timeout) of 4 decided; the mutant not run yet is left out of the share
     assert row.rstrip(" |").split(" | ")[2:9] == ["5", "1", "1", "1", "1", "1", "50% (15-85)"]
     assert "- `b` (survived)" in text and "- `c` (no tests)" in text and "`a`" not in text
+
+
+def test_a_paired_sample_keeps_only_functions_whose_source_is_the_same_in_both_revisions():
+    codes = {"engine/runs.py": {"engine.runs.x_a__mutmut_1": None, "engine.runs.x_a__mutmut_2": None,
+                                "engine.runs.xǁRunConfigǁb__mutmut_1": None, "engine.runs.x_c__mutmut_1": None}}
+    ours = {"engine/runs.py": {"x_a": "1", "xǁRunConfigǁb": "2", "x_c": "3"}}
+    theirs = {"engine/runs.py": {"x_a": "1", "xǁRunConfigǁb": "9"}}  # b changed, c is new
+    assert mutation_score.unchanged(codes, ours, theirs) == {
+        "engine/runs.py": ["engine.runs.x_a__mutmut_1", "engine.runs.x_a__mutmut_2"]}
