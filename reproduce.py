@@ -643,7 +643,8 @@ def paper_protocol_lines(method, columns, records):
     lines = ["", f"{method}: the reference code's way (label mapping, zero padding, trained on the whole training "
              "set, the best test accuracy of any epoch, the best configuration per set and seed); configurations "
              f"run: dropout {dropouts} x m {segments} (m 0: as many copies as fit, at most 10), seeds {seeds}; the "
-             f"paper's grid is dropout [0.0, 0.1, 0.2, 0.3, 0.4] x m 1..10 and 10 runs. Against the paper's V2Sa: "
+             f"paper's grid is dropout {list(PAPER_DROPOUTS)} x m {PAPER_SEGMENTS[0]}..{PAPER_SEGMENTS[-1]} and 10 runs. "
+             f"Against the paper's V2Sa: "
              f"{w} wins, {t} ties, {l} losses."]
     # The honest run of the same readout (the paper's label mapping), when the store has it: how much of its gap to
     # the paper the protocol alone closes.
