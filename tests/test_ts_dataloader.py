@@ -52,6 +52,22 @@ def test_string_labels_in_arff(tmp_path):
     assert d.x_train[2].tolist() == [0.0, 0.0, 0.0]  # a missing last value takes its neighbour's
 
 
+def test_an_empty_field_in_arff_or_ts_is_a_missing_value(tmp_path):
+    # A mutant that read "" as a number (a one-line error on the file) survived the suite before this test.
+    (tmp_path / "Gap").mkdir()
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Gap" / f"Gap_{split}.arff").write_text(
+            "@relation g\n@attribute a numeric\n@attribute b numeric\n@attribute c numeric\n"
+            "@attribute class {x,y}\n@data\n1, ,3,x\n4,5,6,y\n")
+    d = load_ucr("Gap", data_dir=str(tmp_path))
+    assert d.x_train[0].tolist() == [1.0, 2.0, 3.0]  # interpolated between its neighbours
+    (tmp_path / "Gapts").mkdir()
+    header = "@problemName Gapts\n@univariate true\n@classLabel true a b\n@data\n"
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Gapts" / f"Gapts_{split}.ts").write_text(header + "1,,5:a\n2,2,2:b\n")
+    assert load_ucr("Gapts", data_dir=str(tmp_path)).x_train[0].tolist() == [1.0, 3.0, 5.0]
+
+
 def test_sktime_ts_variable_length(tmp_path):
     (tmp_path / "Var").mkdir()
     header = "@problemName Var\n@univariate true\n@classLabel true a b\n@data\n"
