@@ -40,12 +40,12 @@ def test_recorded_verdicts_fill_a_fresh_cache_and_are_not_run_again(tmp_path):
     assert json.loads(meta.read_text())["exit_code_by_key"] == {"a": 1, "b": None, "c": 0}
 
 
-def test_the_report_counts_timeouts_as_caught_and_unreached_mutants_as_missed():
+def test_the_report_leaves_timeouts_undecided_and_counts_unreached_mutants_as_missed():
     codes = {"utils.py": {"a": 1, "b": 0, "c": 33, "d": 36, "e": None}}
     text = mutation_score.report("0123456789abc", codes, {"utils.py": ["a", "b", "c", "d", "e"]}, 5, 0)
     row = next(line for line in text.splitlines() if line.startswith("| utils.py"))
-    # 2 caught (killed, timeout) of 4 decided; the mutant not run yet is left out of the share
-    assert row.rstrip(" |").split(" | ")[2:9] == ["5", "1", "1", "1", "1", "1", "50% (15-85)"]
+    # 1 killed of 3 decided (killed, survived, no tests); the timeout and the mutant not run yet are left out
+    assert row.rstrip(" |").split(" | ")[2:9] == ["5", "1", "1", "1", "1", "1", "33% (6-79)"]
     assert "- `b` (survived)" in text and "- `c` (no tests)" in text and "`a`" not in text
 
 
