@@ -161,8 +161,10 @@ def restore(work, path):
 
 
 def record(codes, chosen, path):
-    """Write the sample's decided verdicts to ``path`` (committed with the report)."""
-    decided = {m: {n: codes[m][n] for n in chosen[m] if codes[m][n] is not None} for m in chosen}
+    """Write the sample's decided verdicts to ``path`` (committed with the report); a timeout is undecided and left
+    out, so a later run with another CPU limit runs it again."""
+    decided = {m: {n: codes[m][n] for n in chosen[m] if STATUS.get(codes[m][n]) not in ("not run", "timeout")}
+               for m in chosen}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
         json.dump(decided, fh, indent=1, sort_keys=True)
@@ -317,6 +319,7 @@ def main(argv=None):
         finally:  # a killed script still records what was decided
             codes = results(work)
             record(codes, chosen, verdicts_file(commit))
+    record(codes, chosen, verdicts_file(commit))  # also after a killed run, whose own record did not happen
     text = report(commit, codes, chosen, args.per_module, args.seed)
     if other and os.path.isfile(verdicts_file(commit)) and os.path.isfile(verdicts_file(other)):
         text += "\n".join(paired_lines(commit, other, chosen)) + "\n"

@@ -31,10 +31,12 @@ def test_recorded_verdicts_fill_a_fresh_cache_and_are_not_run_again(tmp_path):
 
     (tmp_path / "mutants").mkdir()
     meta = tmp_path / "mutants" / "utils.py.meta"
-    meta.write_text(json.dumps({"exit_code_by_key": {"a": 1, "b": None, "c": None}, "durations_by_key": {}}))
-    chosen = {"utils.py": ["a", "b"]}
+    meta.write_text(json.dumps({"exit_code_by_key": {"a": 1, "b": None, "c": None, "t": -24},
+                                "durations_by_key": {}}))
+    chosen = {"utils.py": ["a", "b", "t"]}
     mutation_score.record(mutation_score.results(str(tmp_path)), chosen, str(tmp_path / "v.json"))
-    assert json.loads((tmp_path / "v.json").read_text()) == {"utils.py": {"a": 1}}  # only what was decided
+    # only what was decided: not the mutant not run, nor the one stopped at its CPU limit
+    assert json.loads((tmp_path / "v.json").read_text()) == {"utils.py": {"a": 1}}
     meta.write_text(json.dumps({"exit_code_by_key": {"a": None, "b": None, "c": 0}, "durations_by_key": {}}))
     mutation_score.restore(str(tmp_path), str(tmp_path / "v.json"))
     assert json.loads(meta.read_text())["exit_code_by_key"] == {"a": 1, "b": None, "c": 0}
