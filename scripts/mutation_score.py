@@ -115,15 +115,21 @@ def mutmut_env():
                 PYTHONPATH="")
 
 
-def results(work):
-    """{module: {mutant name: exit code or None}} from mutmut's cached results in ``work/mutants``."""
+def cached(work, field):
+    """{module: mutmut's ``field`` of its cached data} from ``work/mutants``: "exit_code_by_key" ({mutant name:
+    exit code or None}) or "hash_by_function_name" ({function: hash of its source})."""
     out = {}
     for module in CORE_MODULES:
         meta = os.path.join(work, "mutants", module + ".meta")
         if os.path.isfile(meta):
             with open(meta) as fh:
-                out[module] = json.load(fh)["exit_code_by_key"]
+                out[module] = json.load(fh)[field]
     return out
+
+
+def results(work):
+    """{module: {mutant name: exit code or None}} from mutmut's cached results in ``work/mutants``."""
+    return cached(work, "exit_code_by_key")
 
 
 def sample(names, k, seed):
@@ -220,17 +226,6 @@ def report(commit, codes, chosen, per_module, seed):
     return "\n".join(lines) + "\n"
 
 
-def function_hashes(work):
-    """{module: {function: hash of its source}} from mutmut's cache in ``work``."""
-    out = {}
-    for module in CORE_MODULES:
-        meta = os.path.join(work, "mutants", module + ".meta")
-        if os.path.isfile(meta):
-            with open(meta) as fh:
-                out[module] = json.load(fh)["hash_by_function_name"]
-    return out
-
-
 def unchanged(codes, hashes, other_hashes):
     """{module: [mutant names]} of the functions whose source is the same in both revisions: the same mutation of
     the same code, so its verdicts in the two differ only by the tests."""
@@ -307,7 +302,7 @@ def main(argv=None):
     other = rev_name(args.pair_with) if args.pair_with else None
     if other:
         other_work, _ = mutants_of(other, args.work, run=not args.report_only)
-        pool = unchanged(codes, function_hashes(work), function_hashes(other_work))
+        pool = unchanged(codes, cached(work, "hash_by_function_name"), cached(other_work, "hash_by_function_name"))
     chosen = {m: sample(pool[m], args.per_module, args.seed) for m in codes}
     todo = [n for m in codes for n in chosen[m] if codes[m][n] is None]
     if todo and not args.report_only:
