@@ -29,7 +29,7 @@ from keras import ops
 
 from engine.errors import UsageError
 from speech.source_model import ARCHITECTURES, NUM_SOURCE_CLASSES, build_source_model, load_source_weights
-from speech.spec import FEATURE_SPACES, TONE_ENCODINGS
+from speech.spec import FEATURE_SPACES, KERAS_SOURCE, TONE_ENCODINGS
 from ts_encoding import SegmentZeroPadding, build_encoding, encoder_of, segment_positions, z_normalised  # noqa: F401
 
 MODES = ("reprogram", "reprogram+finetune", "transfer", "fcn")
@@ -438,10 +438,11 @@ def feature_reader(source, layers=FEATURE_LAYERS, name=None):
 # What the output layer reads from the frozen source model, per readout of ``build_v2s``: its probabilities, its
 # 36 logits, its attention-pooled vector (128 values for V2Sa and V2Su), or pooled features of FEATURE_LAYERS.
 READOUTS = {"mean": "output", "learned": "output", "iterative": "output", "full": "logits",
-            "attention": "att_vector", "layers": FEATURE_LAYERS}
+            "attention": "att_vector", "layers": FEATURE_LAYERS, "features": "output"}
 # The output layer's name per readout (build_v2s): a label mapping, or a head on features.
-OUTPUT_NAMES = {"full": "label_mapping", "attention": "attention_head", "layers": "layers_head"}
-OUTPUT_LAYERS = ("label_mapping", "attention_head", "layers_head")
+OUTPUT_NAMES = {"full": "label_mapping", "attention": "attention_head", "layers": "layers_head",
+                "features": "features_head"}
+OUTPUT_LAYERS = ("label_mapping", "attention_head", "layers_head", "features_head")
 
 
 def output_layer(model):
@@ -511,8 +512,8 @@ class StackPrograms(L.Layer):
 
 def _is_source(layer):
     """Whether ``layer`` is a source model nested in a V2S model: named after its architecture ("V2Sa"), or
-    "<arch>_source<g>" when an ensemble has several."""
-    return layer.name in ARCHITECTURES or layer.name.split("_source")[0] in ARCHITECTURES
+    "<arch>_source<g>" when an ensemble has several, or a user's waveform model (``speech.keras_source``)."""
+    return (layer.name in ARCHITECTURES + (KERAS_SOURCE,)) or layer.name.split("_source")[0] in ARCHITECTURES
 
 
 def sources_of(model):
@@ -677,7 +678,8 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
     from the frozen source (``READOUTS``): ``mean`` the fixed many-to-one mapping, ``learned`` its matrix trained
     too, ``iterative`` re-assigned during training (``LabelMapping``), ``full`` a linear layer with bias on the 36
     logits started from the mapping, ``attention`` a linear head on the attention vector, ``layers`` a linear head
-    on standardised pooled features of several layers (``LinearReadout``; no mapping, any number of classes).
+    on standardised pooled features of several layers (``LinearReadout``; no mapping, any number of classes),
+    ``features`` a linear head on whatever the source gives, standardised (a user's model: ``speech.keras_source``).
     ``standardise`` (center, scale): subtract and divide by these numbers first (a dataset's standardisation).
     ``znorm`` / ``gain``: z-normalise each series / scale it by a trainable gain before the encoding
     (``SeriesScaling``). ``channels`` D > 1: multivariate series (batch, D, length), played as D tones in
@@ -724,7 +726,7 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         x = logits(encoder(series), training=False)
         outputs = L.Dense(num_classes, activation="softmax", name="target_output")(x)
         return keras.Model(inputs, outputs, name="TF_a")
-    if readout in ("attention", "layers"):
+    if readout in OUTPUT_NAMES and readout != "full":
         mapping = None
     elif mapping is None:
         one = sequential_mapping(num_classes, max_labels_per_class(num_classes))
@@ -751,7 +753,7 @@ def build_v2s(length, num_classes, mode="reprogram", source=None, arch="V2Sa", s
         groups = ProgramGroups(len(readers), name="program_groups")(wave)
         probs = StackPrograms(name="stack_programs")([r(g, training=False) for r, g in zip(readers, groups)])
     if readout in OUTPUT_NAMES:
-        head = LinearReadout(num_classes, programs, mapping=mapping, standardise=readout == "layers",
+        head = LinearReadout(num_classes, programs, mapping=mapping, standardise=readout in ("layers", "features"),
                              name=OUTPUT_NAMES[readout])
     else:
         head = LabelMapping(mapping, learned=readout == "learned", iterative=readout == "iterative",

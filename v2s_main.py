@@ -6,6 +6,7 @@
     python v2s_main.py --dataset 2                      # reference-code index (2 = ECG200)
     python v2s_main.py --mode transfer                  # TF_a baseline;  --mode fcn: FCN from scratch
     python v2s_main.py --source-weights random          # control: the same V2S with an untrained source model
+    python v2s_main.py --source-model my_kws.keras      # your own waveform model (Keras), read by a linear head
 
 Protocol (honest by default): a stratified part of the *training* set (--val-split) picks the best epoch by
 validation cross-entropy (without any L2 penalty on delta); the test set is scored once, at the end, with that
@@ -74,6 +75,18 @@ def build_parser():
                             "of the ensemble over several frozen source models, --ensemble / (number of files) "
                             "programs each (three sources tied one on validation loss, "
                             "results/notes/round3_selection.md).")
+    model.add_argument("--source-model", default=d.source_model, metavar="PATH.keras",
+                       help="Reprogram your own audio model instead of a built-in source: a model saved by Keras "
+                            "(model.save('name.keras')) whose input is a waveform, (batch, samples) or (batch, "
+                            "samples, 1). The series' second of 16 kHz audio is resampled to --source-rate and, for a "
+                            "model of a fixed, longer input, repeated to fill it; a linear head reads --source-layer "
+                            "(--head features). Frozen; --mode reprogram only.")
+    model.add_argument("--source-rate", type=int, default=d.source_rate,
+                       help=f"The sampling rate --source-model takes, in Hz (default {d.source_rate}).")
+    model.add_argument("--source-layer", default=d.source_layer,
+                       help="The layer of --source-model the head reads (default: the layer before its class "
+                            "outputs when it ends in a softmax, else its output, e.g. an embedding); a sequence "
+                            "(batch, time, ...) is pooled over time (mean, standard deviation, maximum).")
     model.add_argument("--encoding", choices=ENCODINGS, default=d.encoding,
                        help="How a series becomes one second of 16 kHz audio. pad: m zero-padded copies (the "
                             "paper's); fm: the series as the pitch of a tone over the whole second (z-normalised, "
@@ -126,7 +139,9 @@ def build_parser():
                             "attention vector alone (the default before, with zero-padded series and lr 0.01). "
                             "mapping: the paper's many-to-one label mapping (--map-type); the default for V2Sr, V2St "
                             "and the baselines, and whenever --map-type or --mapping is given. Each head brings the "
-                            "encoding, head fit and learning rate it was chosen with, where those are not given.")
+                            "encoding, head fit and learning rate it was chosen with, where those are not given. features: a "
+                            "linear head on --source-layer of a --source-model (its only head; it takes the layers "
+                            "head's encoding, head fit and learning rate).")
     model.add_argument("--head-fit", choices=HEAD_FITS, default=d.head_fit,
                        help="How a head starts and trains: train, from random weights, with delta; lp, fitted by a "
                             "logistic regression on the frozen features of the fit split (its C chosen by "

@@ -29,8 +29,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 # The RunConfig settings an estimator exposes (its parameters), each with RunConfig's default.
 PARAMETERS = ("epochs", "ensemble", "head", "head_fit", "encoding", "carrier", "deviation", "depth", "clip", "program",
-              "layout", "lr", "batch_size", "patience", "val_split", "arch", "source_weights", "mode", "map_type", "seg", "dr",
-              "l2", "znorm")
+              "layout", "lr", "batch_size", "patience", "val_split", "arch", "source_weights", "source_model", "source_rate",
+              "source_layer", "mode", "map_type", "seg", "dr", "l2", "znorm")
 
 
 def _as_series(X, name="X"):
@@ -94,13 +94,15 @@ class V2SClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, epochs=100, ensemble=3, head=None, head_fit=None, encoding=None, carrier=None, deviation=None,
                  depth=None, clip=None, program="wave", layout="mix", lr=None, batch_size=32, patience=20,
                  val_split=0.2,
-                 arch="V2Sa", source_weights=None, mode="reprogram", map_type=None, seg=0, dr=0.0, l2=0.0,
-                 znorm=False, random_state=None, out=None, verbose=0):
+                 arch="V2Sa", source_weights=None, source_model=None, source_rate=16000, source_layer=None,
+                 mode="reprogram", map_type=None, seg=0, dr=0.0, l2=0.0, znorm=False, random_state=None, out=None,
+                 verbose=0):
         self.epochs, self.ensemble, self.head, self.head_fit = epochs, ensemble, head, head_fit
         self.encoding, self.carrier, self.deviation, self.depth, self.clip = encoding, carrier, deviation, depth, clip
         self.program, self.layout, self.lr, self.batch_size = program, layout, lr, batch_size
         self.patience, self.val_split = patience, val_split
         self.arch, self.source_weights, self.mode, self.map_type = arch, source_weights, mode, map_type
+        self.source_model, self.source_rate, self.source_layer = source_model, source_rate, source_layer
         self.seg, self.dr, self.l2, self.znorm = seg, dr, l2, znorm
         self.random_state, self.out, self.verbose = random_state, out, verbose
 

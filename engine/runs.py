@@ -33,7 +33,7 @@ from engine.run_folder import (REPO, RUN_ENTRIES, Run, foreign_entries, load_run
                                portable, read_summary, upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
 from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, CARRIER_HZ, CLIP_SIGMA, ENCODINGS,
-                         FM_DEVIATION_HZ, LAYOUTS, TONE_PARAMETERS)
+                         FM_DEVIATION_HZ, KERAS_SOURCE, LAYOUTS, SOURCE_RATE_RANGE, TONE_PARAMETERS)
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
@@ -45,8 +45,9 @@ MAP_TYPES = ("random", "sequential", "frequency", "learned", "iterative", "full"
 # features (ts_model.LinearReadout): the attention-pooled vector, or pooled features of several layers. Left unset,
 # the layers head wherever a head applies (a reprogramming mode, an attention-RNN source, no label mapping asked for:
 # results/notes/encoding_selection.md), the paper's random label mapping elsewhere (TF_a and the FCN have output
-# layers of their own and take the mapping's companions below).
-HEADS = ("mapping", "attention", "layers")
+# layers of their own and take the mapping's companions below); a user's model (--source-model) is read by a linear
+# head on one of its layers ("features").
+HEADS = ("mapping", "attention", "layers", "features")
 # Each output layer's companions, the settings it was chosen with, used wherever they are left unset: the layers
 # head reads fm-encoded series, starts as LP's classifier and trains with the program at a tenth of the learning
 # rate (results/notes/encoding_selection.md); the attention head and the label mapping keep the zero-padded series
@@ -54,6 +55,9 @@ HEADS = ("mapping", "attention", "layers")
 HEAD_DEFAULTS = {"layers": {"encoding": "fm", "head_fit": "lp+train", "lr": 0.001},
                  "attention": {"encoding": "pad", "head_fit": "train", "lr": 0.01},
                  "mapping": {"encoding": "pad", "head_fit": "train", "lr": 0.01}}
+# A user's model was never screened here: its head takes the companions of the nearest head that was, the layers head
+# (also a standardised linear head on pooled frozen features).
+HEAD_DEFAULTS["features"] = dict(HEAD_DEFAULTS["layers"])
 # How a head (attention, layers) starts and trains: "train", from random weights, trained with delta; "lp", fitted by
 # the linear probe's classifier on the frozen features of the fit split before training, then fixed (only delta
 # trains, as under the paper's fixed label mapping); "lp+train", fitted so, then trained with delta.
@@ -95,6 +99,11 @@ class RunConfig:
     # None: the shipped weights of ``arch``; "random": an untrained source (control); a list of several: the
     # programs of the ensemble spread over them (ensemble / len consecutive programs per source)
     source_weights: str = None
+    # a user's saved Keras model taking a waveform (speech.keras_source), instead of a built-in source; its rate in
+    # Hz, and the layer its head reads (None: the one before its class outputs, or its output)
+    source_model: str = None
+    source_rate: int = SAMPLE_RATE
+    source_layer: str = None
     encoding: str = None  # None: the head's (HEAD_DEFAULTS)
     carrier: float = None  # the tone's parameters (fm / am); None: TONE_DEFAULTS for the encodings that read them
     deviation: float = None
@@ -140,9 +149,12 @@ class RunConfig:
     def validated(self):
         """A copy with derived settings filled in; raises ``UsageError`` naming the flag of a bad value."""
         c = dataclasses.replace(self)
+        if c.source_model is not None or c.source_layer is not None or c.source_rate != SAMPLE_RATE:
+            c = keras_source_checked(c)
         for ok, message in (
             (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
-            (c.arch in ARCHITECTURES, f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
+            (c.arch in ARCHITECTURES or (c.source_model and c.arch == KERAS_SOURCE),
+             f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
             (c.map_type is None or c.map_type in MAP_TYPES,
              f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
             (c.head is None or c.head in HEADS, f"--head must be one of {', '.join(HEADS)}, got {c.head!r}"),
@@ -158,6 +170,8 @@ class RunConfig:
             (c.layout in LAYOUTS, f"--layout must be one of {', '.join(LAYOUTS)}, got {c.layout!r}"),
             (c.head_fit is None or c.head_fit in HEAD_FITS,
              f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
+            (c.head != "features" or c.source_model,
+             "--head features reads a layer of a user's model; give it with --source-model PATH.keras"),
         ):
             if not ok:
                 raise UsageError(message)
@@ -182,7 +196,7 @@ class RunConfig:
                                  f"is {encoding}")
         c = c.output_resolved()
         checks = (
-            (c.head == "mapping" or c.arch in ATTENTION_ARCHITECTURES,
+            (c.head in ("mapping", "features") or c.arch in ATTENTION_ARCHITECTURES,
              f"--head {c.head} reads the attention RNN's layers, which {c.arch} does not have; it needs --arch "
              f"{' or '.join(ATTENTION_ARCHITECTURES)}"),
             (c.head == "mapping" or c.mode in REPROGRAM_MODES,
@@ -238,6 +252,8 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        if c.source_model:
+            return c
         if c.source_weights is None:
             c.source_weights = DEFAULT_WEIGHTS[c.arch]
         paths = source_paths(c.source_weights)
@@ -266,6 +282,8 @@ class RunConfig:
     def output_resolved(self):
         """A copy with the output layer chosen where it was left unset (``head``, ``map_type``): see HEADS."""
         c = dataclasses.replace(self)
+        if c.head is None and c.source_model:
+            c.head = "features"
         if c.head is None:
             mapping_asked = c.map_type is not None or c.mapping != 0
             c.head = "layers" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
@@ -283,6 +301,37 @@ class RunConfig:
     def experiment(self):
         """The settings that change what is learned (not where a run reads or writes, nor what it prints)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in OUTPUT_SETTINGS}
+
+
+def keras_source_checked(c):
+    """``c`` with a user's model as its source (``arch`` KERAS_SOURCE) once the settings that go with
+    ``--source-model`` are checked; ``UsageError`` naming the flag otherwise. The file itself is loaded, and its input
+    and layers checked, when the run builds it (``speech.keras_source``)."""
+    import zipfile
+
+    path = c.source_model
+    if path is None:
+        raise UsageError("--source-layer and --source-rate describe a --source-model; give the model too")
+    flag = f"--source-model {path}"
+    for ok, message in (
+        (os.path.isfile(path), f"{flag}: no such file; expected a model saved by Keras (model.save('name.keras'))"),
+        (path.endswith(".keras") and os.path.isfile(path) and zipfile.is_zipfile(path),
+         f"{flag} is not a .keras model file (Keras 3's model.save('name.keras') writes one)"),
+        (c.mode == "reprogram", f"{flag} is reprogrammed frozen: it needs --mode reprogram, got --mode {c.mode}"),
+        (c.arch in ("V2Sa", KERAS_SOURCE), f"--arch {c.arch} names a built-in source; {flag} replaces it: drop --arch"),
+        (c.source_weights is None, f"--source-weights loads a built-in source; {flag} brings its own weights: drop it"),
+        (c.head in (None, "features"), f"--head {c.head} reads a layer of V2S's own sources; {flag} is read by a "
+                                       "linear head on one of its layers (--head features, --source-layer)"),
+        (c.map_type in (None, "random") and c.mapping == 0,  # "random": filled in by a first validation
+         f"{flag} is read by a linear head (--head features); drop --map-type and --mapping"),
+        (isinstance(c.source_rate, int) and SOURCE_RATE_RANGE[0] <= c.source_rate <= SOURCE_RATE_RANGE[1],
+         f"--source-rate must be a sampling rate in Hz from {SOURCE_RATE_RANGE[0]} to {SOURCE_RATE_RANGE[1]}, got "
+         f"{c.source_rate}"),
+        (not c.swd, f"--swd compares reprogrammed series with speech through V2S's own sources; not with {flag}"),
+    ):
+        if not ok:
+            raise UsageError(message)
+    return dataclasses.replace(c, arch=KERAS_SOURCE)
 
 
 # Where the data comes from and how strictly it is read ("gaps" either gives the series every run sees or refuses),
@@ -310,7 +359,7 @@ def folder_for(config, dataset_name):
     """
     if config.out:
         return config.out
-    base = f"{dataset_name}_{config.mode.replace('+', '_')}_{config.arch}_s{config.seed}"
+    base = f"{dataset_name}_{config.mode.replace('+', '_')}_{source_label(config)}_s{config.seed}"
     changes = changed_settings(config)
     suffix = "_".join(f"{k}-{v}" if v is not True else k for k, v in changes.items())
     if len(suffix) > 80:  # a name a file system and a reader can take; the summary lists every setting
@@ -318,15 +367,24 @@ def folder_for(config, dataset_name):
     return os.path.join(RUNS_DIR, base + (f"_{suffix}" if suffix else ""))
 
 
+def source_label(config):
+    """What a run folder's name and its plots call the source: the architecture, or the file name of a user's
+    model (``--source-model``) without ``.keras``."""
+    if config.source_model:
+        return os.path.basename(config.source_model)[:-len(".keras")]
+    return config.arch
+
+
 def changed_settings(config):
     """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
-    seed, epochs or patience, which a run folder's name or its continuation cover)."""
-    defaults = RunConfig(mode=config.mode, arch=config.arch).output_resolved()
+    source model, seed, epochs or patience, which a run folder's name or its continuation cover)."""
+    same = {"mode": config.mode, "arch": config.arch, "source_model": config.source_model}
+    defaults = RunConfig(**same).output_resolved()
     # A head's companions count as changed only against that head's defaults, a tone's parameters only against the
     # defaults of the run's own encoding.
     resolved = config.output_resolved()
-    companions = RunConfig(mode=config.mode, arch=config.arch, head=resolved.head).output_resolved()
-    tone = RunConfig(mode=config.mode, arch=config.arch, encoding=resolved.encoding).output_resolved()
+    companions = RunConfig(**same, head=resolved.head).output_resolved()
+    tone = RunConfig(**same, encoding=resolved.encoding).output_resolved()
     changes = {}
     for key, value in resolved.experiment().items():
         default = getattr(tone if key in TONE_DEFAULTS else companions if key in HEAD_DEFAULTS["layers"] else
@@ -353,9 +411,9 @@ def differing_settings(saved, config):
 
 
 def same_setting(key, saved, now):
-    """Whether a saved setting equals today's. Source weights are the same when their files hold the same bytes,
-    wherever they lie: another clone, a moved checkout or a cluster node with its own path to the same weights."""
-    if key != "source_weights" or saved is None or now is None:
+    """Whether a saved setting equals today's. Source weights (or a source model) are the same when their files hold
+    the same bytes, wherever they lie: another clone, a moved checkout or a cluster node with its own path to them."""
+    if key not in ("source_weights", "source_model") or saved is None or now is None:
         return saved == now
     return _weights_identity(saved) == _weights_identity(now)
 
@@ -508,6 +566,10 @@ def load_source(config):
     name several."""
     from speech.source_model import build_source_model, load_source_model
 
+    if config.source_model:
+        from speech.keras_source import keras_source
+
+        return keras_source(config.source_model, config.source_rate, config.source_layer)
     models = [build_source_model(config.arch) if path == "random" else load_source_model(path, config.arch)
               for path in source_paths(config.source_weights)]
     return models[0] if len(models) == 1 else models
@@ -579,6 +641,10 @@ def check_task(config, data):
     """Refuse, before anything trains, what the source model cannot represent."""
     from ts_model import NUM_SOURCE_CLASSES, segment_positions
 
+    if config.source_model:
+        from speech.keras_source import checked_source
+
+        checked_source(config.source_model, config.source_rate, config.source_layer)
     if config.mode in REPROGRAM_MODES and config.head == "mapping":
         if data.num_classes > NUM_SOURCE_CLASSES:
             raise UsageError(f"{data.name} has {data.num_classes} classes, more than the {NUM_SOURCE_CLASSES} source "
@@ -900,8 +966,9 @@ def _train_selected(data, config, command, grid=None):
 def _describe(config, model, data, label):
     segments, mapping = segments_for(config, data.length), mapping_of(model)
     delta = config.mode in REPROGRAM_MODES
-    return (f"mode {config.mode}, " + (f"source {config.arch} ({', '.join(source_paths(config.source_weights))}), "
-                                      if config.mode != "fcn" else "") +
+    source = (f"source {config.source_model} at {config.source_rate} Hz" if config.source_model else
+              f"source {config.arch} ({', '.join(source_paths(config.source_weights))})")
+    return (f"mode {config.mode}, " + (f"{source}, " if config.mode != "fcn" else "") +
             (f"{describe_encoding(config)}, " if config.mode != "fcn" else "") +
             (f"{data.channels} channels as {'simultaneous tones' if config.layout == 'mix' else 'consecutive tones'}, "
              if data.channels > 1 and config.mode != "fcn" else "") +
@@ -911,6 +978,8 @@ def _describe(config, model, data, label):
             ("a linear head on the attention vector, " if delta and config.head == "attention" else "") +
             ("a linear head on pooled features of several frozen layers, " if delta and config.head == "layers"
              else "") +
+            (f"a linear head on its layer {config.source_layer or 'before the output'}, "
+             if delta and config.head == "features" else "") +
             ("the program added to the series before its encoding, " if delta and config.program == "series"
              else "") +
             (f"dropout {config.dr} on delta, " if delta else "") +
@@ -1026,7 +1095,7 @@ def _train_and_score(data, config, folder, stage, command):
     atomic_write(os.path.join(folder, "best.weights.h5"), model.save_weights)
     atomic_write(os.path.join(folder, "model.keras"), model.save)
     write_history(os.path.join(folder, "history.csv"), hist)
-    plot_curves(os.path.join(folder, "curves.png"), hist, f"{data.name}, {config.mode} ({config.arch}), {label}")
+    plot_curves(os.path.join(folder, "curves.png"), hist, f"{data.name}, {config.mode} ({source_label(config)}), {label}")
     write_json(os.path.join(folder, "summary.json"), summary)
     tag = " [OPTIMISTIC: best epoch chosen on the test set]" if config.val_on_test else ""
     print(f"--- Test accuracy: {test_acc:.4f}{tag}" if test_acc is not None else "--- (no test set scored)")

@@ -201,6 +201,10 @@ def training_graph(model, lstm_loops=None):
 
         lstm_loops = not tf.config.list_physical_devices("GPU")
     sources = sources_of(model)
+    if not all("mel_stft" in {layer.name for layer in source.layers} for source in sources):
+        # A source without V2S's mel front end (a user's model, speech.keras_source): no rewrite applies; the
+        # model's own graph up to its output layer gives each program's probabilities.
+        return keras.Model(model.inputs, output_layer(model).output, name=f"{model.name}_training")
     fronts = [source.get_layer("mel_stft") for source in sources]
     stft = fronts[0].layers[0]
     settings = [{k: v for k, v in front.layers[0].get_config().items() if k not in ("name", "trainable")}
