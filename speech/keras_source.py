@@ -79,6 +79,7 @@ def load_waveform_model(path):
         raise UsageError(f"{flag}: no such file; expected a model saved by Keras (model.save('name.keras'))")
     if not (path.endswith(".keras") and zipfile.is_zipfile(path)):
         raise UsageError(f"{flag} is not a .keras model file (Keras 3's model.save('name.keras') writes one)")
+    import ported.musicnn  # noqa: F401  (registers the layers of the ported models in weight/)
     import ts_model  # noqa: F401  (registers V2S's layers: a V2S source model saved whole loads too)
 
     try:
@@ -101,11 +102,12 @@ def waveform_length(model, path):
 
 
 def has_class_outputs(model):
-    """Whether the model ends in class probabilities: a softmax as its last layer or that layer's activation."""
+    """Whether the model ends in class (or tag) probabilities: a softmax or sigmoid as its last layer or that
+    layer's activation."""
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     return len(model.outputs[0].shape) == 2 and (isinstance(last, L.Softmax) or
-                                                 getattr(activation, "__name__", "") == "softmax")
+                                                 getattr(activation, "__name__", "") in ("softmax", "sigmoid"))
 
 
 def default_layer(model):
