@@ -9,16 +9,15 @@ and ``temporal`` (batch, 187, 153), the front end's two kinds of filters, pooled
 (batch, 187, 64), the mid-end; ``max_pool`` and ``mean_pool`` (batch, 753) over time; ``penultimate`` (batch,
 200); ``logits`` (batch, 50).
 
-The front end (``MusicnnLogMel``) is the package's librosa one computed in TensorFlow: a centred STFT (512-sample
-periodic Hann frames every 256 samples, the signal reflect-padded by 256 at both ends, as the librosa of the
-training time padded), power spectrum, 96 Slaney mel bands from 0 to 8 kHz with Slaney's area normalisation
-(``slaney_mel_matrix``, librosa's default), ``log10(10000 * mel + 1)``, the first 187 frames. The package casts
-the mel spectrogram to float16 before the log; the port stays in float32.
+The front end is the package's librosa one computed in TensorFlow (``ported.front_ends.LibrosaMel``): 512-sample
+frames every 256 samples, 96 Slaney mel bands from 0 to 8 kHz, ``log10(10000 * mel + 1)``, the first 187 frames.
+The package casts the mel spectrogram to float16 before the log; the port stays in float32.
 """
 
 import keras
-import numpy as np
 from keras import layers as L
+
+from ported.front_ends import LibrosaMel
 
 SAMPLE_RATE, N_FFT, HOP, N_MELS = 16000, 512, 256, 96
 FRAMES = 187  # the package's patch of three seconds: librosa.time_to_frames(3, sr, n_fft, hop) + 1
@@ -39,53 +38,6 @@ MSD_LABELS = ("rock", "pop", "alternative", "indie", "electronic", "female vocal
 CHECKPOINTS = {"MTT_musicnn": (MTT_LABELS, "MagnaTagATune"), "MSD_musicnn": (MSD_LABELS, "the Million Song Dataset")}
 
 
-def slaney_mel_matrix(sample_rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, f_min=0.0, f_max=None):
-    """(n_fft // 2 + 1, n_mels) float32 triangular mel filters on Slaney's mel scale (linear below 1 kHz,
-    logarithmic above) with Slaney's area normalisation: librosa.filters.mel's defaults, transposed."""
-    f_max = sample_rate / 2 if f_max is None else f_max
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, log_step = min_log_hz / f_sp, np.log(6.4) / 27.0
-
-    def hz_to_mel(f):
-        f = np.asarray(f, float)
-        return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / log_step, f / f_sp)
-
-    def mel_to_hz(m):
-        return np.where(m >= min_log_mel, min_log_hz * np.exp(log_step * (m - min_log_mel)), f_sp * m)
-
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
-    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    widths, ramps = np.diff(edges), edges[:, None] - bins[None, :]
-    lower, upper = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return weights.T.astype(np.float32)
-
-
-@keras.saving.register_keras_serializable(package="V2S")
-class MusicnnLogMel(L.Layer):
-    """musicnn's front end: waveforms (batch, samples) at 16 kHz -> log-mel (batch, ``frames``, 96); see the module
-    docstring. No weights."""
-
-    def __init__(self, frames=FRAMES, **kwargs):
-        super().__init__(**kwargs)
-        self.frames = int(frames)
-        self.matrix = slaney_mel_matrix()
-
-    def call(self, waves):
-        import tensorflow as tf
-
-        padded = tf.pad(waves, [[0, 0], [N_FFT // 2, N_FFT // 2]], mode="REFLECT")
-        spectrum = tf.signal.stft(padded, N_FFT, HOP, N_FFT, window_fn=tf.signal.hann_window)
-        power = tf.math.square(tf.math.abs(spectrum))[:, :self.frames]
-        return keras.ops.log10(10000.0 * keras.ops.matmul(power, self.matrix) + 1.0)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.frames, N_MELS)
-
-    def get_config(self):
-        return {**super().get_config(), "frames": self.frames}
-
-
 def _pooled_over_frequency(x, filters, kernel, padding, name):
     """A front-end branch: conv (relu), batch norm, max over the remaining frequency bins -> (batch, frames, filters)."""
     x = L.Conv2D(filters, kernel, padding=padding, activation="relu", name=f"{name}_conv")(x)
@@ -100,7 +52,7 @@ def build_musicnn(num_classes=50, midend_filters=64, backend_units=200, samples=
     fills them from the package's checkpoint."""
     waves = keras.Input((samples,), name="waveform")
     frames = (samples - N_FFT // 2) // HOP + 1  # the package's patch length in frames (FRAMES for three seconds)
-    mel = MusicnnLogMel(frames, name="log_mel")(waves)
+    mel = LibrosaMel(N_FFT, HOP, N_MELS, frames=frames, log_scale=10000.0, name="log_mel")(waves)
     x = L.Reshape((frames, N_MELS, 1), name="add_channel")(mel)
     x = L.BatchNormalization(epsilon=1e-3, name="input_bn")(x)
     padded = L.ZeroPadding2D(((3, 3), (0, 0)), name="timbral_pad")(x)

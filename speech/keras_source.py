@@ -79,7 +79,8 @@ def load_waveform_model(path):
         raise UsageError(f"{flag}: no such file; expected a model saved by Keras (model.save('name.keras'))")
     if not (path.endswith(".keras") and zipfile.is_zipfile(path)):
         raise UsageError(f"{flag} is not a .keras model file (Keras 3's model.save('name.keras') writes one)")
-    import ported.musicnn  # noqa: F401  (registers the layers of the ported models in weight/)
+    import ported.crepe  # noqa: F401  (registers the layers of the ported models in weight/)
+    import ported.front_ends  # noqa: F401
     import ts_model  # noqa: F401  (registers V2S's layers: a V2S source model saved whole loads too)
 
     try:
