@@ -29,7 +29,7 @@ import sys
 
 from engine.runs import (ARCHITECTURES, HEAD_DEFAULTS, HEAD_FITS, HEADS, LAYOUTS, MAP_TYPES, MODES, PROGRAM_SPACES,
                          SELECT_MODES, TONE_DEFAULTS, RunConfig)
-from speech.spec import ENCODINGS
+from speech.spec import BLACK_BOXES, ENCODINGS
 from ts_dataloader import GAP_POLICIES
 
 DEFAULTS = RunConfig()
@@ -87,6 +87,21 @@ def build_parser():
                        help="The layer of --source-model the head reads (default: the layer before its class "
                             "outputs when it ends in a softmax, else its output, e.g. an embedding); a sequence "
                             "(batch, time, ...) is pooled over time (mean, standard deviation, maximum).")
+    model.add_argument("--black-box", choices=BLACK_BOXES, default=d.black_box,
+                       help="Reprogram a source you can only query (black-box adversarial reprogramming, Tsai, Chen "
+                            "and Ho 2020): efficientword, efficientword-net's TFLite keyword embedder (pip install "
+                            "efficientword-net==1.0.5 --no-deps). The program (--basis coefficients) trains by a "
+                            "zeroth-order estimate from the box's output vectors (--directions per step), a linear "
+                            "head on them by its exact gradient, within --budget queries; Adam at lr 0.01 (BAR's).")
+    model.add_argument("--budget", type=int, default=d.budget,
+                       help=f"--black-box: the queries training and validation may use (default {d.budget:,}; "
+                            "scoring the test set is counted apart).")
+    model.add_argument("--directions", type=int, default=d.directions,
+                       help=f"--black-box: random directions q per step, (q + 1) x batch queries (default "
+                            f"{d.directions}).")
+    model.add_argument("--basis", type=int, default=d.basis,
+                       help=f"--black-box: coefficients of the program, interpolated to 16,000 samples (default "
+                            f"{d.basis}).")
     model.add_argument("--encoding", choices=ENCODINGS, default=d.encoding,
                        help="How a series becomes one second of 16 kHz audio. pad: m zero-padded copies (the "
                             "paper's); fm: the series as the pitch of a tone over the whole second (z-normalised, "

@@ -32,8 +32,8 @@ from engine.errors import UsageError
 from engine.run_folder import (REPO, RUN_ENTRIES, Run, foreign_entries, load_run, plot_curves,  # noqa: F401
                                portable, read_summary, upgraded_settings, write_history)
 from speech.commands import SAMPLE_RATE
-from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, CARRIER_HZ, CLIP_SIGMA, ENCODINGS,
-                         FM_DEVIATION_HZ, KERAS_SOURCE, LAYOUTS, SOURCE_RATE_RANGE, TONE_PARAMETERS)
+from speech.spec import (AM_DEPTH_DB, ARCHITECTURES, ATTENTION_ARCHITECTURES, BLACK_BOXES, CARRIER_HZ, CLIP_SIGMA,
+                         ENCODINGS, FM_DEVIATION_HZ, KERAS_SOURCE, LAYOUTS, SOURCE_RATE_RANGE, TONE_PARAMETERS)
 
 __all__ = ["RunConfig", "Run", "RunInterrupted", "train", "load_data", "load_run", "read_summary"]
 
@@ -104,6 +104,12 @@ class RunConfig:
     source_model: str = None
     source_rate: int = SAMPLE_RATE
     source_layer: str = None
+    # a source reached only by queries (engine.black_box): the program trained by a zeroth-order estimate within a
+    # budget of queries, in a basis of that many coefficients, with that many random directions per step
+    black_box: str = None
+    budget: int = 50000
+    directions: int = 10
+    basis: int = 250
     encoding: str = None  # None: the head's (HEAD_DEFAULTS)
     carrier: float = None  # the tone's parameters (fm / am); None: TONE_DEFAULTS for the encodings that read them
     deviation: float = None
@@ -151,9 +157,12 @@ class RunConfig:
         c = dataclasses.replace(self)
         if c.source_model is not None or c.source_layer is not None or c.source_rate != SAMPLE_RATE:
             c = keras_source_checked(c)
+        if c.black_box is not None:
+            c = black_box_checked(c)
         for ok, message in (
             (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
-            (c.arch in ARCHITECTURES or (c.source_model and c.arch == KERAS_SOURCE),
+            (c.arch in ARCHITECTURES or (c.source_model and c.arch == KERAS_SOURCE) or
+             (c.black_box and c.arch == c.black_box),
              f"--arch must be one of {', '.join(ARCHITECTURES)}, got {c.arch!r}"),
             (c.map_type is None or c.map_type in MAP_TYPES,
              f"--map-type must be one of {', '.join(MAP_TYPES)}, got {c.map_type!r}"),
@@ -170,7 +179,7 @@ class RunConfig:
             (c.layout in LAYOUTS, f"--layout must be one of {', '.join(LAYOUTS)}, got {c.layout!r}"),
             (c.head_fit is None or c.head_fit in HEAD_FITS,
              f"--head-fit must be one of {', '.join(HEAD_FITS)}, got {c.head_fit!r}"),
-            (c.head != "features" or c.source_model,
+            (c.head != "features" or c.source_model or c.black_box,
              "--head features reads a layer of a user's model; give it with --source-model PATH.keras"),
         ):
             if not ok:
@@ -252,7 +261,7 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        if c.source_model:
+        if c.source_model or c.black_box:
             return c
         if c.source_weights is None:
             c.source_weights = DEFAULT_WEIGHTS[c.arch]
@@ -282,8 +291,10 @@ class RunConfig:
     def output_resolved(self):
         """A copy with the output layer chosen where it was left unset (``head``, ``map_type``): see HEADS."""
         c = dataclasses.replace(self)
-        if c.head is None and c.source_model:
+        if c.head is None and (c.source_model or c.black_box):
             c.head = "features"
+        if c.black_box and c.lr is None:
+            c.lr = BLACK_BOX_LR
         if c.head is None:
             mapping_asked = c.map_type is not None or c.mapping != 0
             c.head = "layers" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
@@ -334,6 +345,44 @@ def keras_source_checked(c):
     return dataclasses.replace(c, arch=KERAS_SOURCE)
 
 
+# The settings a black-box run does not take (engine.black_box trains one program, no penalty, dropout or mask on
+# it, no augmentation, schedule, refit, selection or SWD); a value other than the default is refused.
+BLACK_BOX_UNUSED = ("ensemble", "dr", "l2", "per", "program", "refit", "select", "ema", "jitter", "scaling", "cosine",
+                    "lr_decay", "swd", "tensorboard", "val_on_test", "znorm", "gain", "standardise", "head_fit")
+# (the head always starts as the logistic regression of the box's outputs and trains: --head-fit lp+train)
+BLACK_BOX_LR = 0.01  # Adam's for the program and the head, BAR's (Tsai, Chen and Ho 2020)
+
+
+def black_box_checked(c):
+    """``c`` with a black box as its source (``arch`` the box's name, one program) once the settings that go with
+    ``--black-box`` are checked; ``UsageError`` naming the flag otherwise."""
+    flag = f"--black-box {c.black_box}"
+    defaults = RunConfig()
+    unused = [name for name in BLACK_BOX_UNUSED if getattr(c, name) != getattr(defaults, name)
+              and not (name == "ensemble" and c.ensemble == 1) and not (name == "head_fit" and c.head_fit == "lp+train")]
+    for ok, message in (
+        (c.black_box in BLACK_BOXES, f"--black-box must be one of {', '.join(BLACK_BOXES)}, got {c.black_box!r}"),
+        (c.mode == "reprogram", f"{flag} is reprogrammed frozen: it needs --mode reprogram, got --mode {c.mode}"),
+        (c.arch in ("V2Sa", c.black_box), f"--arch {c.arch} names a built-in source; {flag} replaces it: drop --arch"),
+        (c.source_weights is None and c.source_model is None,
+         f"{flag} is the source; drop --source-weights and --source-model"),
+        (c.head in (None, "features"), f"--head {c.head}: {flag} is read by a linear head on its output vectors "
+                                       "(--head features)"),
+        (c.map_type in (None, "random") and c.mapping == 0, f"{flag} is read by a linear head; drop --map-type and "
+                                                            "--mapping"),
+        (not unused, f"--{unused[0].replace('_', '-') if unused else ''} is not used by {flag} (one program trained "
+                     "by a zeroth-order estimate); drop it"),
+        (c.directions >= 1, f"--directions must be at least 1, got {c.directions}"),
+        (2 <= c.basis <= SAMPLE_RATE, f"--basis must be from 2 to {SAMPLE_RATE} coefficients, got {c.basis}"),
+        (c.budget >= (c.directions + 1) * c.batch_size,
+         f"--budget {c.budget} is below one training step: (--directions {c.directions} + 1) x --batch-size "
+         f"{c.batch_size} = {(c.directions + 1) * c.batch_size} queries"),
+    ):
+        if not ok:
+            raise UsageError(message)
+    return dataclasses.replace(c, arch=c.black_box, ensemble=1)
+
+
 # Where the data comes from and how strictly it is read ("gaps" either gives the series every run sees or refuses),
 # where a run writes and what it prints.
 OUTPUT_SETTINGS = frozenset({"data_dir", "download", "gaps", "out", "resume", "force", "swd", "swd_gsc_dir",
@@ -372,13 +421,16 @@ def source_label(config):
     model (``--source-model``) without ``.keras``."""
     if config.source_model:
         return os.path.basename(config.source_model)[:-len(".keras")]
+    if config.black_box:
+        return f"blackbox-{config.black_box}"
     return config.arch
 
 
 def changed_settings(config):
     """{setting: short value} of the experiment settings that differ from the defaults (not dataset, mode, arch,
     source model, seed, epochs or patience, which a run folder's name or its continuation cover)."""
-    same = {"mode": config.mode, "arch": config.arch, "source_model": config.source_model}
+    same = {"mode": config.mode, "arch": config.arch, "source_model": config.source_model,
+            "black_box": config.black_box, "ensemble": 1 if config.black_box else RunConfig.ensemble}
     defaults = RunConfig(**same).output_resolved()
     # A head's companions count as changed only against that head's defaults, a tone's parameters only against the
     # defaults of the run's own encoding.
@@ -883,6 +935,11 @@ def train(data, config, command=None):
                 return finished
             if config.force:
                 _empty_folder(folder)
+            if config.black_box:
+                from engine.black_box_training import train_black_box
+
+                return train_black_box(data, config, folder, split_data(data, config),
+                                       encoder_for(config, data.length, channels=data.channels), command)
             if config.select == "auto":
                 return _train_selected(data, config, command)
             return _train_and_score(data, config, folder, stage, command)
