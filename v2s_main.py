@@ -89,8 +89,9 @@ def build_parser():
                             "(batch, time, ...) is pooled over time (mean, standard deviation, maximum).")
     model.add_argument("--black-box", choices=BLACK_BOXES, default=d.black_box,
                        help="Reprogram a source you can only query (black-box adversarial reprogramming, Tsai, Chen "
-                            "and Ho 2020): efficientword, efficientword-net's TFLite keyword embedder (pip install "
-                            "efficientword-net==1.0.5 --no-deps). The program (--basis coefficients) trains by a "
+                            "and Ho 2020): tflite, the shipped V2Sa exported to TensorFlow Lite (weight/v2sa.tflite, "
+                            "its 36 probabilities); efficientword, efficientword-net's TFLite keyword embedder (pip "
+                            "install efficientword-net==1.0.5 --no-deps). The program (--basis coefficients) trains by a "
                             "zeroth-order estimate from the box's output vectors (--directions per step), a linear "
                             "head on them by its exact gradient, within --budget queries; Adam at lr 0.01 (BAR's).")
     model.add_argument("--budget", type=int, default=d.budget,

@@ -28,6 +28,7 @@ import numpy as np
 from engine.errors import UsageError
 from speech.spec import BLACK_BOXES  # noqa: F401  (the names --black-box takes)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
 SMOOTHING = 0.1  # beta, BAR's
 LEARNING_RATE = 0.01  # Adam's, for the program and the head (BAR's)
@@ -51,20 +52,53 @@ class BlackBox:
         return out.astype(np.float32)
 
 
+def _interpreter(path):
+    """TensorFlow's TFLite interpreter for ``path``, tensors allocated (its notice that LiteRT will replace it is
+    TensorFlow's business, not the run's: silenced)."""
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def tflite_black_box(path=None):
+    """V2Sa exported to TensorFlow Lite (``weight/v2sa.tflite``, ``speech.tflite_export``): 16,000 samples -> its 36
+    class probabilities, run by TensorFlow's TFLite interpreter one waveform at a time; the same model a white-box
+    run reprograms, so the two can be compared."""
+    import tensorflow as tf
+
+    path = path or os.path.join(REPO, "weight", "v2sa.tflite")
+    if not os.path.isfile(path):
+        raise UsageError(f"--black-box tflite reads {path}; write it with python scripts/export_tflite.py --out {path}")
+    interpreter = _interpreter(path)
+    given, read = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def probabilities(waves):
+        out = []
+        for wave in waves:
+            interpreter.set_tensor(given, wave[None])
+            interpreter.invoke()
+            out.append(interpreter.get_tensor(read)[0])
+        return np.stack(out)
+
+    return BlackBox(probabilities, "tflite")
+
+
 def efficientword_black_box():
     """efficientword-net 1.0.5's keyword embedder (Apache-2.0): its two TFLite files, 16,000 samples -> 98 x 64
     log-mel -> a 128-value embedding, run by TensorFlow's TFLite interpreter one waveform at a time."""
-    import tensorflow as tf
-
     spec = importlib.util.find_spec("eff_word_net")
     folder = os.path.join(os.path.dirname(spec.origin), "models", EFFICIENTWORD[0]) if spec and spec.origin else ""
     paths = [os.path.join(folder, name) for name in EFFICIENTWORD[1:]]
     if not all(os.path.isfile(p) for p in paths):
         raise UsageError("--black-box efficientword reads the TFLite files of the efficientword-net package; install "
                          "it with pip install efficientword-net==1.0.5 --no-deps")
-    interpreters = [tf.lite.Interpreter(model_path=p) for p in paths]
-    for it in interpreters:
-        it.allocate_tensors()
+    interpreters = [_interpreter(p) for p in paths]
 
     def run(it, x):
         it.set_tensor(it.get_input_details()[0]["index"], x.reshape(it.get_input_details()[0]["shape"]))
@@ -79,6 +113,8 @@ def efficientword_black_box():
 
 def open_black_box(name):
     """The ``BlackBox`` a ``--black-box`` name stands for."""
+    if name == "tflite":
+        return tflite_black_box()
     if name == "efficientword":
         return efficientword_black_box()
     raise UsageError(f"--black-box must be one of {', '.join(BLACK_BOXES)}, got {name!r}")

@@ -21,8 +21,9 @@ ATTENTION_ARCHITECTURES = ("V2Sa", "V2Su")
 # The name of a user's Keras waveform model once wrapped as a source (``speech.keras_source``; --source-model), and
 # what a run folder and a summary call its architecture.
 KERAS_SOURCE = "keras_source"
-# Sources reached only by queries (--black-box, engine.black_box): efficientword-net's TFLite keyword embedder.
-BLACK_BOXES = ("efficientword",)
+# Sources reached only by queries (--black-box, engine.black_box): V2Sa exported to TensorFlow Lite, and
+# efficientword-net's TFLite keyword embedder.
+BLACK_BOXES = ("tflite", "efficientword")
 # The sampling rates such a model may take (--source-rate), in Hz: a telephone band to a studio rate.
 SOURCE_RATE_RANGE = (4000, 96000)
 N_FFT, HOP, N_MELS, MEL_F_MIN = 1024, 128, 80, 40.0

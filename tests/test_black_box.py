@@ -138,3 +138,18 @@ def test_efficientword_is_a_black_box_of_128_value_outputs():
     box = efficientword_black_box()
     out = box(np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32) * 0.1)
     assert out.shape == (2, 128) and box.queries == 2
+
+
+def test_the_shipped_tflite_v2sa_is_the_keras_v2sa():
+    """weight/v2sa.tflite (scripts/export_tflite.py) gives the Keras model's probabilities, as the tflite box."""
+    import os
+
+    from engine.black_box import open_black_box
+    from speech.source_model import load_source_model
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    waves = np.random.default_rng(1).standard_normal((2, 16000)).astype(np.float32) * 0.2
+    box = open_black_box("tflite")
+    keras_probs = np.asarray(load_source_model(os.path.join(repo, "weight", "v2sa.weights.h5"))(waves))
+    np.testing.assert_allclose(box(waves), keras_probs, atol=1e-5)
+    assert box.queries == 2
