@@ -382,11 +382,17 @@ def set_feature_standardisation(head, features):
     be divided by almost nothing, and the program's small changes to it, or float rounding, would swing the head's
     logits without bound.
     """
+    center, scale = feature_standardisation(features)
+    head.center.assign(center)
+    head.scale.assign(scale)
+
+
+def feature_standardisation(features):
+    """(center, scale), float32 (d,) each, of features (N, d): ``set_feature_standardisation``'s, for any head."""
     features = np.asarray(features, np.float64)
     std = features.std(axis=0)
     floor = SCALE_FLOOR * np.median(std) if np.median(std) > 0 else 1.0
-    head.center.assign(features.mean(axis=0).astype(np.float32))
-    head.scale.assign(np.maximum(std, floor).astype(np.float32))
+    return features.mean(axis=0).astype(np.float32), np.maximum(std, floor).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="V2S")

@@ -11,7 +11,7 @@ The program lives in a low-dimensional basis: ``basis`` coefficients, linearly i
 (``program_basis``), so the estimate works in ``basis`` dimensions, not 16,000. Each step draws ``directions`` q
 unit vectors u_j and queries the batch under the program c and under c + beta u_j, (q + 1) x batch queries, and
 estimates the gradient of the batch's cross-entropy as (d / q) sum_j [f(c + beta u_j) - f(c)] / beta u_j (BAR's
-estimator, d the basis size, beta = ``SMOOTHING``). The readout on our side of the box, a linear head on the
+estimator, d the basis size, beta = ``SMOOTHING_PER_LR`` x the learning rate). The readout on our side of the box, a linear head on the
 standardised output vectors, trains with its exact gradient; it starts as the logistic regression of the fit
 split's outputs without a program (the LP of the black box, scored too). Both train with Adam. An epoch is a pass
 over the fit split, then the validation split is queried (counted); the best epoch by validation cross-entropy is
@@ -30,7 +30,11 @@ from speech.spec import BLACK_BOXES  # noqa: F401  (the names --black-box takes)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_RATE = 16000
-SMOOTHING = 0.1  # beta, BAR's
+# The smoothing beta of the estimate, as a multiple of the learning rate: BAR's 0.1 at its 0.01. Tied to the step
+# so that one knob sets the program's scale: a box whose outputs move more under the program than between series
+# (efficientword's embedding: 0.005 for a program of 0.001, against a spread of 0.0004 between series) needs
+# smaller steps and smaller probes alike.
+SMOOTHING_PER_LR = 10.0
 LEARNING_RATE = 0.01  # Adam's, for the program and the head (BAR's)
 EFFICIENTWORD = ("first_iteration_siamese", "logmelcalc.tflite", "baseModel.tflite")
 
@@ -132,7 +136,7 @@ def program_basis(size, samples=SAMPLE_RATE):
     return basis
 
 
-def zo_estimate(losses, directions, beta=SMOOTHING):
+def zo_estimate(losses, directions, beta):
     """BAR's gradient estimate from ``losses`` (q + 1,): f(c), then f(c + beta u_j) for the q unit ``directions``
     (q, d): (d / q) sum_j (f(c + beta u_j) - f(c)) / beta u_j."""
     q, d = directions.shape

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from engine.black_box import (SMOOTHING, Adam, cross_entropies, open_black_box, program_basis, softmax,
+from engine.black_box import (SMOOTHING_PER_LR, Adam, cross_entropies, open_black_box, program_basis, softmax,
                               step_cost, unit_directions, zo_estimate)
 from engine.run_folder import Run, plot_curves, portable, read_summary, write_history
 from utils import atomic_write, read_json, write_json
@@ -44,6 +44,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
     from tqdm import tqdm
 
     from engine.logistic import fit_linear_head
+    from ts_model import feature_standardisation
 
     box = open_black_box(config.black_box)
     x_fit, y_fit, x_val, y_val, notes = split
@@ -57,7 +58,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
     rng = np.random.default_rng(config.seed)
     if state is None:
         f_fit = box(encode(x_fit))  # the outputs without a program: the standardisation and LP's start
-        center, scale = f_fit.mean(0), f_fit.std(0) + 1e-6
+        center, scale = feature_standardisation(f_fit)  # a floor on the scale: see set_feature_standardisation
         kernel, bias, _ = fit_linear_head((f_fit - center) / scale, y_fit, data.num_classes, seed=config.seed)
         coefficients = np.zeros(config.basis)
         lp = {"kernel": kernel, "bias": bias}
@@ -83,6 +84,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
     center, scale = arrays["center"], arrays["scale"]
     coefficients, kernel, bias = arrays["coefficients"], arrays["kernel"], arrays["bias"]
     cost, val_cost = step_cost(config, len(x_fit)), len(x_val)
+    beta = SMOOTHING_PER_LR * config.lr
     waves_fit = encode(x_fit)
     waves_val = encode(x_val)
     clock = time.time()
@@ -101,12 +103,12 @@ def train_black_box(data, config, folder, split, encoder, command=None):
         losses, correct = [], 0
         for batch in batches:
             directions = unit_directions(rng, config.directions, config.basis)
-            programs = coefficients[None] + SMOOTHING * np.concatenate([np.zeros((1, config.basis)), directions])
+            programs = coefficients[None] + beta * np.concatenate([np.zeros((1, config.basis)), directions])
             waves = waves_fit[batch][None] + (programs @ basis.T)[:, None, :]  # (q + 1, batch, 16000)
             outputs = box(waves.reshape(-1, waves.shape[-1])).reshape(len(programs), len(batch), -1)
             probs = _head_probs(outputs, center, scale, kernel, bias)  # (q + 1, batch, C)
             per_program = cross_entropies(probs, np.broadcast_to(y_fit[batch], probs.shape[:2])).mean(axis=1)
-            grad_c = zo_estimate(per_program, directions)
+            grad_c = zo_estimate(per_program, directions, beta)
             features = (outputs[0] - center) / scale
             delta = probs[0] - np.eye(data.num_classes)[y_fit[batch]]
             coefficients = program_adam.step(coefficients, grad_c)
