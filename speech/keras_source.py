@@ -127,7 +127,10 @@ def check_rate(model, rate, path):
         low, high = SOURCE_RATE_RANGE
         raise UsageError(f"--source-rate must be a sampling rate in Hz from {low} to {high}, got {rate}")
     for layer in _all_layers(model):
-        own = layer.get_config().get("sample_rate") if hasattr(layer, "get_config") else None
+        try:
+            own = layer.get_config().get("sample_rate")
+        except (NotImplementedError, TypeError, AttributeError):  # a layer that cannot describe itself names no rate
+            own = None
         if isinstance(own, (int, float)) and int(own) != rate:
             raise UsageError(f"--source-rate {rate}: layer {layer.name!r} of {path} is set for {int(own)} Hz; pass "
                              f"--source-rate {int(own)}")
