@@ -35,7 +35,9 @@ from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads)
 import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# name -> (domain it was trained on, weights, V2S screen folder); .weights.h5 files are V2S's own architectures.
+# name -> (domain it was trained on, weights, V2S screen folder[, the layer read]); .weights.h5 files are V2S's own
+# architectures. The "/layer" variants read a wider layer than the default one (the logits of a tagger, the pitch
+# probabilities), a width closer to the 548 pooled values V2Sa's head reads: named before their LP ran.
 SOURCES = {
     "V2Sa": ("speech commands (synthetic voices + 2,689 real clips)", "weight/v2sa.weights.h5",
              "results/screens/archive/fm_layers_lp_train"),
@@ -45,6 +47,8 @@ SOURCES = {
                     "results/screens/domains/musicnn_msd"),
     "resemblyzer": ("speaker identity (real speech)", "weight/resemblyzer.keras", "results/screens/domains/resemblyzer"),
     "crepe_tiny": ("pitch", "weight/crepe_tiny.keras", "results/screens/domains/crepe_tiny"),
+    "musicnn_mtt/max_pool": ("music tags (MagnaTagATune)", "weight/musicnn_mtt.keras", None, "max_pool"),
+    "crepe_tiny/conv5_pool": ("pitch", "weight/crepe_tiny.keras", None, "conv5_pool"),
 }
 BASELINE = "V2Sa"
 
@@ -55,8 +59,9 @@ def reader_of(name):
     from speech.source_model import load_source_model
     from ts_model import feature_reader
 
-    weights = os.path.join(REPO, SOURCES[name][1])
-    return keras_source(weights) if weights.endswith(".keras") else feature_reader(load_source_model(weights))
+    weights, layer = os.path.join(REPO, SOURCES[name][1]), (SOURCES[name][3:] or (None,))[0]
+    return keras_source(weights, layer=layer) if weights.endswith(".keras") else \
+        feature_reader(load_source_model(weights))
 
 
 def lp_records(path):
@@ -120,10 +125,10 @@ def table(out):
     for r in lp_records(os.path.join(out, "lp.jsonl")):
         if r["val_ce"] is not None:
             lp.setdefault(r["source"], {})[r["dataset"]] = r
-    v2s = {name: v2s_scores(folder) for name, (_, _, folder) in SOURCES.items()}
+    v2s = {name: v2s_scores(entry[2]) if entry[2] else {} for name, entry in SOURCES.items()}
     lines = ["| source | trained on | method | sets | mean val CE | mean test % | V2Sa's mean val CE, test % on those "
              "sets | sets with lower val CE than V2Sa | Wilcoxon p |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, (domain, _, _) in SOURCES.items():
+    for name, (domain, *_) in SOURCES.items():
         for method, column in (("V2S", v2s), ("LP", lp)):
             mine, base = column.get(name, {}), column.get(BASELINE, {})
             sets = sorted(d for d in mine if d in base)
