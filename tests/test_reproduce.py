@@ -447,7 +447,7 @@ def test_a_store_whose_last_line_lacks_its_newline_keeps_the_next_record(tmp_pat
     (["--settings", "head"], "--settings 'head': expected NAME=VALUE"),
     (["--settings", "seed=3"], "'seed' is not one --settings can change"),
     (["--settings", "znorm=maybe"], "znorm takes a bool, got 'maybe'"),
-    (["--settings", "head=dense"], "--head must be one of mapping, attention, layers, got 'dense'"),
+    (["--settings", "head=dense"], "--head must be one of mapping, attention, layers, features, got 'dense'"),
 ])
 def test_every_flag_is_checked_before_any_task_starts(tmp_path, capsys, flags, message):
     from conftest import cli_error
@@ -486,7 +486,7 @@ def test_an_import_with_a_bad_setting_is_refused_in_one_line(tmp_path):
     # Before the fix, --import-runs skipped the --settings check and reported every run as "not imported".
     args = reproduce.build_parser().parse_args(["--import-runs", str(tmp_path), "--settings", "head=nonsense",
                                                 "--store", str(tmp_path / "s.jsonl")])
-    with pytest.raises(ValueError, match="--head must be one of mapping, attention, layers, got 'nonsense'"):
+    with pytest.raises(ValueError, match="--head must be one of mapping, attention, layers, features, got 'nonsense'"):
         reproduce.check_args(args)
 
 
