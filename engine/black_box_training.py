@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from engine.black_box import (SMOOTHING_PER_LR, Adam, cross_entropies, open_black_box, program_basis, softmax,
-                              step_cost, unit_directions, zo_estimate)
+                              unit_directions, zo_estimate)
 from engine.run_folder import Run, plot_curves, portable, read_summary, write_history
 from utils import atomic_write, read_json, write_json
 
@@ -61,7 +61,6 @@ def train_black_box(data, config, folder, split, encoder, command=None):
         center, scale = feature_standardisation(f_fit)  # a floor on the scale: see set_feature_standardisation
         kernel, bias, _ = fit_linear_head((f_fit - center) / scale, y_fit, data.num_classes, seed=config.seed)
         coefficients = np.zeros(config.basis)
-        lp = {"kernel": kernel, "bias": bias}
         lp_val = _head_probs(box(encode(x_val)), center, scale, kernel, bias)
         state = {"epoch": 0, "best": float(cross_entropies(lp_val, y_val).mean()), "best_epoch": None, "wait": 0,
                  "queries": box.queries, "lp_val_cross_entropy": float(cross_entropies(lp_val, y_val).mean()),
@@ -69,7 +68,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
                  "history": {}, "seconds": 0.0, "rng": rng.bit_generator.state}
         arrays = {"coefficients": coefficients, "kernel": kernel, "bias": bias, "best_coefficients": coefficients,
                   "best_kernel": kernel, "best_bias": bias, "center": center, "scale": scale,
-                  "lp_kernel": lp["kernel"], "lp_bias": lp["bias"]}
+                  "lp_kernel": kernel, "lp_bias": bias}
         program_adam, head_adam = Adam(config.basis, config.lr), Adam(kernel.shape, config.lr)
         bias_adam = Adam(bias.shape, config.lr)
     else:
@@ -83,7 +82,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
             adam.load(arrays, name)
     center, scale = arrays["center"], arrays["scale"]
     coefficients, kernel, bias = arrays["coefficients"], arrays["kernel"], arrays["bias"]
-    cost, val_cost = step_cost(config, len(x_fit)), len(x_val)
+    val_cost = len(x_val)
     beta = SMOOTHING_PER_LR * config.lr
     waves_fit = encode(x_fit)
     waves_val = encode(x_val)
@@ -116,7 +115,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
             bias = bias_adam.step(bias, delta.mean(0))
             losses.append(per_program[0] * len(batch))
             correct += int((probs[0].argmax(1) == y_fit[batch]).sum())
-            bar.update(cost if len(batch) == config.batch_size else (config.directions + 1) * len(batch))
+            bar.update((config.directions + 1) * len(batch))
         val_probs = _head_probs(box(waves_val + coefficients @ basis.T), center, scale, kernel, bias)
         bar.update(val_cost)
         val_ce = float(cross_entropies(val_probs, y_val).mean())

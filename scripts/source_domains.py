@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/screen
 
 from engine import tf_setup  # noqa: E402,F401  (before TensorFlow loads)
 import numpy as np  # noqa: E402
+from encoding_probe import read_records  # noqa: E402  (one JSON line per record; a torn last line skipped)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (domain it was trained on, weights, V2S screen folder[, the layer read]); .weights.h5 files are V2S's own
@@ -64,26 +65,13 @@ def reader_of(name):
         feature_reader(load_source_model(weights))
 
 
-def lp_records(path):
-    """The records of ``path`` (a line torn by a killed run is skipped, so its set runs again)."""
-    records = []
-    if os.path.isfile(path):
-        with open(path) as fh:
-            for line in fh:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-    return records
-
-
 def run_lp(data_dirs, out, sources, datasets):
     from engine.linear_probe import fit_probe, frozen_features
     from engine.runs import RunConfig, encoder_for
     from ts_dataloader import load_ucr
 
     path = os.path.join(out, "lp.jsonl")
-    done = {(r["source"], r["dataset"]) for r in lp_records(path)}
+    done = {(r["source"], r["dataset"]) for r in read_records(path)}
     os.makedirs(out, exist_ok=True)
     config = RunConfig(head="layers").output_resolved()  # the default encoding (fm) and its parameters
     for name in sources:
@@ -122,7 +110,7 @@ def table(out):
     from results_table import wilcoxon_p
 
     lp = {}
-    for r in lp_records(os.path.join(out, "lp.jsonl")):
+    for r in read_records(os.path.join(out, "lp.jsonl")):
         if r["val_ce"] is not None:
             lp.setdefault(r["source"], {})[r["dataset"]] = r
     v2s = {name: v2s_scores(entry[2]) if entry[2] else {} for name, entry in SOURCES.items()}
