@@ -103,6 +103,9 @@ def build_parser():
     model.add_argument("--basis", type=int, default=d.basis,
                        help=f"--black-box: coefficients of the program, interpolated to 16,000 samples (default "
                             f"{d.basis}).")
+    model.add_argument("--antithetic", action="store_true",
+                       help="--black-box: query each direction in both signs and take central differences "
+                            "(2 x --directions + 1 queries per series a step, against --directions + 1).")
     model.add_argument("--encoding", choices=ENCODINGS, default=d.encoding,
                        help="How a series becomes one second of 16 kHz audio. pad: m zero-padded copies (the "
                             "paper's); fm: the series as the pitch of a tone over the whole second (z-normalised, "

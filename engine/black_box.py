@@ -11,7 +11,8 @@ The program lives in a low-dimensional basis: ``basis`` coefficients, linearly i
 (``program_basis``), so the estimate works in ``basis`` dimensions, not 16,000. Each step draws ``directions`` q
 unit vectors u_j and queries the batch under the program c and under c + beta u_j, (q + 1) x batch queries, and
 estimates the gradient of the batch's cross-entropy as (d / q) sum_j [f(c + beta u_j) - f(c)] / beta u_j (BAR's
-estimator, d the basis size, beta = ``SMOOTHING_PER_LR`` x the learning rate). The readout on our side of the box, a linear head on the
+estimator, d the basis size, beta = ``SMOOTHING_PER_LR`` x the learning rate); ``antithetic`` also queries
+c - beta u_j and takes central differences, (2q + 1) x batch queries. The readout on our side of the box, a linear head on the
 standardised output vectors, trains with its exact gradient; it starts as the logistic regression of the fit
 split's outputs without a program (the LP of the black box, scored too). Both train with Adam. An epoch is a pass
 over the fit split, then the validation split is queried (counted); the best epoch by validation cross-entropy is
@@ -136,11 +137,21 @@ def program_basis(size, samples=SAMPLE_RATE):
     return basis
 
 
-def zo_estimate(losses, directions, beta):
-    """BAR's gradient estimate from ``losses`` (q + 1,): f(c), then f(c + beta u_j) for the q unit ``directions``
-    (q, d): (d / q) sum_j (f(c + beta u_j) - f(c)) / beta u_j."""
+def probe_offsets(directions, antithetic=False):
+    """The offsets of one step's programs from c, (1 + q, d) or, ``antithetic``, (1 + 2q, d): 0 (the program
+    itself, whose outputs the head and the logged loss use), then u_1..u_q, then -u_1..-u_q when antithetic."""
+    rows = [np.zeros((1, directions.shape[1])), directions] + ([-directions] if antithetic else [])
+    return np.concatenate(rows)
+
+
+def zo_estimate(losses, directions, beta, antithetic=False):
+    """The gradient estimate from the losses at c + beta x ``probe_offsets``: BAR's forward differences, (d / q)
+    sum_j (f(c + beta u_j) - f(c)) / beta u_j for the q unit ``directions`` (q, d); ``antithetic``: central
+    differences, (d / q) sum_j (f(c + beta u_j) - f(c - beta u_j)) / (2 beta) u_j, whose error has no term in
+    the curvature along u_j (Nesterov and Spokoiny 2017), for q more queries of the batch."""
     q, d = directions.shape
-    return (d / q) * ((losses[1:] - losses[0]) / beta) @ directions
+    slopes = (losses[1:q + 1] - losses[q + 1:]) / (2 * beta) if antithetic else (losses[1:] - losses[0]) / beta
+    return (d / q) * slopes @ directions
 
 
 def unit_directions(rng, q, d):
@@ -180,6 +191,11 @@ def cross_entropies(probs, y):
     return -np.log(np.clip(np.take_along_axis(probs, y[..., None], axis=-1)[..., 0], 1e-7, 1 - 1e-7))
 
 
+def queries_per_series(config):
+    """Queries one training series costs in a step: directions + 1, or 2 x directions + 1 when antithetic."""
+    return (2 if config.antithetic else 1) * config.directions + 1
+
+
 def step_cost(config, fit_size):
-    """Queries of one training step: (directions + 1) x the batch."""
-    return (config.directions + 1) * min(config.batch_size, fit_size)
+    """Queries of one training step: ``queries_per_series`` x the batch."""
+    return queries_per_series(config) * min(config.batch_size, fit_size)

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from engine.black_box import (SMOOTHING_PER_LR, Adam, cross_entropies, open_black_box, program_basis, softmax,
-                              unit_directions, zo_estimate)
+from engine.black_box import (SMOOTHING_PER_LR, Adam, cross_entropies, open_black_box, probe_offsets, program_basis,
+                              queries_per_series, softmax, unit_directions, zo_estimate)
 from engine.run_folder import Run, plot_curves, portable, read_summary, write_history
 from utils import atomic_write, read_json, write_json
 
@@ -96,18 +96,18 @@ def train_black_box(data, config, folder, split, encoder, command=None):
             break
         order = rng.permutation(len(x_fit))
         batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-        if box.queries + sum((config.directions + 1) * len(b) for b in batches) + val_cost > config.budget:
+        if box.queries + queries_per_series(config) * len(order) + val_cost > config.budget:
             stop = "budget"
             break
         losses, correct = [], 0
         for batch in batches:
             directions = unit_directions(rng, config.directions, config.basis)
-            programs = coefficients[None] + beta * np.concatenate([np.zeros((1, config.basis)), directions])
-            waves = waves_fit[batch][None] + (programs @ basis.T)[:, None, :]  # (q + 1, batch, 16000)
+            programs = coefficients[None] + beta * probe_offsets(directions, config.antithetic)
+            waves = waves_fit[batch][None] + (programs @ basis.T)[:, None, :]  # (1 + q or 1 + 2q, batch, 16000)
             outputs = box(waves.reshape(-1, waves.shape[-1])).reshape(len(programs), len(batch), -1)
-            probs = _head_probs(outputs, center, scale, kernel, bias)  # (q + 1, batch, C)
+            probs = _head_probs(outputs, center, scale, kernel, bias)  # (programs, batch, C)
             per_program = cross_entropies(probs, np.broadcast_to(y_fit[batch], probs.shape[:2])).mean(axis=1)
-            grad_c = zo_estimate(per_program, directions, beta)
+            grad_c = zo_estimate(per_program, directions, beta, config.antithetic)
             features = (outputs[0] - center) / scale
             delta = probs[0] - np.eye(data.num_classes)[y_fit[batch]]
             coefficients = program_adam.step(coefficients, grad_c)
@@ -115,7 +115,7 @@ def train_black_box(data, config, folder, split, encoder, command=None):
             bias = bias_adam.step(bias, delta.mean(0))
             losses.append(per_program[0] * len(batch))
             correct += int((probs[0].argmax(1) == y_fit[batch]).sum())
-            bar.update((config.directions + 1) * len(batch))
+            bar.update(queries_per_series(config) * len(batch))
         val_probs = _head_probs(box(waves_val + coefficients @ basis.T), center, scale, kernel, bias)
         bar.update(val_cost)
         val_ce = float(cross_entropies(val_probs, y_val).mean())

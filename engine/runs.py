@@ -105,11 +105,13 @@ class RunConfig:
     source_rate: int = SAMPLE_RATE
     source_layer: str = None
     # a source reached only by queries (engine.black_box): the program trained by a zeroth-order estimate within a
-    # budget of queries, in a basis of that many coefficients, with that many random directions per step
+    # budget of queries, in a basis of that many coefficients, with that many random directions per step (each
+    # also in its opposite sign when antithetic: central differences)
     black_box: str = None
     budget: int = 50000
     directions: int = 10
     basis: int = 250
+    antithetic: bool = False
     encoding: str = None  # None: the head's (HEAD_DEFAULTS)
     carrier: float = None  # the tone's parameters (fm / am); None: TONE_DEFAULTS for the encodings that read them
     deviation: float = None
@@ -159,6 +161,10 @@ class RunConfig:
             c = keras_source_checked(c)
         if c.black_box is not None:
             c = black_box_checked(c)
+        else:
+            stray = [name for name in BLACK_BOX_ONLY if getattr(c, name) != getattr(RunConfig, name)]
+            if stray:
+                raise UsageError(f"--{stray[0]} sets how a black box is queried; it needs --black-box")
         for ok, message in (
             (c.mode in MODES, f"--mode must be one of {', '.join(MODES)}, got {c.mode!r}"),
             (c.arch in ARCHITECTURES or (c.source_model and c.arch == KERAS_SOURCE) or
@@ -345,6 +351,8 @@ def keras_source_checked(c):
     return dataclasses.replace(c, arch=KERAS_SOURCE)
 
 
+# The settings only a black-box run reads (given without --black-box, they are refused).
+BLACK_BOX_ONLY = ("budget", "directions", "basis", "antithetic")
 # The settings a black-box run does not take (engine.black_box trains one program, no penalty, dropout or mask on
 # it, no augmentation, schedule, refit, selection or SWD); a value other than the default is refused.
 BLACK_BOX_UNUSED = ("ensemble", "dr", "l2", "per", "program", "refit", "select", "ema", "jitter", "scaling", "cosine",
@@ -377,8 +385,8 @@ def black_box_checked(c):
         (c.directions >= 1, f"--directions must be at least 1, got {c.directions}"),
         (2 <= c.basis <= SAMPLE_RATE, f"--basis must be from 2 to {SAMPLE_RATE} coefficients, got {c.basis}"),
         (c.budget >= step_cost(c, c.batch_size),
-         f"--budget {c.budget} is below one training step: (--directions {c.directions} + 1) x --batch-size "
-         f"{c.batch_size} = {step_cost(c, c.batch_size)} queries"),
+         f"--budget {c.budget} is below one training step: ({'2 x ' if c.antithetic else ''}--directions "
+         f"{c.directions} + 1) x --batch-size {c.batch_size} = {step_cost(c, c.batch_size)} queries"),
     ):
         if not ok:
             raise UsageError(message)

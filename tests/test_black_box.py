@@ -47,6 +47,27 @@ def test_the_estimate_points_along_the_gradient():
     assert 0.7 < np.linalg.norm(estimate) / np.linalg.norm(true) < 1.3  # the d / q scale makes it unbiased
 
 
+def test_antithetic_differences_cancel_the_curvature_that_forward_ones_keep():
+    """On a quadratic, a central difference is the directional derivative exactly; a forward one adds beta times
+    the curvature along the direction, so with a large beta only the antithetic estimate stays on the gradient."""
+    from engine.black_box import probe_offsets, unit_directions, zo_estimate
+
+    rng = np.random.default_rng(0)
+    target, c, beta = rng.standard_normal(20), np.zeros(20), 0.5
+    f = lambda w: float(np.sum((w - target) ** 2))  # noqa: E731
+    directions = unit_directions(rng, 10, 20)
+    offsets = probe_offsets(directions, antithetic=True)
+    assert offsets.shape == (21, 20) and not offsets[0].any()
+    np.testing.assert_array_equal(offsets[11:], -offsets[1:11])
+    losses = np.array([f(c + beta * o) for o in offsets])
+    central = zo_estimate(losses, directions, beta, antithetic=True)
+    forward = zo_estimate(losses[:11], directions, beta)
+    true = 2 * (c - target)
+    # the exact projection of the gradient on the directions, scaled by d / q
+    np.testing.assert_allclose(central, 2.0 * (directions @ true) @ directions, rtol=1e-9)
+    np.testing.assert_allclose(forward - central, 2.0 * beta * directions.sum(0), rtol=1e-9)
+
+
 def test_the_program_basis_interpolates_its_coefficients():
     from engine.black_box import program_basis
 
@@ -111,6 +132,18 @@ def test_a_run_stays_within_its_budget_counts_every_query_and_resumes(numpy_box,
         assert len(fh.read().splitlines()) == whole["epochs_run"] + 1
 
 
+def test_an_antithetic_run_spends_two_queries_per_direction(numpy_box, tmp_path):
+    from engine.runs import RunConfig, load_data, train
+
+    config = RunConfig(dataset="toy", data_dir=make_toy_ucr(tmp_path / "ucr"), black_box="efficientword",
+                       budget=700, directions=4, basis=20, antithetic=True, batch_size=8, epochs=2, patience=0,
+                       verbose=0, out=str(tmp_path / "run"))
+    summary = train(load_data(config), config).summary
+    fit, val = 15, 3
+    assert summary["epochs_run"] == 2 and summary["queries"] == fit + val + 2 * ((2 * 4 + 1) * fit + val)
+    assert summary["config"]["antithetic"] is True
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--budget", "10"], "--budget 10 is below one training step: (--directions 10 + 1) x --batch-size 32 = 352"),
     (["--ensemble", "5"], "--ensemble is not used by --black-box efficientword"),
@@ -120,12 +153,22 @@ def test_a_run_stays_within_its_budget_counts_every_query_and_resumes(numpy_box,
     (["--mode", "transfer"], "--black-box efficientword is reprogrammed frozen: it needs --mode reprogram"),
     (["--basis", "1"], "--basis must be from 2 to 16000 coefficients, got 1"),
     (["--directions", "0"], "--directions must be at least 1, got 0"),
+    (["--budget", "300", "--antithetic"], "--budget 300 is below one training step: (2 x --directions 10 + 1) x "
+                                          "--batch-size 32 = 672"),
 ])
 def test_bad_black_box_flags_are_refused_in_one_line(tmp_path, capsys, flags, message):
     argv = ["--dataset", "toy", "--data-dir", make_toy_ucr(tmp_path / "ucr"), "--out", str(tmp_path / "run"),
             "--verbose", "0", "--black-box", "efficientword"] + flags
     line = cli_error(capsys, v2s_main.main, argv)
     assert line.startswith("v2s_main.py: error: ") and message in line
+
+
+@pytest.mark.parametrize("flags", [["--budget", "1000"], ["--antithetic"], ["--basis", "50"], ["--directions", "3"]])
+def test_black_box_flags_without_a_black_box_are_refused(tmp_path, capsys, flags):
+    argv = ["--dataset", "toy", "--data-dir", make_toy_ucr(tmp_path / "ucr"), "--out", str(tmp_path / "run"),
+            "--verbose", "0"] + flags
+    line = cli_error(capsys, v2s_main.main, argv)
+    assert line == f"v2s_main.py: error: {flags[0]} sets how a black box is queried; it needs --black-box"
 
 
 def test_efficientword_is_a_black_box_of_128_value_outputs():
