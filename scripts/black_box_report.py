@@ -1,12 +1,13 @@
-"""The black-box results: per dataset, white-box V2S beside black-box runs (their test accuracy, LP on the box's
+"""The black-box results: per dataset, white-box V2S runs beside black-box runs (their test accuracy, LP on the box's
 outputs, queries, wall time), and a figure of validation accuracy against queries.
 
-    python scripts/black_box_report.py --white results/screens/archive/fm_layers_lp_train \
+    python scripts/black_box_report.py --white V2Sa=results/screens/archive/fm_layers_lp_train \
         tflite=results/screens/black_box/tflite efficientword=results/screens/black_box/efficientword \
         --table results/notes/black_box_table.md --figure results/notes/black_box_queries.png
 
-In:  folders of run folders (``scripts/screen.py`` output, seed 0): ``--white`` the white-box V2Sa runs, then one
-     ``name=folder`` per black box. Only the datasets every folder has finished count.
+In:  folders of run folders (``scripts/screen.py`` output, seed 0): one ``--white name=folder`` per white-box
+     screen (test %, wall seconds and epochs run shown), then one ``name=folder`` per black box. Only the datasets
+     every folder has finished count.
 Out: a markdown table (stdout, or ``--table``) and, with ``--figure``, a PNG: for each dataset, the validation
      accuracy of each black-box run after each epoch against the queries spent so far.
 """
@@ -40,25 +41,27 @@ def history(run):
     return [float(r["queries"]) for r in rows], [float(r["val_accuracy"]) for r in rows]
 
 
-def table(white, boxes):
-    sets = sorted(set(white).intersection(*boxes.values()), key=str.lower)
-    head = "| dataset | white-box V2Sa test % (wall s) |" + "".join(
-        f" {n} test % | {n} LP % | {n} queries (wall s) |" for n in boxes)
-    lines = [head, "|---|---|" + "---|---|---|" * len(boxes)]
+def table(whites, boxes):
+    sets = sorted(set.intersection(*(set(r) for r in list(whites.values()) + list(boxes.values()))), key=str.lower)
+    head = "| dataset |" + "".join(f" {n} test % (wall s, epochs) |" for n in whites) + "".join(
+        f" {n} test % | {n} LP % | {n} queries (wall s, epochs) |" for n in boxes)
+    lines = [head, "|---|" + "---|" * len(whites) + "---|---|---|" * len(boxes)]
     for d in sets:
-        w = white[d][0]
-        cells = [f"{100 * w['test_accuracy']:.2f} ({w['wall_seconds']:.0f})"]
+        cells = []
+        for runs in whites.values():
+            w = runs[d][0]
+            cells.append(f"{100 * w['test_accuracy']:.2f} ({w['wall_seconds']:.0f}, {w['epochs_run']})")
         for runs in boxes.values():
             s = runs[d][0]
             cells += [f"{100 * s['test_accuracy']:.2f}", f"{100 * s['lp_test_accuracy']:.2f}",
-                      f"{s['queries']:,} ({s['wall_seconds']:.0f})"]
+                      f"{s['queries']:,} ({s['wall_seconds']:.0f}, {s['epochs_run']})"]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     if sets:
-        cells = [f"{100 * np.mean([white[d][0]['test_accuracy'] for d in sets]):.2f}"]
+        mean = lambda runs, key: np.mean([runs[d][0][key] for d in sets])  # noqa: E731
+        cells = [f"{100 * mean(runs, 'test_accuracy'):.2f}" for runs in whites.values()]
         for runs in boxes.values():
-            cells += [f"{100 * np.mean([runs[d][0]['test_accuracy'] for d in sets]):.2f}",
-                      f"{100 * np.mean([runs[d][0]['lp_test_accuracy'] for d in sets]):.2f}",
-                      f"{np.mean([runs[d][0]['queries'] for d in sets]):,.0f}"]
+            cells += [f"{100 * mean(runs, 'test_accuracy'):.2f}", f"{100 * mean(runs, 'lp_test_accuracy'):.2f}",
+                      f"{mean(runs, 'queries'):,.0f}"]
         lines.append(f"| mean of {len(sets)} | " + " | ".join(cells) + " |")
     return "\n".join(lines), sets
 
@@ -91,17 +94,25 @@ def figure(path, boxes, sets):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("boxes", nargs="+", metavar="NAME=FOLDER", help="Black-box screens.")
-    p.add_argument("--white", required=True, help="The white-box V2Sa screen of the same datasets.")
+    p.add_argument("--white", action="append", required=True, metavar="NAME=FOLDER",
+                   help="A white-box screen of the same datasets (repeat for several).")
     p.add_argument("--table", help="Write the table here (default: print it).")
     p.add_argument("--figure", help="Write the validation accuracy against queries here (PNG).")
     args = p.parse_args(argv)
-    boxes = {}
-    for item in args.boxes:
-        name, sep, folder = item.partition("=")
-        if not sep:
-            p.error(f"expected NAME=FOLDER, got {item!r}")
-        boxes[name] = finished(folder)
-    text, sets = table(finished(args.white), boxes)
+
+    def named(items):
+        out = {}
+        for item in items:
+            name, sep, folder = item.partition("=")
+            if not sep:
+                p.error(f"expected NAME=FOLDER, got {item!r}")
+            if not os.path.isdir(folder):
+                p.error(f"{folder}: no such folder")
+            out[name] = finished(folder)
+        return out
+
+    whites, boxes = named(args.white), named(args.boxes)
+    text, sets = table(whites, boxes)
     if args.table:
         with open(args.table, "w") as fh:
             fh.write(text + "\n")

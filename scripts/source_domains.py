@@ -11,7 +11,8 @@ identity and pitch, paired against the default V2Sa on the screening subset.
 
 Sources (``SOURCES``): the shipped V2Sa (speech commands, its V2S runs are the default screen
 ``results/screens/archive/fm_layers_lp_train``), the original attention RNN on real GSC v2, the two musicnn taggers
-(music), Resemblyzer's voice encoder (speaker identity) and CREPE tiny (pitch). Each is read as V2S reads it: V2Sa
+(music), Resemblyzer's voice encoder (speaker identity), CREPE tiny (pitch) and, as the control, V2Sa's
+architecture untrained (``--source-weights random``). Each is read as V2S reads it: V2Sa
 and the GSC v2 model through the layers head's pooled features (``ts_model.FEATURE_LAYERS``), a ported model
 through ``speech.keras_source`` (the layer before its outputs, or its output, pooled over time if a sequence).
 
@@ -50,6 +51,7 @@ SOURCES = {
     "crepe_tiny": ("pitch", "weight/crepe_tiny.keras", "results/screens/domains/crepe_tiny"),
     "musicnn_mtt/max_pool": ("music tags (MagnaTagATune)", "weight/musicnn_mtt.keras", None, "max_pool"),
     "crepe_tiny/conv5_pool": ("pitch", "weight/crepe_tiny.keras", None, "conv5_pool"),
+    "untrained": ("nothing (V2Sa's architecture, random weights)", "random", "results/screens/domains/untrained"),
 }
 BASELINE = "V2Sa"
 
@@ -60,6 +62,13 @@ def reader_of(name):
     from speech.source_model import load_source_model
     from ts_model import feature_reader
 
+    if SOURCES[name][1] == "random":  # the control: V2Sa built with seeded random weights, as --source-weights random
+        import keras
+
+        from speech.source_model import build_source_model
+
+        keras.utils.set_random_seed(0)
+        return feature_reader(build_source_model("V2Sa"))
     weights, layer = os.path.join(REPO, SOURCES[name][1]), (SOURCES[name][3:] or (None,))[0]
     return keras_source(weights, layer=layer) if weights.endswith(".keras") else \
         feature_reader(load_source_model(weights))
