@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from engine.errors import UsageError
+from speech.commands import SAMPLE_RATE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project root, one above engine/
 
@@ -25,7 +26,9 @@ SETTINGS_BEFORE_THEY_EXISTED = {"cosine": False, "refit": False, "patience": 0, 
                                "max_seg": 10, "ema": 0.0, "head": "mapping",
                                "standardise": False, "encoding": "pad", "carrier": None, "deviation": None,
                                "depth": None, "clip": None, "program": "wave",
-                               "head_fit": "train", "layout": "mix"}
+                               "head_fit": "train", "layout": "mix", "source_model": None,
+                               "source_rate": SAMPLE_RATE, "source_layer": None, "black_box": None, "budget": 50000,
+                               "directions": 10, "basis": 250, "antithetic": False}
 # What a run, and the figures drawn from it, write into a run folder (fnmatch patterns): nothing else may be there
 # for a run to write into the folder, or for --force to empty it (``foreign_entries``).
 RUN_ENTRIES = ("summary.json", "history.csv", "curves.png", "model.keras", "best.weights.h5", "ckpt", "ckpt_refit",

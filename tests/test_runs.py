@@ -50,6 +50,17 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes(tmp_path, tiny_ucr):
     assert train(config(tiny_ucr, tmp_path / "old", epochs=2, resume=True))["epochs_run"] == 2
 
 
+def test_a_run_written_before_the_source_model_and_black_box_settings_is_the_same_run():
+    """Its saved config lacks those keys: they take the values such runs used, so the run is reported or resumed,
+    not refused as one of other settings."""
+    cfg = runs.RunConfig(dataset="toy").validated()
+    saved = cfg.experiment()
+    for key in ("source_model", "source_rate", "source_layer", "black_box", "budget", "directions", "basis",
+                "antithetic"):
+        del saved[key]
+    assert runs.differing_settings(saved, cfg) == []
+
+
 def test_early_stopping_stops_and_a_stopped_run_resumes_as_stopped(tmp_path, tiny_ucr):
     # lr 5 makes the validation cross-entropy jump after the first epochs, so patience 2 stops the run early.
     summary = train(config(tiny_ucr, tmp_path / "es", epochs=30, patience=2, lr=5.0))
