@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 from engine.errors import UsageError
+from speech.commands import SAMPLE_RATE
 from speech.spec import BLACK_BOXES  # noqa: F401  (the names --black-box takes)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE_RATE = 16000
 # The smoothing beta of the estimate, as a multiple of the learning rate: BAR's 0.1 at its 0.01. Tied to the step
 # so that one knob sets the program's scale: a box whose outputs move more under the program than between series
 # (efficientword's embedding: 0.005 for a program of 0.001, against a spread of 0.0004 between series) needs
@@ -196,6 +196,6 @@ def queries_per_series(config):
     return (2 if config.antithetic else 1) * config.directions + 1
 
 
-def step_cost(config, fit_size):
-    """Queries of one training step: ``queries_per_series`` x the batch."""
-    return queries_per_series(config) * min(config.batch_size, fit_size)
+def step_cost(config):
+    """Queries of one full training step: ``queries_per_series`` x the batch size."""
+    return queries_per_series(config) * config.batch_size

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from engine.black_box import LEARNING_RATE as BLACK_BOX_LR, step_cost
 from engine.errors import UsageError
 from engine.run_folder import (REPO, RUN_ENTRIES, Run, foreign_entries, load_run, plot_curves,  # noqa: F401
                                portable, read_summary, upgraded_settings, write_history)
@@ -300,7 +301,7 @@ class RunConfig:
         if c.head is None and (c.source_model or c.black_box):
             c.head = "features"
         if c.black_box and c.lr is None:
-            c.lr = BLACK_BOX_LR
+            c.lr = BLACK_BOX_LR  # BAR's (Tsai, Chen and Ho 2020)
         if c.head is None:
             mapping_asked = c.map_type is not None or c.mapping != 0
             c.head = "layers" if (c.mode in REPROGRAM_MODES and c.arch in ATTENTION_ARCHITECTURES
@@ -358,14 +359,11 @@ BLACK_BOX_ONLY = ("budget", "directions", "basis", "antithetic")
 BLACK_BOX_UNUSED = ("ensemble", "dr", "l2", "per", "program", "refit", "select", "ema", "jitter", "scaling", "cosine",
                     "lr_decay", "swd", "tensorboard", "val_on_test", "znorm", "gain", "standardise", "head_fit")
 # (the head always starts as the logistic regression of the box's outputs and trains: --head-fit lp+train)
-BLACK_BOX_LR = 0.01  # Adam's for the program and the head, BAR's (Tsai, Chen and Ho 2020)
 
 
 def black_box_checked(c):
     """``c`` with a black box as its source (``arch`` the box's name, one program) once the settings that go with
     ``--black-box`` are checked; ``UsageError`` naming the flag otherwise."""
-    from engine.black_box import step_cost
-
     flag = f"--black-box {c.black_box}"
     defaults = RunConfig()
     unused = [name for name in BLACK_BOX_UNUSED if getattr(c, name) != getattr(defaults, name)
@@ -384,9 +382,9 @@ def black_box_checked(c):
                      "by a zeroth-order estimate); drop it"),
         (c.directions >= 1, f"--directions must be at least 1, got {c.directions}"),
         (2 <= c.basis <= SAMPLE_RATE, f"--basis must be from 2 to {SAMPLE_RATE} coefficients, got {c.basis}"),
-        (c.budget >= step_cost(c, c.batch_size),
+        (c.budget >= step_cost(c),
          f"--budget {c.budget} is below one training step: ({'2 x ' if c.antithetic else ''}--directions "
-         f"{c.directions} + 1) x --batch-size {c.batch_size} = {step_cost(c, c.batch_size)} queries"),
+         f"{c.directions} + 1) x --batch-size {c.batch_size} = {step_cost(c)} queries"),
     ):
         if not ok:
             raise UsageError(message)
