@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 from engine.errors import UsageError
+from engine.run_folder import REPO
 from speech.commands import SAMPLE_RATE
 from speech.spec import BLACK_BOXES  # noqa: F401  (the names --black-box takes)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The smoothing beta of the estimate, as a multiple of the learning rate: BAR's 0.1 at its 0.01. Tied to the step
 # so that one knob sets the program's scale: a box whose outputs move more under the program than between series
 # (efficientword's embedding: 0.005 for a program of 0.001, against a spread of 0.0004 between series) needs

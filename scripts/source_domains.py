@@ -62,13 +62,13 @@ def reader_of(name):
     from speech.source_model import load_source_model
     from ts_model import feature_reader
 
-    if SOURCES[name][1] == "random":  # the control: V2Sa built with seeded random weights, as --source-weights random
-        import keras
+    if SOURCES[name][1] == "random":
+        from engine.runs import RunConfig, load_source
+        from utils import set_seed
 
-        from speech.source_model import build_source_model
-
-        keras.utils.set_random_seed(0)
-        return feature_reader(build_source_model("V2Sa"))
+        # the weights a seed-0 run with --source-weights random draws: train() seeds, then builds the source first
+        set_seed(0)
+        return feature_reader(load_source(RunConfig(source_weights="random")))
     weights, layer = os.path.join(REPO, SOURCES[name][1]), (SOURCES[name][3:] or (None,))[0]
     return keras_source(weights, layer=layer) if weights.endswith(".keras") else \
         feature_reader(load_source_model(weights))
