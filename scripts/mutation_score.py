@@ -17,6 +17,11 @@ mutants are never run twice; the sample's verdicts are also kept in ``results/mu
 a fresh copy elsewhere resumes from them. Out: a markdown report (per module: sampled, killed, survived, no tests, timeouts,
 the killed share of the decided mutants) with the surviving mutants' names, printed or written to ``--report``.
 
+Each mutant's tests run in a process forked from a server that has not imported TensorFlow (mutmut's
+``process_isolation=forkserver``, no warm-up): mutmut's default forks its main process, which has run the whole
+suite, and a fork of a process whose TensorFlow thread pools exist keeps one thread and waits forever for the others
+(every mutant whose tests reach TensorFlow ended at the time limit, undecided). A fresh import costs seconds a mutant.
+
 Keras inspects a layer's ``__init__`` arguments when the layer is created, which mutmut's wrapper hides: the
 constructors of Keras layers and callbacks are left unmutated (marked in the copy, never in the repository).
 Not in CI: a mutant whose function the end-to-end tests run costs their whole time (about 400 s on one core)
@@ -64,6 +69,8 @@ pytest_add_cli_args=
     no:randomly
 timeout_multiplier=5
 timeout_constant=60
+process_isolation=forkserver
+forkserver_warmup=none
 """
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 36: "timeout", 24: "timeout",
           -24: "timeout", 152: "timeout", 255: "timeout", None: "not run"}
