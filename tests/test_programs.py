@@ -138,6 +138,19 @@ def test_series_scaling():
     gained(x)
     gained.scale.assign(2.5)
     np.testing.assert_allclose(np.asarray(gained(x)), 2.5 * x)
+    # A dataset's units are divided out also when its center is exactly 0 (a series already centred).
+    np.testing.assert_allclose(np.asarray(SeriesScaling(center=0.0, scale=4.0)(x)), x / 4.0)
+    np.testing.assert_allclose(np.asarray(SeriesScaling(center=1.0, scale=1.0)(x)), x - 1.0)
+
+
+def test_a_single_programs_iterative_mapping_reads_its_classes_through_the_assigned_mapping():
+    # The iterative mapping's callback hands one program a (C, k) mapping; its matrix is then the new one.
+    probs = np.eye(36, dtype=np.float32)[[0, 3, 4]]  # all of each row's probability on source label 0, 3 or 4
+    layer = LabelMapping([[0, 1], [2, 3], [4, 5]], iterative=True)
+    np.testing.assert_allclose(np.asarray(layer(probs)), np.eye(3, dtype=np.float32), atol=1e-6)
+    layer.assign([[4, 1], [2, 3], [0, 5]])
+    np.testing.assert_allclose(np.asarray(layer(probs)), np.eye(3, dtype=np.float32)[[2, 1, 0]], atol=1e-6)
+    assert layer.current_mapping() == [[1, 4], [2, 3], [0, 5]]  # read back from the matrix: sorted
 
 
 def test_standardise_removes_the_units_and_offset_of_a_dataset(source, series, tmp_path):
