@@ -155,6 +155,26 @@ def test_swd_recorded_per_epoch_plotted_and_tabled(runs, tmp_path):
     assert swd.mean_and_median([1.0, 2.0, 6.0]) == (3.0, 2.0)
 
 
+def test_the_swd_a_run_records_is_drawn_with_the_runs_seed(runs):
+    # Two runs with one seed record the same SWD for the same model: the random projections follow --seed.
+    from engine import runs as engine_runs
+    from ts_model import source_of, source_pass
+
+    base, data_dir, gsc = runs
+    model = engine_runs.load_run(str(base / "runs" / "v2s")).model
+    x = engine_runs.load_data(engine_runs.RunConfig(dataset="toy", data_dir=data_dir)).x_train[:8]
+    config = engine_runs.RunConfig(swd=True, swd_gsc_dir=gsc, seed=3)
+    recorded = []
+    for _ in range(2):
+        callback = engine_runs._epoch_callbacks(config, str(base), x, None, 3)(model)[0]
+        callback.set_model(model)
+        logs = {}
+        callback.on_epoch_end(0, logs)
+        recorded.append(logs["swd"])
+    reference = swd.source_reference_features(source_of(model), gsc)
+    assert recorded[0] == recorded[1] == swd.sliced_wasserstein(reference, source_pass(model, program=0)(x), seed=3)
+
+
 def test_swd_table_of_a_folder_mixing_head_and_mapping_runs(runs, tmp_path):
     """A head run is measured in the attention vector's space, a mapping run in the logits': each against its own
     reference, never one cloud against the other's (that mixed 128- and 36-value clouds and crashed)."""

@@ -10,7 +10,7 @@ import keras
 
 from conftest import forward
 from engine.errors import UsageError
-from engine.runs import RunConfig, folder_for
+from engine.runs import RunConfig, describe_encoding, folder_for
 from engine.training_graph import training_graph
 from speech.commands import SAMPLE_RATE
 from ts_encoding import SegmentZeroPadding, ToneEncoding, build_encoding, encoder_of
@@ -217,3 +217,10 @@ def test_a_multivariate_model_trains_through_its_graph_and_survives_a_round_trip
     np.testing.assert_allclose(forward(keras.saving.load_model(path), x), forward(model, x), atol=1e-6)
     with pytest.raises(ValueError, match="--encoding pad plays one series"):
         build_v2s(LENGTH, CLASSES, source=source, encoding="pad", channels=3)
+
+
+def test_a_run_announces_the_encoding_it_trains_with():
+    assert describe_encoding(RunConfig().validated()) == "encoding fm (600 +- 400 Hz, clip 3 sigma)"
+    am = RunConfig(encoding="am", carrier=900.0, depth=20.0, clip=2.0).validated()
+    assert describe_encoding(am) == "encoding am (900 Hz, 20 dB, clip 2 sigma)"
+    assert describe_encoding(RunConfig(encoding="pad").validated()) == "encoding pad"
