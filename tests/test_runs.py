@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -341,6 +342,13 @@ def test_default_folders_name_the_settings_that_differ(monkeypatch, tmp_path):
     assert runs.folder_for(control, "GunPoint").endswith("_s0_source_weights-random")
     paper = runs.RunConfig(dataset="GunPoint", map_type="random").validated()  # asks for the paper's mapping
     assert runs.folder_for(paper, "GunPoint").endswith("_s0_head-mapping")
+    # Too many changes for a readable name: a hash of them, the same one every time, so --resume finds the folder.
+    many = dict(dataset="GunPoint", ensemble=1, lr=0.003, znorm=True, gain=True, dr=0.1, l2=0.01, jitter=0.05,
+                batch_size=16, carrier=700.0, deviation=300.0)
+    name = os.path.basename(runs.folder_for(runs.RunConfig(**many).validated(), "GunPoint"))
+    assert re.fullmatch(r"GunPoint_reprogram_V2Sa_s0_settings-[0-9a-f]{10}", name)
+    assert name == os.path.basename(runs.folder_for(runs.RunConfig(**many).validated(), "GunPoint"))
+    assert name != os.path.basename(runs.folder_for(runs.RunConfig(**{**many, "dr": 0.2}).validated(), "GunPoint"))
 
 
 LAYERS, EARLIER = ("layers", "fm", "lp+train", 0.001), ("pad", "train", 0.01)
