@@ -209,6 +209,14 @@ def test_ensemble_model_round_trip(tmp_path, source, series):
     np.testing.assert_allclose(forward(again, x), forward(model, x), atol=1e-7)
 
 
+def test_frozen_bilstm_refuses_a_sequence_of_unknown_length_saying_why():
+    from engine.frozen_lstm import frozen_bilstm
+
+    weights = (np.zeros((4, 8)), np.zeros((2, 8)), np.zeros(8))
+    with pytest.raises(ValueError, match="needs a static number of time steps"):
+        frozen_bilstm(keras.Input((None, 4)), weights, weights)
+
+
 @pytest.mark.parametrize("threads", [1, 2])  # one loop for both directions, or one loop each
 def test_frozen_bilstm_is_the_keras_layer_for_outputs_and_input_gradients(tmp_path, monkeypatch, threads):
     from engine.training_graph import FrozenBiLSTM

@@ -423,3 +423,13 @@ def test_tensorboard_scalars_are_written_per_epoch(tmp_path, tiny_ucr):
             values.setdefault(value.tag, []).append(event.step)
     history = open(tmp_path / "tb" / "history.csv").read().splitlines()
     assert values["val_ce"] == [0, 1] and len(history) == 3 and {"loss", "accuracy", "val_accuracy"} <= set(values)
+
+
+def test_classes_with_one_training_series_are_named_in_one_note():
+    from ts_dataloader import UCRData
+
+    y = np.array([0, 0, 0, 0, 1, 2, 3, 3, 3, 3])  # classes "b" and "c": one training series each
+    data = UCRData("Few", np.zeros((10, 5), np.float32), y, np.zeros((2, 5), np.float32), np.array([0, 3]),
+                   np.array(["a", "b", "c", "d"]), "memory")
+    notes = runs.split_data(data, runs.RunConfig(val_split=0.5).validated())[4]
+    assert notes == ["class b, c has one training series: it is only trained on, never validated"]
