@@ -213,7 +213,8 @@ def test_frozen_bilstm_refuses_a_sequence_of_unknown_length_saying_why():
     from engine.frozen_lstm import frozen_bilstm
 
     weights = (np.zeros((4, 8)), np.zeros((2, 8)), np.zeros(8))
-    with pytest.raises(ValueError, match="needs a static number of time steps"):
+    with pytest.raises(ValueError, match="^frozen_bilstm needs a static number of time steps; got a sequence of "
+                                         "unknown length$"):
         frozen_bilstm(keras.Input((None, 4)), weights, weights)
 
 
