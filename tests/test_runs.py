@@ -185,6 +185,26 @@ def test_resumable_checkpoint_keeps_the_best_weights_and_counts_patience(tmp_pat
     assert again.state["epoch"] == 4 and again.state["history"]["val"] == [0.5, 0.3, 0.4, 0.6]
 
 
+def test_a_checkpoint_within_an_epoch_records_its_batch_and_an_epochs_end_clears_it_and_adds_the_time(tmp_path,
+                                                                                                     monkeypatch):
+    import types
+
+    import utils
+
+    clock = iter([100.0, 103.0, 103.0, 125.0])  # opened, a batch's end (due: written), the epoch's end
+    monkeypatch.setattr(utils, "time", types.SimpleNamespace(time=lambda: next(clock)))  # this module's clock only
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    checkpoint = ResumableCheckpoint(str(tmp_path / "c"), monitor="val", every_seconds=1.0)
+    checkpoint.set_model(model)
+    checkpoint.on_train_batch_end(4)  # 3 s after opening: written, five batches done
+    on_disk = read_json(tmp_path / "c" / "state.json")
+    assert (on_disk["epoch"], on_disk["batch"], on_disk["seconds"]) == (0, 5, 3.0)
+    checkpoint.on_epoch_end(0, {"val": 0.5})  # a resumed run must start the next epoch at its first batch
+    on_disk = read_json(tmp_path / "c" / "state.json")
+    assert (on_disk["epoch"], on_disk["batch"], on_disk["seconds"]) == (1, 0, 25.0)
+
+
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     path = tmp_path / "f.json"
     path.write_text('{"old": 1}')
