@@ -24,8 +24,8 @@ suite, and a fork of a process whose TensorFlow thread pools exist keeps one thr
 
 Keras inspects a layer's ``__init__`` arguments when the layer is created, which mutmut's wrapper hides: the
 constructors of Keras layers and callbacks are left unmutated (marked in the copy, never in the repository).
-Not in CI: a mutant whose function the end-to-end tests run costs their whole time (about 400 s on one core)
-when it survives, so one revision's sample of 70 takes hours. A mutant stopped at its limit is undecided: mutmut
+Not in CI: a mutant whose function the end-to-end tests run costs their whole time (about five minutes of one
+core) when it survives, so one revision's sample of 70 takes hours. A mutant stopped at its limit is undecided: mutmut
 stops a mutant's tests after 5 x (their own time + 60 s) of wall time (twice that of CPU time). The tests' own time
 leaves out what a forked test process spends before them (its module fixtures, TensorFlow tracing), several times a
 short test's own time here, and on a shared machine the wall clock runs on besides: with mutmut's 1 s in place of 60 s,
