@@ -331,3 +331,21 @@ def test_the_shared_uea_sets_load_with_their_channels():
 
     d = load_ucr("BasicMotions", data_dir=shared_path("uea"))
     assert d.x_train.shape == (40, 6, 100) and d.x_test.shape == (40, 6, 100) and d.num_classes == 4
+
+
+def test_a_label_column_numbered_from_0_is_labels_and_a_measurement_column_is_refused_saying_why(tmp_path):
+    """Twelve series, one per class, numbered 0..11 (as Fungi's are 1..18) are labels; a column of whole-number
+    measurements is refused as one, a column of fractions as the other."""
+    series = [0.5, 1.5, 2.5]
+    write_tsv(tmp_path, "Zero", "TRAIN", [[c] + series for c in range(12)])
+    write_tsv(tmp_path, "Zero", "TEST", [[0] + series])
+    assert load_ucr("Zero", data_dir=str(tmp_path)).y_train.tolist() == list(range(12))
+    write_tsv(tmp_path, "Whole", "TRAIN", [[3 * c + 7] + series for c in range(12)])
+    write_tsv(tmp_path, "Whole", "TEST", [[7] + series])
+    with pytest.raises(DatasetError, match=r"12 different values over 12 series, most classes a single series, not "
+                                           r"numbered 1, 2, \.\. \(line 1: 7\)"):
+        load_ucr("Whole", data_dir=str(tmp_path))
+    write_tsv(tmp_path, "Frac", "TRAIN", [[c + 0.25] + series for c in range(12)])
+    write_tsv(tmp_path, "Frac", "TEST", [[0.25] + series])
+    with pytest.raises(DatasetError, match=r"12 different values over 12 series, some not whole numbers"):
+        load_ucr("Frac", data_dir=str(tmp_path))
